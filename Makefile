@@ -1,0 +1,50 @@
+# rwp-harness: `make check` runs the RWP suite on a freshly built kernel,
+# `make test` runs the harness's own tests. Both set everything up first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HARNESS := $(BIN)/rwp-harness
+ARGS ?=
+
+# What the harness calls on the host. kmod: virtme-ng runs depmod;
+# rsync: headers_install; busybox: virtme-ng's initramfs when it needs one.
+DEB_PACKAGES := qemu-system-x86 gcc libc6-dev make flex bison bc libelf-dev libssl-dev \
+	cpio rsync kmod ccache git xz-utils busybox-static python3-venv
+
+.PHONY: setup debs kernel check test bench clean distclean
+
+setup: debs $(VENV)/.installed
+
+debs:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+kernel: setup
+	$(HARNESS) build $(ARGS)
+
+check: setup
+	$(HARNESS) check $(ARGS)
+
+test: setup
+	$(BIN)/pytest -ra $(ARGS)
+
+clean:
+	rm -rf rwp-results .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * First RWP behaviours: feature advertisement, registration, protection of a
+ * populated range, sync read and write faults, async resolution, and the
+ * refusal of WP|RWP.
+ */
+#include "rwp_test.h"
+
+#define NPAGES 4
+
+/* An anon range with known contents, registered for RWP on a fresh uffd. */
+struct rwp_range {
+	int uffd;
+	char *addr;
+	size_t len;
+};
+
+static struct rwp_range rwp_range_new(__u64 features)
+{
+	struct rwp_range r;
+	size_t i;
+	int err;
+
+	require_rwp();
+	r.len = NPAGES * page_size();
+	r.addr = map_anon(r.len);
+	for (i = 0; i < NPAGES; i++)
+		memset(r.addr + i * page_size(), 'a' + (int)i, page_size());
+	r.uffd = uffd_new(UFFD_FEATURE_RWP | features);
+	err = uffd_register(r.uffd, r.addr, r.len, UFFDIO_REGISTER_MODE_RWP, NULL);
+	errno = -err;
+	CHECK(err == 0, "UFFDIO_REGISTER MODE_RWP");
+	return r;
+}
+
+static void protect(struct rwp_range *r)
+{
+	int err = uffd_rwprotect(r->uffd, r->addr, r->len, UFFDIO_RWPROTECT_MODE_RWP);
+
+	errno = -err;
+	CHECK(err == 0, "UFFDIO_RWPROTECT MODE_RWP over %zu bytes", r->len);
+}
+
+RWP_TEST(api_advertises_rwp)
+{
+	__u64 features = uffd_kernel_features();
+
+	if (!(features & UFFD_FEATURE_RWP))
+		SKIP(RWP_NO_FEATURE_REASON);
+	CHECK(features & UFFD_FEATURE_RWP_ASYNC,
+	      "features 0x%llx has RWP but not RWP_ASYNC", (unsigned long long)features);
+}
+
+RWP_TEST(register_rwp)
+{
+	__u64 ioctls = 0;
+	char *addr;
+	int fd, err;
+
+	require_rwp();
+	addr = map_anon(page_size());
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	err = uffd_register(fd, addr, page_size(), UFFDIO_REGISTER_MODE_RWP, &ioctls);
+	errno = -err;
+	CHECK(err == 0, "UFFDIO_REGISTER MODE_RWP");
+	CHECK(ioctls & (1ULL << _UFFDIO_RWPROTECT),
+	      "returned ioctls 0x%llx lack UFFDIO_RWPROTECT", (unsigned long long)ioctls);
+}
+
+RWP_TEST(rwprotect_populated_keeps_contents)
+{
+	struct rwp_range r = rwp_range_new(0);
+	size_t i;
+	int err;
+
+	protect(&r);
+	err = uffd_rwprotect(r.uffd, r.addr, r.len, 0);
+	errno = -err;
+	CHECK(err == 0, "UFFDIO_RWPROTECT resolve");
+	for (i = 0; i < NPAGES; i++)
+		CHECK(r.addr[i * page_size() + 7] == 'a' + (int)i,
+		      "page %zu holds 0x%x after protect and resolve", i,
+		      r.addr[i * page_size() + 7]);
+}
+
+/* Touch page 2 from a thread; it must block until the handler resolves. */
+static void sync_fault(int write)
+{
+	struct rwp_range r = rwp_range_new(0);
+	char *target = r.addr + 2 * page_size();
+	struct accessor acc;
+	struct uffd_msg msg;
+	int n, err;
+	__u64 want_flags = UFFD_PAGEFAULT_FLAG_RWP | (write ? UFFD_PAGEFAULT_FLAG_WRITE : 0);
+
+	protect(&r);
+	accessor_start(&acc, target + 100, write, 'Z');
+	n = uffd_read_msg(r.uffd, &msg, RWP_WAIT_MS);
+	CHECK(n == 1, "no fault message within %d ms (read returned %d)", RWP_WAIT_MS, n);
+	CHECK(msg.event == UFFD_EVENT_PAGEFAULT, "event %u is not PAGEFAULT", msg.event);
+	CHECK(msg.arg.pagefault.flags == want_flags, "flags 0x%llx, want 0x%llx",
+	      (unsigned long long)msg.arg.pagefault.flags, (unsigned long long)want_flags);
+	CHECK(msg.arg.pagefault.address == (unsigned long)target,
+	      "address 0x%llx, want page 0x%lx", (unsigned long long)msg.arg.pagefault.address,
+	      (unsigned long)target);
+	CHECK(!acc.done, "the access completed while the page was protected");
+	err = uffd_rwprotect(r.uffd, target, page_size(), 0);
+	errno = -err;
+	CHECK(err == 0, "UFFDIO_RWPROTECT resolve of the faulting page");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the thread did not resume after resolve");
+	if (write)
+		CHECK(target[100] == 'Z', "write lost: page holds 0x%x", target[100]);
+	else
+		CHECK(acc.value == 'c', "read 0x%x, want 'c'", acc.value);
+	CHECK(uffd_read_msg(r.uffd, &msg, 0) == 0, "a second message was queued");
+}
+
+RWP_TEST(sync_read_fault)
+{
+	sync_fault(0);
+}
+
+RWP_TEST(sync_write_fault)
+{
+	sync_fault(1);
+}
+
+RWP_TEST(async_resolves_without_message)
+{
+	struct rwp_range r = rwp_range_new(UFFD_FEATURE_RWP_ASYNC);
+	struct uffd_msg msg;
+	char *p1 = r.addr + page_size();
+
+	protect(&r);
+	CHECK(p1[5] == 'b', "async read returned 0x%x", p1[5]);
+	p1[6] = 'Q';
+	CHECK(p1[6] == 'Q', "async write lost");
+	CHECK(uffd_read_msg(r.uffd, &msg, 0) == 0, "async mode queued a message (event %u)",
+	      msg.event);
+}
+
+RWP_TEST(register_wp_and_rwp_refused)
+{
+	char *addr;
+	int fd, err;
+
+	require_rwp();
+	addr = map_anon(page_size());
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	err = uffd_register(fd, addr, page_size(),
+			    UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_RWP, NULL);
+	CHECK(err == -EINVAL, "MODE_WP|MODE_RWP returned %d (%s), want -EINVAL", err,
+	      strerror(-err));
+}
+
+RWP_MAIN

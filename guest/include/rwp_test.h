@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared helpers for the guest C programs: KTAP output, one forked child per
+ * test with a deadline, and userfaultfd set-up.
+ *
+ * Each test runs in its own child so that a crash, a stuck fault or leaked
+ * uffd state cannot spill into the next test; the parent prints the result.
+ */
+#ifndef RWP_TEST_H
+#define RWP_TEST_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/*
+ * Kernels before 7.3 ship headers without RWP. The values below are the 7.3
+ * UAPI; defining them lets the same program run there and skip, instead of
+ * failing to compile.
+ */
+#ifndef UFFD_FEATURE_RWP
+#define UFFD_FEATURE_RWP		(1ULL << 17)
+#endif
+#ifndef UFFD_FEATURE_RWP_ASYNC
+#define UFFD_FEATURE_RWP_ASYNC		(1ULL << 18)
+#endif
+#ifndef UFFDIO_REGISTER_MODE_RWP
+#define UFFDIO_REGISTER_MODE_RWP	((__u64)1 << 3)
+#endif
+#ifndef UFFD_PAGEFAULT_FLAG_RWP
+#define UFFD_PAGEFAULT_FLAG_RWP		(1 << 3)
+#endif
+#ifndef UFFDIO_RWPROTECT
+#define _UFFDIO_RWPROTECT		(0x09)
+#define _UFFDIO_SET_MODE		(0x0A)
+struct uffdio_rwprotect {
+	struct uffdio_range range;
+#define UFFDIO_RWPROTECT_MODE_RWP	((__u64)1 << 0)
+#define UFFDIO_RWPROTECT_MODE_DONTWAKE	((__u64)1 << 1)
+	__u64 mode;
+};
+struct uffdio_set_mode {
+	__u64 enable;
+	__u64 disable;
+};
+#define UFFDIO_RWPROTECT	_IOWR(UFFDIO, _UFFDIO_RWPROTECT, struct uffdio_rwprotect)
+#define UFFDIO_SET_MODE		_IOW(UFFDIO, _UFFDIO_SET_MODE, struct uffdio_set_mode)
+#endif
+
+#define RWP_NO_FEATURE_REASON "kernel does not advertise UFFD_FEATURE_RWP"
+/* Long enough for a TCG guest under load; a stuck fault fails, it never hangs. */
+#define RWP_DEADLINE_S 20
+#define RWP_WAIT_MS 5000
+
+#define RWP_EXIT_PASS 0
+#define RWP_EXIT_FAIL 1
+#define RWP_EXIT_SKIP 4
+
+struct rwp_test {
+	const char *name;
+	void (*fn)(void);
+	int line;
+};
+
+#define RWP_MAX_TESTS 128
+static struct rwp_test rwp_tests[RWP_MAX_TESTS];
+static int rwp_ntests;
+/* Shared with the test child so it can hand its skip reason to the parent. */
+static char *rwp_reason;
+
+static inline void rwp_register(const char *name, void (*fn)(void), int line)
+{
+	if (rwp_ntests < RWP_MAX_TESTS)
+		rwp_tests[rwp_ntests++] = (struct rwp_test){ name, fn, line };
+}
+
+/* Declares a test; tests run in the order they appear in the file. */
+#define RWP_TEST(fn)							\
+	static void fn(void);						\
+	__attribute__((constructor)) static void rwp_reg_##fn(void)	\
+	{ rwp_register(#fn, fn, __LINE__); }				\
+	static void fn(void)
+
+static inline void rwp_diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("# ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+	fflush(stdout);
+}
+
+__attribute__((noreturn)) static inline void rwp_fail_at(const char *file, int line,
+							 const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# %s:%d: ", file, line);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+	fflush(stdout);
+	_exit(RWP_EXIT_FAIL);
+}
+
+__attribute__((noreturn)) static inline void rwp_skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rwp_reason, 256, fmt, ap);
+	va_end(ap);
+	fflush(stdout);
+	_exit(RWP_EXIT_SKIP);
+}
+
+#define FAIL(...) rwp_fail_at(__FILE__, __LINE__, __VA_ARGS__)
+#define SKIP(...) rwp_skip(__VA_ARGS__)
+/* CHECK(cond, fmt, ...): fail the test with the message and errno if !cond. */
+#define CHECK(cond, ...)						\
+	do {								\
+		if (!(cond)) {						\
+			int e_ = errno;					\
+			printf("# check failed: %s (errno %d %s)\n",	\
+			       #cond, e_, strerror(e_));		\
+			FAIL(__VA_ARGS__);				\
+		}							\
+	} while (0)
+
+static int rwp_by_line(const void *a, const void *b)
+{
+	return ((const struct rwp_test *)a)->line - ((const struct rwp_test *)b)->line;
+}
+
+static void rwp_on_alarm(int sig)
+{
+	static const char msg[] = "# deadline expired: the test did not finish\n";
+
+	(void)sig;
+	(void)!write(STDOUT_FILENO, msg, sizeof(msg) - 1);
+	_exit(RWP_EXIT_FAIL);
+}
+
+static int rwp_run_one(const struct rwp_test *t, int idx)
+{
+	int status;
+	pid_t pid;
+
+	rwp_reason[0] = '\0';
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		signal(SIGALRM, rwp_on_alarm);
+		alarm(RWP_DEADLINE_S);
+		t->fn();
+		fflush(stdout);
+		_exit(RWP_EXIT_PASS);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0) {
+		printf("not ok %d %s # fork/wait failed: %s\n", idx, t->name, strerror(errno));
+		return 1;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == RWP_EXIT_PASS) {
+		printf("ok %d %s\n", idx, t->name);
+		return 0;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == RWP_EXIT_SKIP) {
+		printf("ok %d %s # SKIP %s\n", idx, t->name, rwp_reason);
+		return 0;
+	}
+	if (WIFSIGNALED(status))
+		printf("# killed by signal %d (%s)\n", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	printf("not ok %d %s\n", idx, t->name);
+	return 1;
+}
+
+/* Usage: prog [--list] [name...]: run all tests, or only those named. */
+static int rwp_main(int argc, char **argv)
+{
+	int i, j, failed = 0, selected = 0, idx = 0;
+	char want[RWP_MAX_TESTS];
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	qsort(rwp_tests, rwp_ntests, sizeof(rwp_tests[0]), rwp_by_line);
+	if (argc > 1 && !strcmp(argv[1], "--list")) {
+		for (i = 0; i < rwp_ntests; i++)
+			printf("%s\n", rwp_tests[i].name);
+		return 0;
+	}
+	rwp_reason = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (rwp_reason == MAP_FAILED)
+		return 2;
+	for (i = 0; i < rwp_ntests; i++) {
+		want[i] = argc <= 1;
+		for (j = 1; j < argc; j++)
+			want[i] |= !strcmp(argv[j], rwp_tests[i].name);
+		selected += want[i];
+	}
+	printf("KTAP version 1\n1..%d\n", selected);
+	for (i = 0; i < rwp_ntests; i++)
+		if (want[i])
+			failed += rwp_run_one(&rwp_tests[i], ++idx);
+	return failed ? 1 : 0;
+}
+
+#define RWP_MAIN int main(int argc, char **argv) { return rwp_main(argc, argv); }
+
+/* ---- memory ---- */
+
+static inline size_t page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static inline char *map_anon(size_t len)
+{
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	CHECK(p != MAP_FAILED, "mmap of %zu bytes", len);
+	return p;
+}
+
+/* ---- userfaultfd ---- */
+
+static inline int uffd_open(void)
+{
+	int fd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	CHECK(fd >= 0, "userfaultfd()");
+	return fd;
+}
+
+/* UFFDIO_API handshake; returns 0 or -errno, features and ioctls out. */
+static inline int uffd_api(int fd, __u64 features, __u64 *features_out, __u64 *ioctls_out)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+
+	if (ioctl(fd, UFFDIO_API, &api))
+		return -errno;
+	if (features_out)
+		*features_out = api.features;
+	if (ioctls_out)
+		*ioctls_out = api.ioctls;
+	return 0;
+}
+
+static inline __u64 uffd_kernel_features(void)
+{
+	__u64 features = 0;
+	int fd = uffd_open();
+
+	CHECK(uffd_api(fd, 0, &features, NULL) == 0, "UFFDIO_API with no features");
+	close(fd);
+	return features;
+}
+
+static inline void require_rwp(void)
+{
+	if (!(uffd_kernel_features() & UFFD_FEATURE_RWP))
+		SKIP(RWP_NO_FEATURE_REASON);
+}
+
+/* A uffd with the API done and the given features, or the test fails. */
+static inline int uffd_new(__u64 features)
+{
+	int fd = uffd_open();
+	int err = uffd_api(fd, features, NULL, NULL);
+
+	errno = -err;
+	CHECK(err == 0, "UFFDIO_API features=0x%llx", (unsigned long long)features);
+	return fd;
+}
+
+static inline int uffd_register(int fd, void *addr, size_t len, __u64 mode, __u64 *ioctls)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (unsigned long)addr, .len = len },
+		.mode = mode,
+	};
+
+	if (ioctl(fd, UFFDIO_REGISTER, &reg))
+		return -errno;
+	if (ioctls)
+		*ioctls = reg.ioctls;
+	return 0;
+}
+
+static inline int uffd_rwprotect(int fd, void *addr, size_t len, __u64 mode)
+{
+	struct uffdio_rwprotect rwp = {
+		.range = { .start = (unsigned long)addr, .len = len },
+		.mode = mode,
+	};
+
+	return ioctl(fd, UFFDIO_RWPROTECT, &rwp) ? -errno : 0;
+}
+
+/* Wait up to timeout_ms for one message: 1 read, 0 timed out, -errno. */
+static inline int uffd_read_msg(int fd, struct uffd_msg *msg, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int n = poll(&pfd, 1, timeout_ms);
+
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return 0;
+	if (read(fd, msg, sizeof(*msg)) != sizeof(*msg))
+		return -errno;
+	return 1;
+}
+
+/* ---- a thread that touches one byte, so the test can act as the handler ---- */
+
+struct accessor {
+	pthread_t thread;
+	volatile char *addr;
+	int write;
+	char value;			/* written, or read back */
+	volatile int done;
+};
+
+static void *accessor_fn(void *arg)
+{
+	struct accessor *a = arg;
+
+	if (a->write)
+		*a->addr = a->value;
+	else
+		a->value = *a->addr;
+	__atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static inline void accessor_start(struct accessor *a, void *addr, int write, char value)
+{
+	a->addr = addr;
+	a->write = write;
+	a->value = value;
+	a->done = 0;
+	errno = pthread_create(&a->thread, NULL, accessor_fn, a);
+	CHECK(errno == 0, "pthread_create");
+}
+
+/* Wait up to timeout_ms for the access to complete; returns whether it did. */
+static inline int accessor_wait(struct accessor *a, int timeout_ms)
+{
+	struct timespec ts = { 0, 1000 * 1000 };
+	int i;
+
+	for (i = 0; i < timeout_ms; i++) {
+		if (__atomic_load_n(&a->done, __ATOMIC_ACQUIRE)) {
+			pthread_join(a->thread, NULL);
+			return 1;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+#endif /* RWP_TEST_H */

@@ -1,0 +1,111 @@
+"""The config and build phases: an out-of-tree kernel build in the cache."""
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import cache, kconfig
+from .errors import BuildError, ConfigError
+from .source import KernelSource
+from .tools import log_tail, require, run_logged
+
+BUILD_TOOLS = ("make", "gcc", "flex", "bison", "bc")
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    source: KernelSource
+    tree: Path                     # the tree make reads: the source, or a patched copy
+    series_hash: str = ""          # empty when no patches
+    profiles: tuple[str, ...] = ()
+    fragments: tuple[Path, ...] = ()
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    def requested_config(self) -> kconfig.Kconfig:
+        return kconfig.requested(list(self.profiles), list(self.fragments))
+
+    def build_dir(self) -> Path:
+        key = "|".join([self.source.identity, self.series_hash,
+                        self.requested_config().digest()])
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+        return cache.subdir("builds") / f"{self.source.version}-{digest}"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    build_dir: Path
+    bzimage: Path
+    headers: Path                  # include directory from headers_install
+    dotconfig: Path
+    log: Path
+    kernel_release: str
+    rebuilt: bool
+
+    def to_json(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+
+def _make_env() -> dict:
+    env = dict(os.environ)
+    env["CCACHE_DIR"] = str(cache.subdir("ccache"))
+    env.setdefault("KBUILD_BUILD_USER", "rwp-harness")
+    env.setdefault("KBUILD_BUILD_HOST", "rwp-harness")
+    return env
+
+
+def _make(req: BuildRequest, bdir: Path, log: Path, *targets: str) -> int:
+    argv = ["make", "-C", req.tree, f"O={bdir}", f"-j{req.jobs}"]
+    if shutil.which("ccache"):
+        argv.append("CC=ccache gcc")
+    return run_logged([*argv, *targets], log, env=_make_env())
+
+
+def configure(req: BuildRequest) -> Path:
+    """Write and check bdir/.config: tinyconfig, our fragments, olddefconfig."""
+    require(*BUILD_TOOLS)
+    want = req.requested_config()
+    bdir = req.build_dir()
+    bdir.mkdir(parents=True, exist_ok=True)
+    stamp, dotconfig, log = bdir / "config.ok", bdir / ".config", bdir / "build.log"
+    if stamp.exists() and dotconfig.exists():
+        return dotconfig
+    if _make(req, bdir, log, "tinyconfig") != 0:
+        raise ConfigError(f"make tinyconfig failed:\n{log_tail(log)}")
+    with open(dotconfig, "a") as f:
+        f.write(want.text())
+    if _make(req, bdir, log, "olddefconfig") != 0:
+        raise ConfigError(f"make olddefconfig failed:\n{log_tail(log)}")
+    kconfig.check(want, dotconfig)
+    (bdir / "requested.config").write_text(want.text())
+    stamp.write_text(want.digest() + "\n")
+    return dotconfig
+
+
+def build(req: BuildRequest) -> BuildResult:
+    dotconfig = configure(req)
+    bdir = dotconfig.parent
+    log, stamp = bdir / "build.log", bdir / "build.ok"
+    bzimage = bdir / "arch/x86/boot/bzImage"
+    headers = bdir / "hdr/include"
+    done = stamp.exists() and bzimage.exists() and headers.is_dir()
+    # A tree someone may edit is always handed to make, which rebuilds only
+    # what changed; a package or tarball build that finished once is final.
+    rebuilt = not (done and req.source.immutable)
+    if rebuilt:
+        stamp.unlink(missing_ok=True)
+        if _make(req, bdir, log, "bzImage") != 0:
+            raise BuildError(f"kernel build failed (log: {log}):\n{log_tail(log)}")
+        if _make(req, bdir, log, "headers_install", f"INSTALL_HDR_PATH={bdir / 'hdr'}") != 0:
+            raise BuildError(f"headers_install failed (log: {log}):\n{log_tail(log)}")
+        stamp.write_text("ok\n")
+    release = (bdir / "include/config/kernel.release").read_text().strip()
+    return BuildResult(bdir, bzimage, headers, dotconfig, log, release, rebuilt)
+
+
+def print_result(res: BuildResult) -> None:
+    json.dump(res.to_json(), sys.stdout, indent=1)
+    print()

@@ -1,0 +1,98 @@
+"""The guest shell over a pexpect console, with framed commands.
+
+Each command is wrapped between a start and an end marker that carry a unique
+token and the command's exit status. The markers are assembled by printf at
+run time, so the echoed command line never matches them, and the kernel
+writing to the same console cannot be mistaken for either.
+"""
+
+import base64
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pexpect
+
+from .errors import InfraError
+
+_PROMPT = re.compile(r"[#$] ?$|[#$] \S*$")
+# Bytes of base64 per console line: well under the tty's 4095-byte line limit.
+PUSH_CHUNK = 3000
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    output: str
+    status: int | None      # None when the deadline expired
+    duration: float
+
+    @property
+    def timed_out(self) -> bool:
+        return self.status is None
+
+
+def frame(command: str, token: str) -> tuple[str, re.Pattern, re.Pattern]:
+    """The line to send, and the patterns of its start and end markers."""
+    line = (f"printf '@@RWP%s:%s@@\\n' B {token}; {{ {command}; }} </dev/null; "
+            f"printf '@@RWP%s:%s:%d@@\\n' E {token} $?")
+    start = re.compile(rf"@@RWPB:{token}@@\r?\n")
+    end = re.compile(rf"@@RWPE:{token}:(\d+)@@")
+    return line, start, end
+
+
+def clean_output(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "")
+
+
+class GuestConsole:
+    def __init__(self, child: pexpect.spawn):
+        self.child = child
+
+    def wait_for_shell(self, timeout: float) -> None:
+        """Wait for the first prompt, then make the shell quiet and machine-friendly."""
+        try:
+            self.child.expect(_PROMPT, timeout=timeout)
+        except pexpect.TIMEOUT:
+            raise InfraError(f"no shell prompt from the guest within {timeout:.0f}s")
+        except pexpect.EOF:
+            raise InfraError("the VM exited before reaching a shell")
+        self.child.sendline("stty -echo -onlcr cols 500; export PS1='' PS2='' TERM=dumb")
+        res = self.run("true", timeout=timeout)
+        if res.status != 0:
+            raise InfraError("the guest shell does not answer framed commands")
+
+    def run(self, command: str, timeout: float) -> CommandResult:
+        token = uuid.uuid4().hex[:12]
+        line, start, end = frame(command, token)
+        began = time.monotonic()
+        self.child.sendline(line)
+        try:
+            self.child.expect(start, timeout=timeout)
+            remaining = max(1.0, timeout - (time.monotonic() - began))
+            self.child.expect(end, timeout=remaining)
+        except pexpect.TIMEOUT:
+            partial = clean_output(self.child.before or "")
+            return CommandResult(command, partial, None, time.monotonic() - began)
+        except pexpect.EOF:
+            raise InfraError(f"the VM exited while running: {command}")
+        output = clean_output(self.child.before)
+        return CommandResult(command, output, int(self.child.match.group(1)),
+                             time.monotonic() - began)
+
+    def push_file(self, local: Path, remote: str, timeout: float = 300) -> None:
+        """Copy a file into the guest through the console itself (base64)."""
+        data = base64.b64encode(local.read_bytes()).decode()
+        tmp = f"{remote}.b64"
+        self._must(f"mkdir -p \"$(dirname {remote})\" && : > {tmp}", timeout)
+        for i in range(0, len(data), PUSH_CHUNK):
+            self._must(f"printf '%s' '{data[i:i + PUSH_CHUNK]}' >> {tmp}", timeout)
+        self._must(f"base64 -d {tmp} > {remote} && rm -f {tmp} && chmod +x {remote}", timeout)
+
+    def _must(self, command: str, timeout: float) -> None:
+        res = self.run(command, timeout)
+        if res.status != 0:
+            raise InfraError(f"guest command failed ({res.status}): {command[:80]}: "
+                             f"{res.output.strip()[:200]}")

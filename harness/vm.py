@@ -1,0 +1,172 @@
+"""The boot phase: virtme-ng starts the built kernel; we keep its console.
+
+vng's own exit status says nothing about the guest (without udev its
+return-code port is missing), so the console with framed commands is the only
+channel for results.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pexpect
+
+from . import cache
+from .console import GuestConsole
+from .errors import InfraError, MissingTool
+from .tools import require
+
+KVM_PROBE_DEADLINE_S = 40.0
+BOOT_DEADLINE_S = 180.0
+
+
+@dataclass(frozen=True)
+class VMRequest:
+    bzimage: Path
+    cpus: int = 2
+    memory: str = "2G"
+    accel: str = "auto"                  # auto, kvm or tcg
+    append: tuple[str, ...] = ()
+    boot_timeout: float = BOOT_DEADLINE_S
+    console_log: Path | None = None
+
+
+@dataclass
+class VM:
+    request: VMRequest
+    accel: str
+    child: pexpect.spawn
+    console: GuestConsole
+    boot_seconds: float
+    argv: list[str] = field(default_factory=list)
+
+    def cmdline(self) -> str:
+        res = self.console.run("cat /proc/cmdline", timeout=30)
+        return res.output.strip()
+
+    def stop(self) -> None:
+        """Power the guest off, and make sure no QEMU is left behind."""
+        if self.child.isalive():
+            try:
+                self.child.sendline("poweroff -f")
+                self.child.expect(pexpect.EOF, timeout=15)
+            except (pexpect.TIMEOUT, pexpect.EOF, OSError):
+                pass
+        _kill_group(self.child)
+
+
+def vng_path() -> str:
+    """vng from the same environment as this Python, else from PATH."""
+    here = Path(sys.executable).parent / "vng"
+    if here.exists():
+        return str(here)
+    found = shutil.which("vng")
+    if not found:
+        raise MissingTool("'vng' not found; install virtme-ng (make setup does)")
+    return found
+
+
+def vng_argv(req: VMRequest, accel: str) -> list[str]:
+    argv = [vng_path(), "--run", str(req.bzimage), "--disable-microvm", "--force-9p",
+            "--user", "root", "--cpus", str(req.cpus), "--memory", req.memory]
+    if accel == "tcg":
+        argv.append("--disable-kvm")
+    # root=/dev/root: without CONFIG_BLOCK the kernel only mounts a 9p root
+    # when it is named; panic=-1 turns a panic into a QEMU exit, not a hang.
+    for a in ("root=/dev/root", "panic=-1", *req.append):
+        argv += ["--append", a]
+    return argv
+
+
+def _kill_group(child: pexpect.spawn) -> None:
+    # vng runs QEMU (and virtiofsd, if any) as descendants in its session;
+    # signalling the whole process group leaves none of them behind.
+    if child.pid:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(child.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + 5
+            while child.isalive() and time.monotonic() < deadline:
+                time.sleep(0.1)
+    child.close(force=True)
+
+
+def _spawn(req: VMRequest, accel: str, timeout: float) -> VM:
+    argv = vng_argv(req, accel)
+    # vng calls virtme-run by name: it must find the one next to it.
+    path = os.pathsep.join([str(Path(argv[0]).parent), os.environ.get("PATH", "")])
+    env = dict(os.environ, TERM="dumb", PATH=path)
+    began = time.monotonic()
+    child = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8",
+                          codec_errors="replace", timeout=timeout, dimensions=(50, 500))
+    if req.console_log:
+        req.console_log.parent.mkdir(parents=True, exist_ok=True)
+        child.logfile_read = open(req.console_log, "a", encoding="utf-8")
+    console = GuestConsole(child)
+    try:
+        console.wait_for_shell(timeout)
+    except InfraError:
+        tail = (child.before or "")[-2000:] if isinstance(child.before, str) else ""
+        _kill_group(child)
+        raise InfraError(f"VM with {accel} did not reach a shell: {tail.strip()[-300:]}")
+    return VM(req, accel, child, console, time.monotonic() - began, argv)
+
+
+def _probe_file() -> Path:
+    return cache.subdir("probe") / "kvm.json"
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def kvm_works(req: VMRequest) -> bool:
+    """Boot once with KVM under a deadline; remember the answer for this host boot."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    probe = _probe_file()
+    if probe.exists():
+        saved = json.loads(probe.read_text())
+        if saved.get("boot_id") == _boot_id():
+            return bool(saved["kvm"])
+    try:
+        vm = _spawn(VMRequest(req.bzimage, cpus=1, memory="512M"), "kvm", KVM_PROBE_DEADLINE_S)
+        vm.stop()
+        ok = True
+    except InfraError:
+        ok = False
+    probe.write_text(json.dumps({"boot_id": _boot_id(), "kvm": ok}))
+    return ok
+
+
+def choose_accel(req: VMRequest) -> str:
+    if req.accel in ("kvm", "tcg"):
+        return req.accel
+    return "kvm" if kvm_works(req) else "tcg"
+
+
+def boot(req: VMRequest) -> VM:
+    require("qemu-system-x86_64")
+    if not req.bzimage.exists():
+        raise InfraError(f"no kernel image at {req.bzimage}; run the build phase first")
+    accel = choose_accel(req)
+    print(f"[boot] accelerator: {accel}", file=sys.stderr, flush=True)
+    return _spawn(req, accel, req.boot_timeout)
+
+
+def interactive(req: VMRequest) -> int:
+    """`rwp-harness shell`: the user's own terminal on the guest console."""
+    accel = choose_accel(req)
+    print(f"[shell] accelerator: {accel}; 'poweroff -f' leaves", file=sys.stderr)
+    return subprocess.call(vng_argv(req, accel))
