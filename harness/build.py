@@ -79,7 +79,8 @@ def configure(req: BuildRequest) -> Path:
         f.write(want.text())
     if _make(req, bdir, log, "olddefconfig") != 0:
         raise ConfigError(f"make olddefconfig failed:\n{log_tail(log)}")
-    kconfig.check(want, dotconfig)
+    for note in kconfig.check(want, dotconfig, req.tree):
+        print(f"[config] {note}", file=sys.stderr)
     (bdir / "requested.config").write_text(want.text())
     stamp.write_text(want.digest() + "\n")
     return dotconfig

@@ -14,6 +14,9 @@ from .errors import BadInput, ConfigError
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 _UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
+# Marks the next entry as one that older kernels lack: it may be absent from
+# the tree's Kconfig, but where the tree defines it, it must keep its value.
+OPTIONAL_MARK = "# rwp-harness: optional"
 
 FRAGMENT_DIR = Path(__file__).resolve().parent.parent / "kernel-config"
 BASE_FRAGMENTS = ("base", "rwp")
@@ -34,14 +37,19 @@ class Entry:
 class Kconfig:
     entries: dict[str, str] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)
+    optional: set[str] = field(default_factory=set)
 
-    def add(self, entry: Entry, origin: str) -> None:
+    def add(self, entry: Entry, origin: str, optional: bool = False) -> None:
         self.entries[entry.name] = entry.value
         self.origin[entry.name] = origin
+        if optional:
+            self.optional.add(entry.name)
+        else:
+            self.optional.discard(entry.name)
 
     def merge(self, other: "Kconfig") -> None:
         for name, value in other.entries.items():
-            self.add(Entry(name, value), other.origin.get(name, "?"))
+            self.add(Entry(name, value), other.origin.get(name, "?"), name in other.optional)
 
     def text(self) -> str:
         return "".join(Entry(n, v).line() + "\n" for n, v in sorted(self.entries.items()))
@@ -61,17 +69,19 @@ class Kconfig:
 
 def parse(text: str, origin: str = "?") -> Kconfig:
     cfg = Kconfig()
+    optional = False
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line:
             continue
-        m = _SET.match(line)
+        m = _SET.match(line) or _UNSET.match(line)
         if m:
-            cfg.add(Entry(m.group(1), m.group(2)), origin)
+            value = m.group(2) if m.re is _SET else "n"
+            cfg.add(Entry(m.group(1), value), origin, optional)
+            optional = False
             continue
-        m = _UNSET.match(line)
-        if m:
-            cfg.add(Entry(m.group(1), "n"), origin)
+        if line.startswith(OPTIONAL_MARK):
+            optional = True
             continue
         if line.startswith("#"):
             continue
@@ -113,8 +123,28 @@ def describe_lost(lost: list[Entry], req: Kconfig) -> str:
     return "olddefconfig dropped requested options: " + "; ".join(parts)
 
 
-def check(req: Kconfig, dotconfig: Path) -> None:
+_DEFINED = re.compile(rb"^\s*(?:menu)?config\s+([A-Za-z0-9_]+)\s*$", re.M)
+
+
+def defined_symbols(tree: Path) -> set[str]:
+    """Every symbol the tree's Kconfig files define, as CONFIG_NAME."""
+    names = set()
+    for path in tree.rglob("Kconfig*"):
+        if path.is_file():
+            names.update("CONFIG_" + n.decode() for n in _DEFINED.findall(path.read_bytes()))
+    return names
+
+
+def check(req: Kconfig, dotconfig: Path, tree: Path) -> list[str]:
+    """Raise if a requested option did not survive; return notes on optional ones."""
     actual = parse(dotconfig.read_text(), origin=".config")
     lost = req.missing_from(actual)
+    notes = []
+    if any(e.name in req.optional for e in lost):
+        known = defined_symbols(tree)
+        for e in [e for e in lost if e.name in req.optional and e.name not in known]:
+            notes.append(f"{e.name} does not exist in this kernel (optional)")
+            lost.remove(e)
     if lost:
         raise ConfigError(describe_lost(lost, req))
+    return notes

@@ -1,0 +1,69 @@
+"""The console framing, against a local bash standing in for the guest shell."""
+
+import hashlib
+import os
+
+import pexpect
+import pytest
+
+from harness.console import GuestConsole, frame
+
+
+@pytest.fixture
+def shell():
+    env = dict(os.environ, PS1="root@guest:~# ", TERM="dumb")
+    child = pexpect.spawn("bash", ["--norc", "--noprofile", "-i"], env=env,
+                          encoding="utf-8", timeout=20)
+    yield child
+    child.close(force=True)
+
+
+@pytest.fixture
+def console(shell):
+    c = GuestConsole(shell)
+    c.wait_for_shell(timeout=20)
+    return c
+
+
+def test_frame_markers_are_not_in_the_sent_line():
+    line, start, end = frame("echo hi", "abc123")
+    assert not start.search(line) and not end.search(line)
+    assert start.search("@@RWPB:abc123@@\r\n")
+    assert end.search("@@RWPE:abc123:7@@").group(1) == "7"
+
+
+def test_exit_status_and_output_are_exact(console):
+    res = console.run("printf 'a\\nb\\n'; exit_with() { return $1; }; exit_with 3", timeout=10)
+    assert (res.output, res.status) == ("a\nb\n", 3)
+    assert console.run("true", timeout=10).status == 0
+
+
+def test_markers_survive_an_echoing_terminal(shell):
+    # Without wait_for_shell the tty still echoes every command line.
+    c = GuestConsole(shell)
+    shell.expect(r"# $")
+    res = c.run("echo visible", timeout=10)
+    assert res.status == 0 and res.output.strip().endswith("visible")
+
+
+def test_interleaved_noise_outside_the_frame_is_ignored(console):
+    console.run("(sleep 0.3; echo '[   1.0] WARNING: noise') &", timeout=10)
+    res = console.run("sleep 1; echo done", timeout=10)
+    assert res.status == 0 and "done" in res.output
+    assert console.run("echo after", timeout=10).output == "after\n"
+
+
+def test_timeout_reports_no_status(console):
+    res = console.run("sleep 5", timeout=1)
+    assert res.timed_out and res.status is None
+
+
+def test_push_file_roundtrip(console, tmp_path):
+    data = os.urandom(20000) + b"\x00\x01'\"$`\\"
+    local = tmp_path / "blob"
+    local.write_bytes(data)
+    remote = tmp_path / "guest" / "blob"
+    console.push_file(local, str(remote))
+    assert remote.read_bytes() == data
+    res = console.run(f"sha256sum {remote}", timeout=10)
+    assert res.output.split()[0] == hashlib.sha256(data).hexdigest()

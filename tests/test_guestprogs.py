@@ -1,0 +1,41 @@
+"""Discovery of guest programs agrees with what the programs themselves list."""
+
+import subprocess
+import sys
+
+import pytest
+
+from harness import guestprogs
+
+
+def test_every_program_has_subtests_in_both_languages():
+    progs = guestprogs.discover()
+    langs = {p.lang for p in progs}
+    assert langs == {"c", "py"}
+    assert all(p.subtests for p in progs)
+
+
+def test_selection_narrows_subtests():
+    chosen = guestprogs.select(guestprogs.discover(), ["c/rwp_basic::sync_"])
+    assert [(p.name, p.subtests) for p in chosen] == [
+        ("c/rwp_basic", ("sync_read_fault", "sync_write_fault"))]
+
+
+@pytest.mark.parametrize("prog", guestprogs.discover(), ids=lambda p: p.name)
+def test_static_scan_matches_program_listing(prog, tmp_path):
+    if prog.lang == "c":
+        exe = tmp_path / "prog"
+        subprocess.run(["gcc", "-O0", "-pthread", "-I", str(guestprogs.GUEST_DIR / "include"),
+                        "-o", str(exe), str(prog.source)], check=True)
+        argv = [str(exe), "--list"]
+    else:
+        argv = [sys.executable, str(prog.source), "--list"]
+    listed = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
+    assert tuple(listed) == prog.subtests
+
+
+def test_staged_command_runs_only_the_narrowed_subtests(tmp_path):
+    prog = next(p for p in guestprogs.discover() if p.name == "py/rwp_basic")
+    staged = guestprogs.Staged(tmp_path)
+    assert staged.command(prog, prog.subtests).endswith("py/rwp_basic.py")
+    assert staged.command(prog, ("register_rwp",)).endswith("rwp_basic.py register_rwp")
