@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import build, guestprogs, patches, results, runner, source, vm
+from . import build, guestprogs, hostinfo, patches, results, runner, source, vm
 from .errors import BadInput, ExitStatus, HarnessError
 from .phases import phase
 
@@ -156,7 +156,8 @@ def run_tests(args, req: build.BuildRequest, bres: build.BuildResult,
     run.keep_build_artifacts(bres.log, bres.dotconfig)
     run.manifest.update(source=req.source.to_json(), series_hash=req.series_hash,
                         profiles=list(req.profiles), kernel_release=bres.kernel_release,
-                        build_dir=str(bres.build_dir), timings=timings)
+                        build_dir=str(bres.build_dir), timings=timings,
+                        host=hostinfo.describe())
     print(f"[run] results in {run.path}", file=sys.stderr)
     with phase("stage", timings):
         staged = guestprogs.stage(bres.headers)

@@ -87,8 +87,11 @@ class Run:
         return "\n".join(lines) + "\n"
 
     def summary(self) -> str:
+        """Everything but the passes (already shown live), then the counts."""
         lines = []
         for s in self.subtests():
+            if s.status == ktap.Status.PASS:
+                continue
             extra = f"  ({s.reason})" if s.reason else ""
             lines.append(f"  {s.status.value.upper():5} {s.test_id}{extra}")
             if s.status in (ktap.Status.FAIL, ktap.Status.ERROR):
@@ -97,6 +100,8 @@ class Run:
             for e in p.errors:
                 lines.append(f"  ERROR {p.program}: {e}")
         c = self.counts()
+        if not self.complete:
+            lines.append("  INCOMPLETE: the run stopped before every program ran")
         lines.append(f"{c['pass']} passed, {c['fail'] + c['error']} failed, "
                      f"{c['skip']} skipped, {c['xfail']} xfailed  (results: {self.path})")
         return "\n".join(lines)

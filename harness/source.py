@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -109,6 +110,14 @@ def _cached(dest: Path) -> KernelSource | None:
     return KernelSource(**d)
 
 
+def _newest_cached(src_dir: Path, package: str) -> KernelSource | None:
+    for cand in sorted(src_dir.glob(f"{package}_*"), reverse=True):
+        hit = _cached(cand)
+        if hit:
+            return hit
+    return None
+
+
 def _record(src: KernelSource) -> KernelSource:
     (src.path / MARKER).write_text(json.dumps(src.to_json(), indent=1))
     return src
@@ -135,15 +144,20 @@ def from_debian(kernel_version: str, suites: tuple[str, ...] | None = None,
     package = source_package(kernel_version)
     src_dir = cache.subdir("src")
     if offline:
-        found = sorted(src_dir.glob(f"{package}_*"))
-        for cand in reversed(found):
-            hit = _cached(cand)
-            if hit:
-                return hit
-        raise BadInput(f"--offline: no unpacked {package} in the cache")
+        hit = _newest_cached(src_dir, package)
+        if hit is None:
+            raise BadInput(f"--offline: no unpacked {package} in the cache")
+        return hit
     require("apt-get", "dpkg-deb", "tar")
     apt = PrivateApt(cache.subdir("apt"), **({"suites": suites} if suites else {}))
-    apt.update()
+    try:
+        apt.update()
+    except InfraError as e:
+        hit = _newest_cached(src_dir, package)
+        if hit is None:
+            raise
+        print(f"[fetch] {e}; using the cached {hit.identity}", file=sys.stderr)
+        return hit
     version = apt.candidate_version(package)
     if version is None:
         raise BadInput(f"no Debian package {package} in suites {', '.join(apt.suites)}")
