@@ -37,6 +37,9 @@ class PrivateApt:
             "-o", f"Dir::State::Lists={lists}",
             "-o", f"Dir::Cache={cache}",
             "-o", "APT::Sandbox::User=root",
+            # Snapshot mirrors keep serving Release files past their
+            # Valid-Until date; the signatures are still verified.
+            "-o", "Acquire::Check-Valid-Until=false",
             "-o", "Debug::NoLocking=1",
         ]
 
