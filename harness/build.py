@@ -67,6 +67,7 @@ def _make(req: BuildRequest, bdir: Path, log: Path, *targets: str) -> int:
 def configure(req: BuildRequest) -> Path:
     """Write and check bdir/.config: tinyconfig, our fragments, olddefconfig."""
     require(*BUILD_TOOLS)
+    cache.require_space()
     want = req.requested_config()
     bdir = req.build_dir()
     bdir.mkdir(parents=True, exist_ok=True)

@@ -16,3 +16,19 @@ def subdir(name: str) -> Path:
     path = cache_root() / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# A 7.3 source tree, its tinyconfig build and ccache need about this much.
+BUILD_SPACE_GIB = 4
+
+
+def require_space(gib: float = BUILD_SPACE_GIB) -> None:
+    import shutil
+
+    from .errors import BadInput
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(root).free / 2**30
+    if free < gib:
+        raise BadInput(f"not enough disk space in the cache {root}: {free:.1f} GiB free, "
+                       f"{gib} GiB needed (set RWP_HARNESS_CACHE to a larger disk)")

@@ -9,13 +9,14 @@
 """
 
 import argparse
+import hashlib
 import json
 import os
 import signal
 import sys
 from pathlib import Path
 
-from . import build, guestprogs, hostinfo, patches, results, runner, source, vm
+from . import build, guestprogs, hostinfo, ktap, patches, results, runner, source, splats, vm
 from .errors import BadInput, ExitStatus, HarnessError
 from .phases import phase
 
@@ -61,13 +62,22 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("tests")
     g.add_argument("-k", "--select", action="append", default=[], metavar="PATTERN",
                    help="run tests whose id (program::subtest) contains PATTERN (repeatable)")
+    g.add_argument("--suite", action="append", choices=guestprogs.ALL_SUITES, metavar="SUITE",
+                   help="guest suites to run: c, py (default: both), or selftest (provokes "
+                        "kernel faults to test the harness; repeatable)")
     g.add_argument("--transport", choices=("auto", "shared", "push"), default="auto",
                    help="how programs reach the guest: the shared root filesystem, or "
                         "pushed over the console (auto: shared if visible)")
-    g.add_argument("--timeout", type=float, default=runner.PROGRAM_TIMEOUT_S,
-                   help="deadline per guest program, seconds (default: %(default)s)")
+    g.add_argument("--test-timeout", type=float, default=runner.TEST_TIMEOUT_S, metavar="S",
+                   help="deadline per test unless the test sets its own (default: %(default)s)")
+    g.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run each test N times; one that passes only sometimes is flaky")
+    g.add_argument("--allowlist", type=Path, metavar="FILE",
+                   help="TOML file of known splats that do not fail a test until they expire")
     g.add_argument("--results-dir", type=Path, metavar="DIR",
                    help=f"parent of the run directory (default: ./{results.DEFAULT_RESULTS})")
+    g.add_argument("--json", action="store_true",
+                   help="print results.json on stdout (human output goes to stderr)")
     g.add_argument("--list", action="store_true", help="list the selected test ids and exit")
 
 
@@ -143,44 +153,67 @@ def vm_request(args, bres: build.BuildResult, console_log: Path | None) -> vm.VM
 
 
 def selected_programs(args) -> list[guestprogs.GuestProgram]:
-    progs = guestprogs.select(guestprogs.discover(), args.select)
+    suites = tuple(args.suite) if args.suite else guestprogs.DEFAULT_SUITES
+    progs = guestprogs.select(guestprogs.discover(suites), args.select)
     if not progs:
-        raise BadInput(f"test selection {args.select} matches no test")
+        raise BadInput(f"test selection {args.select} matches no test in suites {list(suites)}")
     return progs
+
+
+def _check_run_args(args) -> None:
+    if args.repeat < 1:
+        raise BadInput(f"--repeat must be at least 1, got {args.repeat}")
+    if args.test_timeout <= 0:
+        raise BadInput(f"--test-timeout must be positive, got {args.test_timeout}")
 
 
 def run_tests(args, req: build.BuildRequest, bres: build.BuildResult,
               timings: dict) -> results.Run:
     progs = selected_programs(args)
+    allow = splats.Allowlist.load(args.allowlist)
     run = results.Run(results.new_run_dir(args.results_dir))
     run.keep_build_artifacts(bres.log, bres.dotconfig)
     run.manifest.update(source=req.source.to_json(), series_hash=req.series_hash,
                         profiles=list(req.profiles), kernel_release=bres.kernel_release,
-                        build_dir=str(bres.build_dir), timings=timings,
-                        host=hostinfo.describe())
+                        config_requested=req.requested_config().digest(),
+                        config_sha256=_sha256(bres.dotconfig), build_dir=str(bres.build_dir),
+                        timings=timings, host=hostinfo.describe(), repeat=args.repeat)
     print(f"[run] results in {run.path}", file=sys.stderr)
     with phase("stage", timings):
         staged = guestprogs.stage(bres.headers)
-    with phase("boot", timings):
-        machine = vm.boot(vm_request(args, bres, run.console_log))
+    vmreq = vm_request(args, bres, run.console_log)
+    guest = runner.Guest(lambda: vm.boot(vmreq), staged, args.transport)
     try:
-        run.manifest.update(accel=machine.accel, vng=machine.argv,
-                            guest_cmdline=machine.cmdline(),
-                            boot_seconds=round(machine.boot_seconds, 2))
+        with phase("boot", timings):
+            guest.console()
+        run.manifest.update(accel=guest.machine.accel, vng=guest.machine.argv,
+                            guest_cmdline=guest.machine.cmdline(),
+                            guest_capabilities=guest.capabilities,
+                            transport="shared" if guest.staged == staged else "push")
         with phase("tests", timings):
-            there = runner.deliver(machine.console, staged, args.transport)
-            run.manifest["transport"] = "shared" if there == staged else "push"
             for prog in progs:
-                res = runner.run_program(machine.console, there, prog, args.timeout)
-                run.add(res)
-                for s in res.subtests:
-                    print(f"  {s.status.value.upper():5} {s.test_id}", file=sys.stderr,
-                          flush=True)
+                for sub in prog.subtests:
+                    res = runner.run_test(guest, prog, sub, prog.timeout(sub, args.test_timeout),
+                                          allow, args.repeat)
+                    run.manifest.update(reboots=guest.reboots, boot_seconds=guest.boot_seconds)
+                    run.add(res)
+                    _live_line(res)
         run.complete = True
     finally:
-        machine.stop()
+        guest.stop(now=not run.complete)
+        run.manifest.update(reboots=guest.reboots, boot_seconds=guest.boot_seconds)
         run.save()
     return run
+
+
+def _live_line(res: runner.TestResult) -> None:
+    extra = f"  ({res.reason})" if res.reason and res.status != ktap.Status.PASS else ""
+    print(f"  {res.status.value.upper():5} {res.test_id}  {res.duration:.1f}s{extra}",
+          file=sys.stderr, flush=True)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
 
 
 # ---- commands ----
@@ -211,26 +244,33 @@ def cmd_boot(args, timings) -> int:
     return vm.interactive(vm_request(args, bres, None))
 
 
-def _finish(run: results.Run) -> int:
-    print(run.summary())
+def _finish(args, run: results.Run) -> int:
+    if args.json:
+        print(run.summary(), file=sys.stderr)
+        json.dump(run.document(), sys.stdout, indent=1)
+        print()
+    else:
+        print(run.summary())
     return ExitStatus.OK if run.ok else ExitStatus.TESTS_FAILED
 
 
 def cmd_run(args, timings) -> int:
     if args.list:
         return _list(args)
+    _check_run_args(args)
     req = build_request(args, timings)
-    return _finish(run_tests(args, req, finished_build(req), timings))
+    return _finish(args, run_tests(args, req, finished_build(req), timings))
 
 
 def cmd_check(args, timings) -> int:
     if args.list:
         return _list(args)
+    _check_run_args(args)
     req = build_request(args, timings)
     bres = do_build(req, timings)
     run = run_tests(args, req, bres, timings)
-    print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
-    return _finish(run)
+    print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()), file=sys.stderr)
+    return _finish(args, run)
 
 
 def _list(args) -> int:
@@ -263,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rwp-harness: interrupted", file=sys.stderr)
         return int(ExitStatus.INTERRUPTED)
+    except BrokenPipeError:
+        # The reader (head, less) went away; nothing left to say.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(ExitStatus.OK)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,20 @@ import pexpect
 
 from .errors import InfraError
 
+
+class GuestDied(InfraError):
+    """The console closed under a command: a panic, or QEMU exited."""
+
+    def __init__(self, message: str, output: str):
+        super().__init__(message)
+        self.output = output
+
 _PROMPT = re.compile(r"[#$] ?$|[#$] \S*$")
+# Whatever QEMU does after a panic (exit, reboot, hang), the run must not wait
+# for a marker that will never come.
+_PANIC = re.compile(r"Kernel panic - not syncing")
+_PANIC_END = re.compile(r"---\[ end Kernel panic[^\]]*\]---")
+PANIC_DRAIN_S = 10.0
 # Bytes of base64 per console line: well under the tty's 4095-byte line limit.
 PUSH_CHUNK = 3000
 
@@ -72,15 +85,27 @@ class GuestConsole:
         try:
             self.child.expect(start, timeout=timeout)
             remaining = max(1.0, timeout - (time.monotonic() - began))
-            self.child.expect(end, timeout=remaining)
+            if self.child.expect([end, _PANIC], timeout=remaining) == 1:
+                self._died(command)
         except pexpect.TIMEOUT:
             partial = clean_output(self.child.before or "")
             return CommandResult(command, partial, None, time.monotonic() - began)
         except pexpect.EOF:
-            raise InfraError(f"the VM exited while running: {command}")
+            raise GuestDied(f"the VM exited while running: {command}",
+                            clean_output(self.child.before or ""))
         output = clean_output(self.child.before)
         return CommandResult(command, output, int(self.child.match.group(1)),
                              time.monotonic() - began)
+
+    def _died(self, command: str) -> None:
+        """A panic is on the console: collect the rest of its report, then give up."""
+        seen = (self.child.before or "") + (self.child.after or "")
+        try:
+            self.child.expect([_PANIC_END, pexpect.EOF], timeout=PANIC_DRAIN_S)
+            seen += (self.child.before or "") + (self.child.after or "")
+        except pexpect.TIMEOUT:
+            seen += self.child.before or ""
+        raise GuestDied(f"kernel panic while running: {command}", clean_output(seen))
 
     def push_file(self, local: Path, remote: str, timeout: float = 300) -> None:
         """Copy a file into the guest through the console itself (base64)."""

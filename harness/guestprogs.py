@@ -21,7 +21,13 @@ from .tools import require
 
 GUEST_DIR = Path(__file__).resolve().parent.parent / "guest"
 _C_TEST = re.compile(r"^RWP_TEST\((\w+)\)", re.M)
+# "rwp-harness: timeout SUBTEST SECONDS" in a comment overrides the deadline.
+_TIMEOUT = re.compile(r"rwp-harness: timeout (\w+) (\d+)")
 GUEST_PYTHON = "/usr/bin/python3"
+DEFAULT_SUITES = ("c", "py")
+# Programs that provoke kernel faults to test the harness itself; never run
+# unless asked for with --suite selftest.
+ALL_SUITES = (*DEFAULT_SUITES, "selftest")
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,10 @@ class GuestProgram:
     lang: str                 # "c" or "py"
     source: Path
     subtests: tuple[str, ...]
+    timeouts: tuple[tuple[str, int], ...] = ()
+
+    def timeout(self, subtest: str, default: float) -> float:
+        return float(dict(self.timeouts).get(subtest, default))
 
     def test_ids(self) -> list[str]:
         return [f"{self.name}::{s}" for s in self.subtests]
@@ -49,14 +59,23 @@ def _py_subtests(path: Path) -> tuple[str, ...]:
     return tuple(names)
 
 
-def discover(guest_dir: Path = GUEST_DIR) -> list[GuestProgram]:
+def _program(suite: str, src: Path) -> GuestProgram | None:
+    lang = "c" if src.suffix == ".c" else "py"
+    subtests = _c_subtests(src) if lang == "c" else _py_subtests(src)
+    if not subtests:
+        return None
+    timeouts = tuple((m.group(1), int(m.group(2))) for m in _TIMEOUT.finditer(src.read_text()))
+    return GuestProgram(f"{suite}/{src.stem}", lang, src, subtests, timeouts)
+
+
+def discover(suites: tuple[str, ...] = DEFAULT_SUITES,
+             guest_dir: Path = GUEST_DIR) -> list[GuestProgram]:
     progs = []
-    for src in sorted((guest_dir / "c").glob("*.c")):
-        progs.append(GuestProgram(f"c/{src.stem}", "c", src, _c_subtests(src)))
-    for src in sorted((guest_dir / "py").glob("*.py")):
-        subtests = _py_subtests(src)
-        if subtests:
-            progs.append(GuestProgram(f"py/{src.stem}", "py", src, subtests))
+    for suite in suites:
+        for src in sorted([*(guest_dir / suite).glob("*.c"), *(guest_dir / suite).glob("*.py")]):
+            prog = _program(suite, src)
+            if prog is not None:
+                progs.append(prog)
     return progs
 
 
@@ -69,7 +88,7 @@ def select(progs: list[GuestProgram], patterns: list[str]) -> list[GuestProgram]
         subs = tuple(s for s in p.subtests
                      if any(pat in f"{p.name}::{s}" for pat in patterns))
         if subs:
-            chosen.append(GuestProgram(p.name, p.lang, p.source, subs))
+            chosen.append(GuestProgram(p.name, p.lang, p.source, subs, p.timeouts))
     return chosen
 
 
@@ -91,10 +110,14 @@ class Staged:
 
     def command(self, prog: GuestProgram, subtests: tuple[str, ...] = ()) -> str:
         args = " ".join(subtests) if subtests != prog.subtests else ""
+        suite = prog.name.split("/")[0]
         if prog.lang == "c":
             return f"{self.root / 'bin' / Path(prog.name).name} {args}".strip()
-        script = self.root / "py" / prog.source.name
+        script = self.root / suite / prog.source.name
         return f"{GUEST_PYTHON} {script} {args}".strip()
+
+    def helper_command(self, name: str) -> str:
+        return f"{GUEST_PYTHON} {self.root / 'harness' / name}"
 
     def files(self) -> list[Path]:
         return sorted(p for p in self.root.rglob("*") if p.is_file())
@@ -102,20 +125,22 @@ class Staged:
 
 def stage(headers: Path) -> Staged:
     """Compile every C program and copy the Python ones; reused when nothing changed."""
-    progs = discover()
-    sources = ([p.source for p in progs] + sorted((GUEST_DIR / "include").glob("*.h"))
-               + sorted((GUEST_DIR / "py").glob("*.py")))
+    progs = discover(ALL_SUITES)
+    copied = [p for d in (*ALL_SUITES, "harness") for p in sorted((GUEST_DIR / d).glob("*"))
+              if p.suffix in (".py", ".sh")]
+    sources = [p.source for p in progs] + sorted((GUEST_DIR / "include").glob("*.h")) + copied
     root = cache.subdir("guest") / _digest(sources, headers)
     done = root / ".complete"
     if done.exists():
         return Staged(root)
     (root / "bin").mkdir(parents=True, exist_ok=True)
-    (root / "py").mkdir(parents=True, exist_ok=True)
     for prog in progs:
         if prog.lang == "c":
             _compile(prog, headers, root / "bin" / Path(prog.name).name)
-    for py in (GUEST_DIR / "py").glob("*.py"):
-        shutil.copy2(py, root / "py" / py.name)
+    for path in copied:
+        dest = root / path.parent.name / path.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, dest)
     done.write_text("ok\n")
     return Staged(root)
 

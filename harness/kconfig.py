@@ -19,7 +19,7 @@ _UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 OPTIONAL_MARK = "# rwp-harness: optional"
 
 FRAGMENT_DIR = Path(__file__).resolve().parent.parent / "kernel-config"
-BASE_FRAGMENTS = ("base", "rwp")
+BASE_FRAGMENTS = ("base", "rwp", "selftest")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ class Status(str, Enum):
     FAIL = "fail"
     SKIP = "skip"
     XFAIL = "xfail"
-    ERROR = "error"      # the program crashed or never reported this test
+    ERROR = "error"      # the program crashed, hung, or never reported this test
+    FLAKY = "flaky"      # with --repeat: passed in some runs, failed in others
 
 
 @dataclass

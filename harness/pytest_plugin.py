@@ -3,15 +3,16 @@
 Every guest program under guest/ is collected as a pytest file and each of its
 KTAP subtests as an item, so `pytest guest/c/rwp_basic.c::sync_read_fault`
 runs one subtest. One VM serves the whole session: the kernel is built (or
-found in the cache) and booted on first use, each program runs once for the
-subtests selected, and its items report their own result.
+found in the cache) and booted on first use; each item runs its subtest the
+way `rwp-harness run` does (kernel log markers, splats, deadline, reboot after
+a panic or hang) and reports its own result.
 """
 
 from pathlib import Path
 
 import pytest
 
-from . import build, guestprogs, ktap, runner, source, vm
+from . import build, guestprogs, ktap, runner, source, splats, vm
 from .errors import HarnessError
 
 _SESSION = pytest.StashKey["GuestSession"]()
@@ -24,6 +25,7 @@ def pytest_addoption(parser):
     g.addoption("--rwp-accel", choices=("auto", "kvm", "tcg"), default="auto")
     g.addoption("--rwp-transport", choices=("auto", "shared", "push"), default="auto")
     g.addoption("--rwp-profile", action="append", default=[], help="extra config profile")
+    g.addoption("--rwp-allowlist", type=Path, default=None, help="splat allowlist (TOML)")
 
 
 def pytest_configure(config):
@@ -45,25 +47,13 @@ def pytest_collect_file(file_path: Path, parent):
     return None
 
 
-def pytest_collection_modifyitems(config, items):
-    """Tell the session which subtests of each program were selected."""
-    chosen: dict[str, list[str]] = {}
-    for item in items:
-        if isinstance(item, GuestItem):
-            chosen.setdefault(item.program.name, []).append(item.subtest)
-    config.stash[_SESSION].selected = chosen
-
-
 class GuestSession:
-    """The build, the VM and the program results shared by all guest items."""
+    """The build and the guest shared by all guest items."""
 
     def __init__(self, config):
         self.config = config
-        self.selected: dict[str, list[str]] = {}
-        self.machine: vm.VM | None = None
         self.build_result: build.BuildResult | None = None
-        self.staged: guestprogs.Staged | None = None
-        self.results: dict[str, runner.ProgramResult] = {}
+        self.guest: runner.Guest | None = None
         self.error: str | None = None
 
     def _opt(self, name):
@@ -79,36 +69,31 @@ class GuestSession:
             self.build_result = build.build(req)
         return self.build_result
 
-    def vm(self) -> vm.VM:
-        """The booted VM; a failure to get one fails every item that needs it."""
+    def booted(self) -> runner.Guest:
+        """The guest, booted; a failure to get one fails every item that needs it."""
         if self.error:
             pytest.fail(self.error, pytrace=False)
-        if self.machine is None:
-            try:
+        try:
+            if self.guest is None:
                 bres = self.kernel()
-                self.staged = guestprogs.stage(bres.headers)
                 log = Path(self.config.rootpath) / "rwp-results" / "pytest-console.log"
-                self.machine = vm.boot(vm.VMRequest(bres.bzimage, accel=self._opt("--rwp-accel"),
-                                                    console_log=log))
-                self.staged = runner.deliver(self.machine.console, self.staged,
-                                             self._opt("--rwp-transport"))
-            except HarnessError as e:
-                self.error = f"{type(e).__name__}: {e}"
-                pytest.fail(self.error, pytrace=False)
-        return self.machine
+                req = vm.VMRequest(bres.bzimage, accel=self._opt("--rwp-accel"), console_log=log)
+                self.guest = runner.Guest(lambda: vm.boot(req), guestprogs.stage(bres.headers),
+                                          self._opt("--rwp-transport"))
+            self.guest.console()
+        except HarnessError as e:
+            self.error = f"{type(e).__name__}: {e}"
+            pytest.fail(self.error, pytrace=False)
+        return self.guest
 
-    def program_result(self, prog: guestprogs.GuestProgram) -> runner.ProgramResult:
-        if prog.name not in self.results:
-            machine = self.vm()
-            subs = tuple(self.selected.get(prog.name, prog.subtests))
-            narrowed = guestprogs.GuestProgram(prog.name, prog.lang, prog.source, subs)
-            self.results[prog.name] = runner.run_program(machine.console, self.staged, narrowed)
-        return self.results[prog.name]
+    def run(self, prog: guestprogs.GuestProgram, sub: str) -> runner.TestResult:
+        guest = self.booted()
+        allow = splats.Allowlist.load(self._opt("--rwp-allowlist"))
+        return runner.run_test(guest, prog, sub, prog.timeout(sub, runner.TEST_TIMEOUT_S), allow)
 
     def close(self) -> None:
-        if self.machine is not None:
-            self.machine.stop()
-            self.machine = None
+        if self.guest is not None:
+            self.guest.stop()
 
 
 @pytest.fixture(scope="session")
@@ -138,20 +123,14 @@ class GuestItem(pytest.Item):
         self.add_marker(pytest.mark.vm)
 
     def runtest(self):
-        session = self.config.stash[_SESSION]
-        result = session.program_result(self.program)
-        tid = f"{self.program.name}::{self.subtest}"
-        sub = next((s for s in result.subtests if s.test_id == tid), None)
-        if sub is None:
-            raise GuestFailure(f"{tid} was not run")
-        if sub.status == ktap.Status.SKIP:
-            pytest.skip(sub.reason or "skipped by the guest program without a reason")
-        if sub.status == ktap.Status.XFAIL:
-            pytest.xfail(sub.reason)
-        if sub.status != ktap.Status.PASS:
-            detail = "\n".join(sub.diagnostics + ([sub.reason] if sub.reason else [])
-                               + result.errors)
-            raise GuestFailure(f"{tid}: {sub.status.value}\n{detail}")
+        res = self.config.stash[_SESSION].run(self.program, self.subtest)
+        if res.status == ktap.Status.SKIP:
+            pytest.skip(res.reason or "skipped by the guest program without a reason")
+        if res.status == ktap.Status.XFAIL:
+            pytest.xfail(res.reason)
+        if res.status != ktap.Status.PASS:
+            detail = "\n".join([res.reason, *res.diagnostics, *(s["text"] for s in res.splats)])
+            raise GuestFailure(f"{res.test_id}: {res.status.value}\n{detail}")
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, GuestFailure):

@@ -1,8 +1,8 @@
 """A run directory: everything one run produced, written as it goes.
 
-Layout: console.log, build.log, config (the final .config), results.json,
-results.ktap. results.json is rewritten after every program, so a killed run
-still leaves what it had.
+Layout: results.json, results.ktap, junit.xml, console.log, build.log and
+config (the final .config). The result files are rewritten after every test,
+so a killed run still leaves what it had, marked incomplete.
 """
 
 import json
@@ -10,13 +10,15 @@ import os
 import secrets
 import shutil
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ktap
-from .runner import ProgramResult
+from .runner import TestResult
 
 DEFAULT_RESULTS = "rwp-results"
+_BAD = (ktap.Status.FAIL, ktap.Status.ERROR, ktap.Status.FLAKY)
 
 
 def new_run_dir(base: Path | None = None) -> Path:
@@ -31,7 +33,7 @@ def new_run_dir(base: Path | None = None) -> Path:
 class Run:
     path: Path
     manifest: dict = field(default_factory=dict)
-    programs: list[ProgramResult] = field(default_factory=list)
+    tests: list[TestResult] = field(default_factory=list)
     complete: bool = False
 
     @property
@@ -43,65 +45,91 @@ class Run:
             if src.exists():
                 shutil.copy2(src, self.path / name)
 
-    def add(self, result: ProgramResult) -> None:
-        self.programs.append(result)
+    def add(self, result: TestResult) -> None:
+        self.tests.append(result)
         self.save()
-
-    def subtests(self):
-        return [s for p in self.programs for s in p.subtests]
 
     def counts(self) -> dict[str, int]:
         counts = {s.value: 0 for s in ktap.Status}
-        for s in self.subtests():
-            counts[s.status.value] += 1
+        for t in self.tests:
+            counts[t.status.value] += 1
         return counts
 
     @property
     def ok(self) -> bool:
-        bad = (ktap.Status.FAIL, ktap.Status.ERROR)
-        return (self.complete and all(not p.errors for p in self.programs)
-                and not any(s.status in bad for s in self.subtests()))
+        return self.complete and not any(t.status in _BAD for t in self.tests)
+
+    def document(self) -> dict:
+        return {"complete": self.complete, "ok": self.ok, "manifest": self.manifest,
+                "counts": self.counts(), "tests": [t.to_json() for t in self.tests]}
 
     def save(self) -> None:
-        doc = {"complete": self.complete, "manifest": self.manifest,
-               "counts": self.counts(), "programs": [p.to_json() for p in self.programs]}
-        tmp = self.path / "results.json.tmp"
-        tmp.write_text(json.dumps(doc, indent=1))
-        tmp.replace(self.path / "results.json")
-        (self.path / "results.ktap").write_text(self.ktap())
+        self._write("results.json", json.dumps(self.document(), indent=1))
+        self._write("results.ktap", self.ktap())
+        self._write("junit.xml", self.junit())
+
+    def _write(self, name: str, text: str) -> None:
+        tmp = self.path / (name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(self.path / name)
 
     def ktap(self) -> str:
-        subs = self.subtests()
-        lines = ["KTAP version 1", f"1..{len(subs)}"]
-        for i, s in enumerate(subs, 1):
-            for d in s.diagnostics:
-                lines.append(f"# {d}")
-            if s.status == ktap.Status.PASS:
-                lines.append(f"ok {i} {s.test_id}")
-            elif s.status == ktap.Status.SKIP:
-                lines.append(f"ok {i} {s.test_id} # SKIP {s.reason}")
-            elif s.status == ktap.Status.XFAIL:
-                lines.append(f"not ok {i} {s.test_id} # XFAIL {s.reason}")
+        lines = ["KTAP version 1", f"1..{len(self.tests)}"]
+        for i, t in enumerate(self.tests, 1):
+            lines += [f"# {d}" for d in t.diagnostics]
+            lines += [f"# splat: {s['title']}" for s in t.splats]
+            if t.status == ktap.Status.PASS:
+                lines.append(f"ok {i} {t.test_id}")
+            elif t.status == ktap.Status.SKIP:
+                lines.append(f"ok {i} {t.test_id} # SKIP {t.reason}")
+            elif t.status == ktap.Status.XFAIL:
+                lines.append(f"not ok {i} {t.test_id} # XFAIL {t.reason}")
             else:
-                lines.append(f"not ok {i} {s.test_id}" + (f" # {s.reason}" if s.reason else ""))
+                lines.append(f"not ok {i} {t.test_id}" + (f" # {t.reason}" if t.reason else ""))
+        if not self.complete:
+            lines.append("# incomplete: the run stopped before every test ran")
         return "\n".join(lines) + "\n"
 
-    def summary(self) -> str:
-        """Everything but the passes (already shown live), then the counts."""
-        lines = []
-        for s in self.subtests():
-            if s.status == ktap.Status.PASS:
-                continue
-            extra = f"  ({s.reason})" if s.reason else ""
-            lines.append(f"  {s.status.value.upper():5} {s.test_id}{extra}")
-            if s.status in (ktap.Status.FAIL, ktap.Status.ERROR):
-                lines += [f"          {d}" for d in s.diagnostics[-8:]]
-        for p in self.programs:
-            for e in p.errors:
-                lines.append(f"  ERROR {p.program}: {e}")
+    def junit(self) -> str:
         c = self.counts()
+        suite = ET.Element("testsuite", name="rwp-harness", tests=str(len(self.tests)),
+                           failures=str(c["fail"] + c["flaky"]), errors=str(c["error"]),
+                           skipped=str(c["skip"]))
+        for t in self.tests:
+            program, _, name = t.test_id.partition("::")
+            case = ET.SubElement(suite, "testcase", classname=program, name=name,
+                                 time=f"{t.duration:.3f}")
+            detail = "\n".join(t.diagnostics + [s["text"] for s in t.splats])
+            if t.status == ktap.Status.SKIP:
+                ET.SubElement(case, "skipped", message=t.reason)
+            elif t.status == ktap.Status.ERROR:
+                ET.SubElement(case, "error", message=t.reason).text = detail
+            elif t.status in (ktap.Status.FAIL, ktap.Status.FLAKY):
+                ET.SubElement(case, "failure", message=t.reason).text = detail
+            if t.output:
+                ET.SubElement(case, "system-out").text = t.output
         if not self.complete:
-            lines.append("  INCOMPLETE: the run stopped before every program ran")
-        lines.append(f"{c['pass']} passed, {c['fail'] + c['error']} failed, "
-                     f"{c['skip']} skipped, {c['xfail']} xfailed  (results: {self.path})")
+            ET.SubElement(suite, "properties").append(
+                ET.Element("property", name="incomplete", value="true"))
+        return ET.tostring(suite, encoding="unicode") + "\n"
+
+    def summary(self) -> str:
+        """A table of everything but the passes (already shown live), then the counts."""
+        lines = []
+        for t in self.tests:
+            if t.status == ktap.Status.PASS:
+                continue
+            extra = f"  ({t.reason})" if t.reason else ""
+            lines.append(f"  {t.status.value.upper():5} {t.test_id}{extra}")
+            if t.status in _BAD:
+                lines += [f"          {d}" for d in t.diagnostics[-8:]]
+                for s in t.splats:
+                    lines += [f"          | {l}" for l in s["text"].splitlines()[:12]]
+        if not self.complete:
+            lines.append("  INCOMPLETE: the run stopped before every test ran")
+        reboots = self.manifest.get("reboots", 0)
+        c = self.counts()
+        lines.append(f"{c['pass']} passed, {c['fail'] + c['error'] + c['flaky']} failed, "
+                     f"{c['skip']} skipped, {c['xfail']} xfailed, {c['flaky']} flaky, "
+                     f"{reboots} reboots  (results: {self.path})")
         return "\n".join(lines)

@@ -1,45 +1,95 @@
-"""The run phase: guest programs executed over the console, results per subtest."""
+"""The run phase: each guest test run alone, bracketed, judged with its kernel log.
 
+Every subtest is its own framed command, wrapped by guest/harness/run-one.sh:
+kernel-log markers before and after, the taint value before and after, and a
+deadline after which blocked and all task stacks are dumped. The kernel log
+between the markers is then read back and searched for splats, so a WARNING is
+charged to the test that caused it. A panic or a hang costs the VM: the test
+is reported with the evidence and the VM is rebooted for the next one.
+"""
+
+import re
+import secrets
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from . import ktap
-from .console import GuestConsole
+from . import ktap, splats
+from .console import GuestConsole, GuestDied
 from .errors import InfraError
 from .guestprogs import GuestProgram, Staged
 
 PUSH_ROOT = Path("/tmp/rwp-guest")
-PROGRAM_TIMEOUT_S = 300.0
+TEST_TIMEOUT_S = 60.0
+# How long the host waits beyond a test's deadline for the guest's own
+# watchdog to report, before it declares the guest hung and kills it.
+HOST_GRACE_S = 20.0
+_TAINT = re.compile(r"^@@RWPTAINT([01]) (\d+)$", re.M)
+_CAPS = re.compile(r"^@@RWPCAPS (\{.*\})$", re.M)
 
 
 @dataclass
-class SubtestResult:
+class TestResult:
     test_id: str               # program::subtest
     status: ktap.Status
     reason: str = ""
     diagnostics: list[str] = field(default_factory=list)
+    duration: float = 0.0
+    output: str = ""
+    splats: list[dict] = field(default_factory=list)
+    excused: list[dict] = field(default_factory=list)
+    kernel_log: str = ""
+    taint: tuple[int | None, int | None] = (None, None)
+    runs: list[str] = field(default_factory=list)   # status of each run, with --repeat
+
+    @property
+    def failed(self) -> bool:
+        return self.status in (ktap.Status.FAIL, ktap.Status.ERROR, ktap.Status.FLAKY)
 
     def to_json(self) -> dict:
         return {"id": self.test_id, "status": self.status.value, "reason": self.reason,
-                "diagnostics": self.diagnostics}
+                "diagnostics": self.diagnostics, "duration": round(self.duration, 3),
+                "splats": self.splats, "excused_splats": self.excused,
+                "taint_before": self.taint[0], "taint_after": self.taint[1],
+                "runs": self.runs, "output": self.output, "kernel_log": self.kernel_log}
 
 
-@dataclass
-class ProgramResult:
-    program: str
-    command: str
-    exit_status: int | None
-    duration: float
-    output: str
-    subtests: list[SubtestResult]
-    errors: list[str]
+class Guest:
+    """The VM the tests run in; rebooted after a panic or a hang."""
 
-    def to_json(self) -> dict:
-        return {"program": self.program, "command": self.command,
-                "exit_status": self.exit_status, "duration": round(self.duration, 3),
-                "errors": self.errors, "subtests": [s.to_json() for s in self.subtests],
-                "output": self.output}
+    def __init__(self, boot: Callable[[], "object"], staged: Staged, transport: str):
+        self._boot = boot
+        self.local = staged
+        self.transport = transport
+        self.machine = None
+        self.staged: Staged | None = None
+        self.reboots = 0
+        self.capabilities: dict = {}
+        self.boot_seconds: list[float] = []
+
+    def console(self) -> GuestConsole:
+        if self.machine is None:
+            self.machine = self._boot()
+            self.boot_seconds.append(round(self.machine.boot_seconds, 2))
+            self.staged = deliver(self.machine.console, self.local, self.transport)
+            self.capabilities = probe_capabilities(self.machine.console, self.staged)
+        return self.machine.console
+
+    def reboot(self, why: str) -> None:
+        print(f"[run] rebooting the guest: {why}", file=sys.stderr, flush=True)
+        self.stop(now=True)
+        self.reboots += 1
+
+    def stop(self, now: bool = False) -> None:
+        """Power off; with now, kill QEMU without asking the guest."""
+        if self.machine is not None:
+            if now:
+                self.machine.kill()
+            else:
+                self.machine.stop()
+            self.machine = None
 
 
 def deliver(console: GuestConsole, staged: Staged, transport: str) -> Staged:
@@ -55,31 +105,101 @@ def deliver(console: GuestConsole, staged: Staged, transport: str) -> Staged:
     return Staged(PUSH_ROOT)
 
 
-def _subtest_results(prog: GuestProgram, wanted: tuple[str, ...],
-                     report: ktap.Report, timed_out: bool) -> list[SubtestResult]:
-    seen = report.by_name()
-    out = []
-    for name in wanted:
-        case = seen.get(name)
-        tid = f"{prog.name}::{name}"
-        if case is not None:
-            out.append(SubtestResult(tid, case.status, case.reason, case.diagnostics))
+def probe_capabilities(console: GuestConsole, staged: Staged) -> dict:
+    import json
+    res = console.run(staged.helper_command("caps.py"), timeout=60)
+    m = _CAPS.search(res.output)
+    return json.loads(m.group(1)) if m else {"error": res.output.strip()[-300:]}
+
+
+def _taint(output: str) -> tuple[int | None, int | None]:
+    found = {m.group(1): int(m.group(2)) for m in _TAINT.finditer(output)}
+    return found.get("0"), found.get("1")
+
+
+def _kernel_log(console: GuestConsole, token: str) -> str:
+    res = console.run(f"dmesg | sed -n '/rwp-harness: begin {token}/,/rwp-harness: end {token}/p'",
+                      timeout=60)
+    return res.output
+
+
+def _judge(result: TestResult, found: list[splats.Splat], allow: splats.Allowlist) -> None:
+    """Fold splats and taint into the result: either one fails the test."""
+    for s in found:
+        entry = allow.excuse(s)
+        if entry:
+            result.excused.append({**s.to_json(), "excused_by": entry.reason})
         else:
-            why = "program timed out before reporting it" if timed_out else \
-                "program ended without reporting it"
-            out.append(SubtestResult(tid, ktap.Status.ERROR, why))
-    return out
+            result.splats.append(s.to_json())
+    before, after = result.taint
+    if result.status == ktap.Status.ERROR:
+        return
+    if result.splats:
+        result.status = ktap.Status.FAIL
+        result.reason = "kernel splat: " + result.splats[0]["title"]
+    elif before is not None and after is not None and before != after and not result.excused:
+        result.status = ktap.Status.FAIL
+        result.reason = f"kernel taint changed from {before} to {after}"
 
 
-def run_program(console: GuestConsole, staged: Staged, prog: GuestProgram,
-                timeout: float = PROGRAM_TIMEOUT_S) -> ProgramResult:
-    command = staged.command(prog, prog.subtests)
+def run_once(guest: Guest, prog: GuestProgram, sub: str, deadline: float,
+             allow: splats.Allowlist) -> TestResult:
+    console = guest.console()
+    token = secrets.token_hex(6)
+    tid = f"{prog.name}::{sub}"
+    command = (f"sh {guest.staged.root / 'harness/run-one.sh'} {token} {int(deadline)} "
+               f"{guest.staged.command(prog, (sub,))}")
     began = time.monotonic()
-    res = console.run(command, timeout=timeout)
-    report = ktap.parse(res.output)
-    errors = list(report.errors)
+    try:
+        res = console.run(command, timeout=deadline + HOST_GRACE_S)
+    except GuestDied as e:
+        found = splats.find(e.output)
+        panic = any(s.kind == "panic" for s in found)
+        why = "kernel panic" if panic else "the VM exited"
+        result = TestResult(tid, ktap.Status.FAIL, why + (f": {found[0].title}" if found else ""),
+                            duration=time.monotonic() - began, output=e.output,
+                            kernel_log=e.output, splats=[s.to_json() for s in found])
+        guest.reboot(f"{why} during {tid}")
+        return result
+    duration = time.monotonic() - began
     if res.timed_out:
-        errors.append(f"timed out after {timeout:.0f}s")
-    subtests = _subtest_results(prog, prog.subtests, report, res.timed_out)
-    return ProgramResult(prog.name, command, res.status, time.monotonic() - began,
-                         res.output, subtests, errors)
+        result = TestResult(tid, ktap.Status.ERROR,
+                            f"hung: no result {deadline:.0f}s + {HOST_GRACE_S:.0f}s after start; "
+                            "the guest could not kill it", duration=duration, output=res.output,
+                            kernel_log=res.output)
+        result.splats = [s.to_json() for s in splats.find(res.output)]
+        guest.reboot(f"{tid} hung")
+        return result
+    case = ktap.parse(res.output).by_name().get(sub)
+    result = TestResult(tid, case.status if case else ktap.Status.ERROR,
+                        case.reason if case else "program ended without reporting it",
+                        case.diagnostics if case else [], duration, res.output,
+                        taint=_taint(res.output))
+    hung = "@@RWPTIMEOUT" in res.output
+    if hung:
+        result.status = ktap.Status.ERROR
+        result.reason = f"deadline of {deadline:.0f}s expired; task stacks in the kernel log"
+    result.kernel_log = _kernel_log(console, token)
+    _judge(result, splats.find(result.kernel_log), allow)
+    if hung:
+        # What hung may still hold locks or sit in D state: start clean.
+        guest.reboot(f"{tid} hit its deadline")
+    return result
+
+
+def _combine(runs: list[TestResult]) -> TestResult:
+    """One result from several runs: flaky when they disagree on pass or fail."""
+    final = next((r for r in runs if r.failed), runs[-1])
+    failed = sum(r.failed for r in runs)
+    final.runs = [r.status.value for r in runs]
+    if 0 < failed < len(runs):
+        final.reason = f"flaky: failed {failed} of {len(runs)} runs; first failure: {final.reason}"
+        final.status = ktap.Status.FLAKY
+    elif len(runs) > 1 and not failed:
+        final.reason = final.reason or f"passed {len(runs)} of {len(runs)} runs"
+    return final
+
+
+def run_test(guest: Guest, prog: GuestProgram, sub: str, deadline: float,
+             allow: splats.Allowlist, repeat: int = 1) -> TestResult:
+    return _combine([run_once(guest, prog, sub, deadline, allow) for _ in range(repeat)])

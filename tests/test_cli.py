@@ -83,3 +83,26 @@ def test_run_before_build(tmp_path, env):
 def test_exit_statuses_are_distinct():
     values = [s.value for s in ExitStatus]
     assert len(values) == len(set(values))
+
+
+def test_not_enough_disk_space(tmp_path, cache_dir, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from harness import build, cache, source
+    from harness.errors import BadInput
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 * 2**30, 9 * 2**30, 2**29))
+    src = source.from_tree(make_fake_tree(tmp_path / "linux"))
+    with pytest.raises(BadInput, match=r"not enough disk space in the cache .*: 0.5 GiB free"):
+        build.configure(build.BuildRequest(src, src.path))
+    assert not (cache_dir / "builds").exists() or not list((cache_dir / "builds").iterdir())
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--repeat", "0"], "--repeat must be at least 1"),
+    (["--test-timeout", "-1"], "--test-timeout must be positive"),
+])
+def test_bad_run_options(env, args, fragment):
+    res = rwp("run", *args, env=env)
+    _assert_one_line_error(res, ExitStatus.BAD_INPUT, fragment)

@@ -67,3 +67,12 @@ def test_push_file_roundtrip(console, tmp_path):
     assert remote.read_bytes() == data
     res = console.run(f"sha256sum {remote}", timeout=10)
     assert res.output.split()[0] == hashlib.sha256(data).hexdigest()
+
+
+def test_panic_on_the_console_ends_the_command_at_once(console):
+    from harness.console import GuestDied
+    fake = ("printf '[ 1.0] Kernel panic - not syncing: dumptest\\n[ 1.1] Kernel Offset: disabled\\n"
+            "[ 1.2] ---[ end Kernel panic - not syncing: dumptest ]---\\n'; sleep 30")
+    with pytest.raises(GuestDied) as e:
+        console.run(fake, timeout=60)
+    assert "dumptest ]---" in e.value.output and "Kernel Offset" in e.value.output

@@ -7,39 +7,51 @@ import sys
 
 import pytest
 
-from harness import guestprogs, ktap, runner
+from harness import guestprogs, ktap, runner, splats
 
 pytestmark = pytest.mark.vm
 
 
 def test_guest_runs_the_kernel_we_built(guest_session):
-    machine = guest_session.vm()
-    res = machine.console.run("uname -r", timeout=60)
+    console = guest_session.booted().console()
+    res = console.run("uname -r", timeout=60)
     assert res.status == 0
     assert res.output.strip() == guest_session.kernel().kernel_release
 
 
 def test_exit_status_crosses_the_console(guest_session):
-    console = guest_session.vm().console
+    console = guest_session.booted().console()
     assert console.run("sh -c 'exit 42'", timeout=60).status == 42
     res = console.run("echo out; echo err >&2; false", timeout=60)
     assert (res.output, res.status) == ("out\nerr\n", 1)
 
 
+def test_guest_capabilities_are_probed(guest_session):
+    caps = guest_session.booted().capabilities
+    assert caps["kernel"] == guest_session.kernel().kernel_release
+    assert int(caps["uffd_features"], 16) != 0 and "error" not in caps
+
+
 def test_programs_pushed_over_the_console_give_the_same_results(guest_session):
     """The fallback transport: no shared filesystem, bytes typed into the console."""
-    machine = guest_session.vm()
-    local = guestprogs.stage(guest_session.kernel().headers)
+    guest = guest_session.booted()
+    console = guest.console()
+    local = guest.local
     pushed = guestprogs.Staged(runner.PUSH_ROOT)
+    for rel in ("bin/rwp_basic", "harness/run-one.sh"):
+        console.push_file(local.root / rel, str(pushed.root / rel))
+        res = console.run(f"cmp {local.root / rel} {pushed.root / rel}", timeout=60)
+        assert res.status == 0, res.output
     prog = next(p for p in guestprogs.discover() if p.name == "c/rwp_basic")
-    machine.console.push_file(local.root / "bin" / "rwp_basic", str(pushed.root / "bin/rwp_basic"))
-    res = machine.console.run(f"cmp {local.root / 'bin/rwp_basic'} {pushed.root / 'bin/rwp_basic'}",
-                              timeout=60)
-    assert res.status == 0, res.output
-    via_push = runner.run_program(machine.console, pushed, prog)
-    via_share = runner.run_program(machine.console, local, prog)
-    assert [s.status for s in via_push.subtests] == [s.status for s in via_share.subtests]
-    assert all(s.status in (ktap.Status.PASS, ktap.Status.SKIP) for s in via_push.subtests)
+    allow = splats.Allowlist()
+    via_share = [runner.run_test(guest, prog, s, 60, allow) for s in prog.subtests]
+    guest.staged = pushed
+    try:
+        via_push = [runner.run_test(guest, prog, s, 60, allow) for s in prog.subtests]
+    finally:
+        guest.staged = local
+    assert [r.status for r in via_push] == [r.status for r in via_share]
+    assert all(r.status in (ktap.Status.PASS, ktap.Status.SKIP) for r in via_push)
 
 
 def test_old_kernel_skips_rwp_and_exits_zero(tmp_path):
@@ -51,7 +63,7 @@ def test_old_kernel_skips_rwp_and_exits_zero(tmp_path):
     [run_dir] = list(tmp_path.iterdir())
     doc = json.loads((run_dir / "results.json").read_text())
     assert doc["complete"] and doc["manifest"]["kernel_release"].startswith("7.2")
-    subtests = [s for p in doc["programs"] for s in p["subtests"]]
+    subtests = doc["tests"]
     assert subtests, "the 7.2 run ran no test"
     for s in subtests:
         assert s["status"] == "skip", s

@@ -1,0 +1,131 @@
+"""Real kernel faults in the middle of a run, provoked with lkdtm (guest/selftest).
+
+The harness must charge each report to the test that caused it, survive a
+panic and a hang by rebooting, keep running the tests after them, and leave
+nothing behind when it is interrupted.
+"""
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness.errors import ExitStatus
+
+pytestmark = pytest.mark.vm
+
+FAULT_TESTS = ["healthy_before", "warning", "healthy_after_warning", "bug", "panic",
+               "healthy_after_panic", "hung_task", "healthy_after_hang"]
+
+
+def harness(*args):
+    return [sys.executable, "-m", "harness.cli", *args]
+
+
+@pytest.fixture(scope="module")
+def fault_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("faults")
+    selection = [a for t in FAULT_TESTS for a in ("-k", f"lkdtm_faults::{t}")]
+    res = subprocess.run(harness("check", "--suite", "selftest", *selection, "--results-dir",
+                                 str(out), "--json"), capture_output=True, text=True, timeout=3600)
+    [run_dir] = list(out.iterdir())
+    doc = json.loads(res.stdout)
+    return res, run_dir, doc, {t["id"].split("::")[1]: t for t in doc["tests"]}
+
+
+def test_fault_run_fails_but_completes(fault_run):
+    res, run_dir, doc, tests = fault_run
+    assert res.returncode == ExitStatus.TESTS_FAILED, res.stderr[-2000:]
+    assert doc["complete"] and list(tests) == FAULT_TESTS
+    for name in ("results.json", "results.ktap", "junit.xml", "console.log", "config"):
+        assert (run_dir / name).stat().st_size > 0, name
+
+
+def test_healthy_tests_are_not_blamed(fault_run):
+    _, _, _, tests = fault_run
+    for name in FAULT_TESTS:
+        if name.startswith("healthy"):
+            assert tests[name]["status"] == "pass", tests[name]
+            assert tests[name]["splats"] == []
+
+
+def test_warning_is_charged_to_its_test_whole(fault_run):
+    _, _, _, tests = fault_run
+    t = tests["warning"]
+    assert t["status"] == "fail" and t["reason"].startswith("kernel splat: WARNING:")
+    [splat] = t["splats"]
+    assert splat["kind"] == "warning" and "lkdtm" in splat["text"]
+    assert "cut here" in splat["text"] and "end trace" in splat["text"]
+    assert t["taint_before"] != t["taint_after"]
+
+
+def test_bug_is_charged_to_its_test(fault_run):
+    _, _, _, tests = fault_run
+    t = tests["bug"]
+    assert t["status"] == "fail"
+    assert t["splats"][0]["kind"] in ("bug", "oops") and "lkdtm" in t["splats"][0]["text"]
+
+
+def test_panic_is_reported_and_survived(fault_run):
+    _, run_dir, doc, tests = fault_run
+    t = tests["panic"]
+    assert t["status"] == "fail" and t["reason"].startswith("kernel panic")
+    assert any(s["kind"] == "panic" for s in t["splats"])
+    assert "Kernel panic - not syncing" in (run_dir / "console.log").read_text(errors="replace")
+
+
+def test_hang_is_reported_with_task_dump_and_survived(fault_run):
+    _, _, doc, tests = fault_run
+    t = tests["hung_task"]
+    assert t["status"] == "error" and "deadline of 15s expired" in t["reason"]
+    assert "lkdtm_HUNG_TASK" in t["kernel_log"]
+    assert any(s["kind"] == "hung-task" for s in t["splats"])
+    assert doc["manifest"]["reboots"] == 2
+
+
+def test_junit_and_ktap_agree_with_json(fault_run):
+    _, run_dir, _, tests = fault_run
+    junit = (run_dir / "junit.xml").read_text()
+    assert junit.count("<testcase") == len(FAULT_TESTS)
+    assert junit.count("<failure") == 3 and junit.count("<error") == 1
+    ktap = (run_dir / "results.ktap").read_text().splitlines()
+    assert sum(l.startswith("not ok") for l in ktap) == 4
+
+
+def test_interrupt_kills_the_guest_and_keeps_partial_results(tmp_path):
+    token = secrets.token_hex(6)
+    proc = subprocess.Popen(harness("check", "--suite", "selftest", "-k", "healthy_before",
+                                    "-k", "sleeper", "--append", f"rwp_itest={token}",
+                                    "--results-dir", str(tmp_path)),
+                            stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "healthy_before" in line:
+            break
+    time.sleep(3)    # the sleeper is now running in the guest
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == ExitStatus.INTERRUPTED, "".join(seen) + rest
+    left = subprocess.run(["pgrep", "-f", f"rwp_itest={token}"], capture_output=True, text=True)
+    assert left.stdout == "", "QEMU left behind"
+    [run_dir] = list(tmp_path.iterdir())
+    doc = json.loads((run_dir / "results.json").read_text())
+    assert doc["complete"] is False and not doc["ok"]
+    assert [t["id"] for t in doc["tests"]] == ["selftest/lkdtm_faults::healthy_before"]
+    assert "incomplete" in (run_dir / "results.ktap").read_text()
+
+
+def test_qemu_that_cannot_start_is_an_infrastructure_error(tmp_path):
+    res = subprocess.run(harness("check", "-k", "api_advertises", "--memory", "64T",
+                                 "--accel", "tcg", "--results-dir", str(tmp_path)),
+                         capture_output=True, text=True, timeout=1800)
+    assert res.returncode == ExitStatus.INFRA_FAILED, res.stderr[-2000:]
+    error = [l for l in res.stderr.splitlines() if l.startswith("rwp-harness: error:")]
+    assert len(error) == 1 and "did not reach a shell" in error[0]
+    assert "Traceback" not in res.stderr

@@ -1,0 +1,69 @@
+"""How a test's own verdict, its kernel log and repeated runs combine."""
+
+import datetime as dt
+
+from harness import ktap, runner, splats
+
+from helpers import DATA
+
+WARNING_LOG = (DATA / "kmsg-warning.log").read_text()
+
+
+def _result(status=ktap.Status.PASS, taint=(0, 0)):
+    return runner.TestResult("c/x::y", status, taint=taint)
+
+
+def test_splat_fails_a_passing_test():
+    r = _result(taint=(0, 512))
+    runner._judge(r, splats.find(WARNING_LOG), splats.Allowlist())
+    assert r.status == ktap.Status.FAIL and r.reason.startswith("kernel splat: WARNING: CPU: 0")
+    assert len(r.splats) == 1
+
+
+def test_allowlisted_splat_and_its_taint_are_excused():
+    entry = splats.AllowEntry(__import__("re").compile("lkdtm_WARNING"), "known",
+                              dt.date.today() + dt.timedelta(days=1))
+    r = _result(taint=(0, 512))
+    runner._judge(r, splats.find(WARNING_LOG), splats.Allowlist([entry]))
+    assert r.status == ktap.Status.PASS and r.splats == []
+    assert r.excused[0]["excused_by"] == "known"
+
+
+def test_expired_allowlist_entry_no_longer_excuses():
+    entry = splats.AllowEntry(__import__("re").compile("lkdtm_WARNING"), "known",
+                              dt.date.today() - dt.timedelta(days=1))
+    r = _result(taint=(0, 512))
+    runner._judge(r, splats.find(WARNING_LOG), splats.Allowlist([entry]))
+    assert r.status == ktap.Status.FAIL
+
+
+def test_taint_change_without_a_visible_splat_fails():
+    r = _result(taint=(0, 4096))
+    runner._judge(r, [], splats.Allowlist())
+    assert r.status == ktap.Status.FAIL and r.reason == "kernel taint changed from 0 to 4096"
+
+
+def test_timeout_stays_an_error_with_its_splats():
+    r = _result(status=ktap.Status.ERROR)
+    runner._judge(r, splats.find((DATA / "kmsg-hung-task.log").read_text()), splats.Allowlist())
+    assert r.status == ktap.Status.ERROR and r.splats[0]["kind"] == "hung-task"
+
+
+def test_taint_markers_are_read_from_output():
+    out = "@@RWPTAINT0 0\nKTAP version 1\n1..1\nok 1 y\n@@RWPTAINT1 512\n"
+    assert runner._taint(out) == (0, 512)
+    assert runner._taint("nothing") == (None, None)
+
+
+def test_repeats_that_disagree_are_flaky():
+    runs = [_result(), _result(ktap.Status.FAIL), _result()]
+    runs[1].reason = "boom"
+    final = runner._combine(runs)
+    assert final.status == ktap.Status.FLAKY
+    assert final.runs == ["pass", "fail", "pass"] and "failed 1 of 3" in final.reason
+
+
+def test_repeats_that_all_pass_or_all_fail_are_not_flaky():
+    assert runner._combine([_result(), _result()]).status == ktap.Status.PASS
+    both = runner._combine([_result(ktap.Status.FAIL), _result(ktap.Status.ERROR)])
+    assert both.status == ktap.Status.FAIL
