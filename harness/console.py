@@ -56,6 +56,11 @@ def frame(command: str, token: str) -> tuple[str, re.Pattern, re.Pattern]:
     return line, start, end
 
 
+def _text(value) -> str:
+    # pexpect leaves its EOF/TIMEOUT classes in before/after; only text counts.
+    return value if isinstance(value, str) else ""
+
+
 def clean_output(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "")
 
@@ -99,12 +104,12 @@ class GuestConsole:
 
     def _died(self, command: str) -> None:
         """A panic is on the console: collect the rest of its report, then give up."""
-        seen = (self.child.before or "") + (self.child.after or "")
+        seen = _text(self.child.before) + _text(self.child.after)
         try:
             self.child.expect([_PANIC_END, pexpect.EOF], timeout=PANIC_DRAIN_S)
-            seen += (self.child.before or "") + (self.child.after or "")
+            seen += _text(self.child.before) + _text(self.child.after)
         except pexpect.TIMEOUT:
-            seen += self.child.before or ""
+            seen += _text(self.child.before)
         raise GuestDied(f"kernel panic while running: {command}", clean_output(seen))
 
     def push_file(self, local: Path, remote: str, timeout: float = 300) -> None:

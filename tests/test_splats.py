@@ -81,3 +81,32 @@ def test_bad_allowlist_is_bad_input(tmp_path, text):
     path.write_text(text)
     with pytest.raises(BadInput):
         splats.Allowlist.load(path)
+
+
+# Logs saved from a real run of guest/selftest/lkdtm_faults.py on Linux 7.3.4.
+
+def test_real_lkdtm_warning():
+    found = _find("lkdtm-warning.log")
+    assert [s.kind for s in found] == ["warning"]
+    assert found[0].title.startswith("WARNING: drivers/misc/lkdtm/bugs.c:164 at lkdtm_WARNING")
+    assert found[0].text.splitlines()[-1].rstrip().endswith("---[ end trace 0000000000000000 ]---")
+
+
+def test_real_lkdtm_bug_is_one_splat_with_its_oops():
+    found = _find("lkdtm-bug.log")
+    assert [s.kind for s in found] == ["bug"]
+    assert "Oops: invalid opcode" in found[0].text and "lkdtm_BUG" in found[0].text
+
+
+def test_real_panic_from_the_console():
+    found = _find("lkdtm-panic.log")
+    assert [s.kind for s in found] == ["panic"]
+    assert found[0].title == "Kernel panic - not syncing: dumptest"
+
+
+def test_real_hung_task_with_sysrq_dumps():
+    found = _find("lkdtm-hung_task.log")
+    assert found[0].kind == "hung-task"
+    assert "lkdtm_HUNG_TASK" in found[0].text
+    # The sysrq task dumps that follow are evidence, not further splats.
+    assert {s.kind for s in found} == {"hung-task"}
