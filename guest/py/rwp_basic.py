@@ -18,6 +18,14 @@ def require_rwp() -> int:
     return features
 
 
+def rwp_context(npages: int = 1) -> tuple[uffd.Uffd, uffd.Region]:
+    """A page range and a uffd with RWP negotiated, nothing registered yet."""
+    require_rwp()
+    u = uffd.Uffd()
+    u.api(uffd.FEATURE_RWP)
+    return u, uffd.Region(npages)
+
+
 def rwp_range(features: int = 0) -> tuple[uffd.Uffd, uffd.Region]:
     require_rwp()
     region = uffd.Region(NPAGES)
@@ -36,10 +44,7 @@ def api_advertises_rwp():
 
 @test
 def register_rwp():
-    require_rwp()
-    region = uffd.Region(1)
-    u = uffd.Uffd()
-    u.api(uffd.FEATURE_RWP)
+    u, region = rwp_context()
     ioctls = u.register(region.addr, region.length, uffd.REGISTER_MODE_RWP)
     assert ioctls & (1 << uffd._UFFDIO_RWPROTECT), f"ioctls {ioctls:#x} lack RWPROTECT"
 
@@ -100,10 +105,7 @@ def async_resolves_without_message():
 
 @test
 def register_wp_and_rwp_refused():
-    require_rwp()
-    region = uffd.Region(1)
-    u = uffd.Uffd()
-    u.api(uffd.FEATURE_RWP)
+    u, region = rwp_context()
     try:
         u.register(region.addr, region.length,
                    uffd.REGISTER_MODE_WP | uffd.REGISTER_MODE_RWP)
