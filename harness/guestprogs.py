@@ -20,7 +20,8 @@ from .errors import BuildError
 from .tools import require
 
 GUEST_DIR = Path(__file__).resolve().parent.parent / "guest"
-_C_TEST = re.compile(r"^RWP_TEST\((\w+)\)", re.M)
+_C_TEST = re.compile(r"^RWP_TEST(_MEM)?\((\w+)\)", re.M)
+_MEM_NAMES = re.compile(r'^#define RWP_MEM_NAMES "([^"]*)"', re.M)
 # "rwp-harness: timeout SUBTEST SECONDS" in a comment overrides the deadline.
 _TIMEOUT = re.compile(r"rwp-harness: timeout (\w+) (\d+)")
 GUEST_PYTHON = "/usr/bin/python3"
@@ -45,8 +46,17 @@ class GuestProgram:
         return [f"{self.name}::{s}" for s in self.subtests]
 
 
+def _mem_types() -> list[str]:
+    m = _MEM_NAMES.search((GUEST_DIR / "include" / "rwp_mem.h").read_text())
+    return m.group(1).split() if m else []
+
+
 def _c_subtests(path: Path) -> tuple[str, ...]:
-    return tuple(_C_TEST.findall(path.read_text()))
+    """RWP_TEST(x) is one test; RWP_TEST_MEM(x) is x__<type> for every memory type."""
+    names = []
+    for per_mem, name in _C_TEST.findall(path.read_text()):
+        names += [f"{name}__{t}" for t in _mem_types()] if per_mem else [name]
+    return tuple(names)
 
 
 def _py_subtests(path: Path) -> tuple[str, ...]:

@@ -74,6 +74,7 @@ class Guest:
             self.machine = self._boot()
             self.boot_seconds.append(round(self.machine.boot_seconds, 2))
             self.staged = deliver(self.machine.console, self.local, self.transport)
+            prepare(self.machine.console, self.staged)
             self.capabilities = probe_capabilities(self.machine.console, self.staged)
         return self.machine.console
 
@@ -103,6 +104,13 @@ def deliver(console: GuestConsole, staged: Staged, transport: str) -> Staged:
     for f in staged.files():
         console.push_file(f, str(PUSH_ROOT / f.relative_to(staged.root)))
     return Staged(PUSH_ROOT)
+
+
+def prepare(console: GuestConsole, staged: Staged) -> None:
+    """Hugepages, THP mode, debugfs: what the tests need from the guest."""
+    res = console.run(f"sh {staged.root / 'harness/setup.sh'}", timeout=60)
+    if res.status != 0:
+        raise InfraError(f"guest set-up failed: {res.output.strip()[-300:]}")
 
 
 def probe_capabilities(console: GuestConsole, staged: Staged) -> dict:

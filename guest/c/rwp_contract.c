@@ -1,0 +1,686 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The RWP contract (docs/contract.md), one test per behaviour and, where it
+ * applies, per memory type. Each test names its contract ids.
+ */
+#include "rwp_mem.h"
+
+#define NUNITS 4
+
+static int errno_of(int err)
+{
+	return err < 0 ? -err : 0;
+}
+
+#define EXPECT_ERR(call, want, what)						\
+	do {									\
+		int got_ = (call);						\
+		if (got_ != -(want))						\
+			FAIL("%s returned %d (%s), want -%s", what, got_,	\
+			     strerror(errno_of(got_)), #want);			\
+	} while (0)
+
+#define EXPECT_OK(call, what)							\
+	do {									\
+		int got_ = (call);						\
+		if (got_ != 0)							\
+			FAIL("%s failed: %s", what, strerror(errno_of(got_)));	\
+	} while (0)
+
+/* The raw UFFDIO_API, keeping the struct the kernel wrote back. */
+static int api_raw(int fd, struct uffdio_api *api, __u64 features)
+{
+	api->api = UFFD_API;
+	api->features = features;
+	api->ioctls = 0;
+	return ioctl(fd, UFFDIO_API, api) ? -errno : 0;
+}
+
+static int set_mode(int fd, __u64 enable, __u64 disable)
+{
+	struct uffdio_set_mode m = { .enable = enable, .disable = disable };
+
+	return ioctl(fd, UFFDIO_SET_MODE, &m) ? -errno : 0;
+}
+
+static int uffd_unregister(int fd, void *addr, size_t len)
+{
+	struct uffdio_range r = { .start = (unsigned long)addr, .len = len };
+
+	return ioctl(fd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
+}
+
+static int uffd_wake(int fd, void *addr, size_t len)
+{
+	struct uffdio_range r = { .start = (unsigned long)addr, .len = len };
+
+	return ioctl(fd, UFFDIO_WAKE, &r) ? -errno : 0;
+}
+
+/* A mapping of the type, registered for RWP on a new uffd with extra features. */
+static struct mem rwp_mem(enum mem_type t, int *uffd, __u64 features)
+{
+	struct mem m;
+
+	require_rwp();
+	m = mem_map(t, NUNITS);
+	*uffd = uffd_new(UFFD_FEATURE_RWP | features);
+	EXPECT_OK(uffd_register(*uffd, m.addr, m.len, UFFDIO_REGISTER_MODE_RWP, NULL),
+		  "UFFDIO_REGISTER MODE_RWP");
+	return m;
+}
+
+static void protect_all(int uffd, struct mem *m)
+{
+	EXPECT_OK(uffd_rwprotect(uffd, m->addr, m->len, UFFDIO_RWPROTECT_MODE_RWP),
+		  "UFFDIO_RWPROTECT MODE_RWP");
+}
+
+/* The message for a blocked access, checked; the thread is still blocked. */
+static void expect_fault(int uffd, struct accessor *acc, __u64 flags, unsigned long addr)
+{
+	struct uffd_msg msg;
+	int n = uffd_read_msg(uffd, &msg, RWP_WAIT_MS);
+
+	CHECK(n == 1, "no fault message within %d ms (%d)", RWP_WAIT_MS, n);
+	CHECK(msg.event == UFFD_EVENT_PAGEFAULT, "event 0x%x", msg.event);
+	CHECK(msg.arg.pagefault.flags == flags, "flags 0x%llx, want 0x%llx",
+	      (unsigned long long)msg.arg.pagefault.flags, (unsigned long long)flags);
+	CHECK(msg.arg.pagefault.address == addr, "address 0x%llx, want 0x%lx",
+	      (unsigned long long)msg.arg.pagefault.address, addr);
+	CHECK(!acc->done, "the access completed while protected");
+}
+
+static void expect_no_message(int uffd, const char *why)
+{
+	struct uffd_msg msg;
+	int n = uffd_read_msg(uffd, &msg, 0);
+
+	CHECK(n == 0, "%s: a message was queued (event 0x%x, flags 0x%llx)", why, msg.event,
+	      (unsigned long long)msg.arg.pagefault.flags);
+}
+
+/* ---- A. feature negotiation ---- */
+
+/* A1 */
+RWP_TEST(api_features_and_ioctls)
+{
+	struct uffdio_api api;
+	int fd = uffd_open();
+
+	EXPECT_OK(api_raw(fd, &api, 0), "UFFDIO_API(0)");
+	if (!(api.features & UFFD_FEATURE_RWP))
+		SKIP(RWP_NO_FEATURE_REASON);
+	CHECK(api.features & UFFD_FEATURE_RWP_ASYNC, "RWP without RWP_ASYNC: 0x%llx",
+	      (unsigned long long)api.features);
+	CHECK(api.ioctls & (1ULL << _UFFDIO_SET_MODE), "ioctls 0x%llx lack SET_MODE",
+	      (unsigned long long)api.ioctls);
+	CHECK(api.ioctls & (1ULL << _UFFDIO_REGISTER), "ioctls lack REGISTER");
+}
+
+/* A4 */
+RWP_TEST(api_rwp_async_without_rwp_refused)
+{
+	struct uffdio_api api;
+	int fd;
+
+	require_rwp();
+	fd = uffd_open();
+	EXPECT_ERR(api_raw(fd, &api, UFFD_FEATURE_RWP_ASYNC), EINVAL, "API(RWP_ASYNC)");
+	CHECK(api.features == 0 && api.ioctls == 0, "struct not zeroed on error");
+	EXPECT_OK(api_raw(fd, &api, UFFD_FEATURE_RWP), "API(RWP) after the refusal");
+}
+
+/* A5 */
+RWP_TEST(api_unknown_feature_bits_refused)
+{
+	struct uffdio_api api;
+	int fd;
+
+	require_rwp();
+	fd = uffd_open();
+	EXPECT_ERR(api_raw(fd, &api, UFFD_FEATURE_RWP | (1ULL << 19)), EINVAL, "API(RWP|bit19)");
+	EXPECT_ERR(api_raw(fd, &api, 1ULL << 63), EINVAL, "API(bit63)");
+}
+
+/* A7 */
+RWP_TEST(api_second_call_refused_first_kept)
+{
+	struct uffdio_api api;
+	char *p;
+	int fd;
+
+	require_rwp();
+	fd = uffd_open();
+	EXPECT_OK(api_raw(fd, &api, UFFD_FEATURE_RWP), "first API");
+	EXPECT_ERR(api_raw(fd, &api, 0), EINVAL, "second API");
+	p = map_anon(page_size());
+	EXPECT_OK(uffd_register(fd, p, page_size(), UFFDIO_REGISTER_MODE_RWP, NULL),
+		  "REGISTER RWP after the refused second API");
+}
+
+/* A9 */
+RWP_TEST(ioctls_before_api_refused)
+{
+	char *p = map_anon(page_size());
+	int fd = uffd_open();
+
+	require_rwp();
+	EXPECT_ERR(uffd_register(fd, p, page_size(), UFFDIO_REGISTER_MODE_RWP, NULL), EINVAL,
+		   "REGISTER before API");
+	EXPECT_ERR(uffd_rwprotect(fd, p, page_size(), UFFDIO_RWPROTECT_MODE_RWP), EINVAL,
+		   "RWPROTECT before API");
+	EXPECT_ERR(set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), EINVAL, "SET_MODE before API");
+}
+
+/* ---- B. registration ---- */
+
+/* B1 */
+RWP_TEST(register_rwp_without_feature_refused)
+{
+	char *p = map_anon(page_size());
+	int fd;
+
+	require_rwp();
+	fd = uffd_new(0);
+	EXPECT_ERR(uffd_register(fd, p, page_size(), UFFDIO_REGISTER_MODE_RWP, NULL), EINVAL,
+		   "REGISTER RWP without UFFD_FEATURE_RWP");
+}
+
+/* B3 */
+RWP_TEST(register_unknown_mode_refused)
+{
+	char *p = map_anon(page_size());
+	int fd;
+
+	require_rwp();
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	EXPECT_ERR(uffd_register(fd, p, page_size(), UFFDIO_REGISTER_MODE_RWP | (1ULL << 4), NULL),
+		   EINVAL, "REGISTER RWP|bit4");
+	EXPECT_ERR(uffd_register(fd, p, page_size(), 0, NULL), EINVAL, "REGISTER mode 0");
+}
+
+/* B4, B6, B7: every supported memory type registers and offers RWPROTECT */
+RWP_TEST_MEM(register_offers_rwprotect)
+{
+	struct mem m;
+	__u64 ioctls = 0;
+	int fd;
+
+	require_rwp();
+	m = mem_map(type, NUNITS);
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	EXPECT_OK(uffd_register(fd, m.addr, m.len, UFFDIO_REGISTER_MODE_RWP, &ioctls),
+		  "REGISTER RWP");
+	CHECK(ioctls & (1ULL << _UFFDIO_RWPROTECT), "ioctls 0x%llx lack RWPROTECT",
+	      (unsigned long long)ioctls);
+	CHECK(!(ioctls & (1ULL << _UFFDIO_WRITEPROTECT)), "ioctls 0x%llx offer WRITEPROTECT",
+	      (unsigned long long)ioctls);
+}
+
+/* B8: a regular file's private mapping is not a memory type RWP supports */
+RWP_TEST(register_regular_file_refused)
+{
+	int fd, ffd = open("/proc/self/exe", O_RDONLY);
+	char *p;
+
+	require_rwp();
+	CHECK(ffd >= 0, "open /proc/self/exe");
+	p = mmap(NULL, page_size(), PROT_READ | PROT_WRITE, MAP_PRIVATE, ffd, 0);
+	CHECK(p != MAP_FAILED, "mmap of the program file");
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	EXPECT_ERR(uffd_register(fd, p, page_size(), UFFDIO_REGISTER_MODE_RWP, NULL), EINVAL,
+		   "REGISTER RWP on a regular file mapping");
+}
+
+/* B11 */
+RWP_TEST(register_prot_none_refused_for_rwp_only)
+{
+	char *p = mmap(NULL, page_size(), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fd;
+
+	require_rwp();
+	CHECK(p != MAP_FAILED, "mmap PROT_NONE");
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	EXPECT_ERR(uffd_register(fd, p, page_size(), UFFDIO_REGISTER_MODE_RWP, NULL), EINVAL,
+		   "REGISTER RWP on PROT_NONE");
+	EXPECT_OK(uffd_register(fd, p, page_size(), UFFDIO_REGISTER_MODE_MISSING, NULL),
+		  "REGISTER MISSING on PROT_NONE");
+}
+
+/* B14 */
+RWP_TEST(register_range_validation)
+{
+	char *p = map_anon(2 * page_size());
+	int fd;
+
+	require_rwp();
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	EXPECT_ERR(uffd_register(fd, p + 1, page_size(), UFFDIO_REGISTER_MODE_RWP, NULL), EINVAL,
+		   "unaligned start");
+	EXPECT_ERR(uffd_register(fd, p, 0, UFFDIO_REGISTER_MODE_RWP, NULL), EINVAL, "len 0");
+	EXPECT_ERR(uffd_register(fd, p, page_size() + 1, UFFDIO_REGISTER_MODE_RWP, NULL), EINVAL,
+		   "unaligned len");
+}
+
+/* B18: dropping RWP by re-registering is EBUSY, and the protection stays */
+RWP_TEST_MEM(reregister_dropping_rwp_is_ebusy)
+{
+	int fd;
+	struct mem m = rwp_mem(type, &fd, 0);
+
+	protect_all(fd, &m);
+	EXPECT_ERR(uffd_register(fd, m.addr, m.len, UFFDIO_REGISTER_MODE_MISSING, NULL), EBUSY,
+		   "re-REGISTER MISSING over RWP");
+	CHECK(page_uffd_bit(m.addr), "protection lost after the refused re-registration");
+}
+
+/* ---- C. UFFDIO_RWPROTECT ---- */
+
+/* C2 */
+RWP_TEST(rwprotect_mode_validation)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+
+	EXPECT_ERR(uffd_rwprotect(fd, m.addr, m.len, 1ULL << 2), EINVAL, "mode bit 2");
+	EXPECT_ERR(uffd_rwprotect(fd, m.addr, m.len,
+				  UFFDIO_RWPROTECT_MODE_RWP | UFFDIO_RWPROTECT_MODE_DONTWAKE),
+		   EINVAL, "MODE_RWP|MODE_DONTWAKE");
+	EXPECT_ERR(uffd_rwprotect(fd, m.addr + 1, page_size(), UFFDIO_RWPROTECT_MODE_RWP), EINVAL,
+		   "unaligned start");
+	EXPECT_ERR(uffd_rwprotect(fd, m.addr, 0, UFFDIO_RWPROTECT_MODE_RWP), EINVAL, "len 0");
+}
+
+/* C1: protected pages stay present, with the uffd bit; resolve clears it */
+RWP_TEST_MEM(rwprotect_sets_and_clears_uffd_bit)
+{
+	int fd;
+	struct mem m = rwp_mem(type, &fd, 0);
+
+	CHECK(!page_uffd_bit(m.addr), "uffd bit set before any protection");
+	protect_all(fd, &m);
+	CHECK(pagemap_entry(m.addr) >> PM_PRESENT_BIT & 1, "protected page not present");
+	CHECK(page_uffd_bit(m.addr + m.len - page_size()), "uffd bit clear after protection");
+	EXPECT_OK(uffd_rwprotect(fd, m.addr, m.len, 0), "resolve");
+	CHECK(!page_uffd_bit(m.addr), "uffd bit still set after resolve");
+	CHECK(m.addr[m.unit + 3] == mem_unit_pattern(1), "contents changed");
+}
+
+/* C3: a range that also covers a VMA not registered for RWP changes nothing */
+RWP_TEST(rwprotect_prescan_is_all_or_nothing)
+{
+	size_t ps = page_size();
+	char *p = map_anon(4 * ps);
+	int fd;
+
+	require_rwp();
+	memset(p, 'x', 4 * ps);
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	/* Registering the first half splits the VMA: [RWP][plain]. */
+	EXPECT_OK(uffd_register(fd, p, 2 * ps, UFFDIO_REGISTER_MODE_RWP, NULL), "REGISTER half");
+	EXPECT_ERR(uffd_rwprotect(fd, p, 4 * ps, UFFDIO_RWPROTECT_MODE_RWP), ENOENT,
+		   "RWPROTECT over [RWP VMA][unregistered VMA]");
+	CHECK(!page_uffd_bit(p) && !page_uffd_bit(p + ps), "the RWP half was protected anyway");
+	EXPECT_OK(uffd_rwprotect(fd, p, 2 * ps, UFFDIO_RWPROTECT_MODE_RWP), "RWPROTECT half");
+	EXPECT_ERR(uffd_rwprotect(fd, p, 4 * ps, 0), ENOENT, "resolve over both VMAs");
+	CHECK(page_uffd_bit(p) && page_uffd_bit(p + ps), "the RWP half was resolved anyway");
+}
+
+/* C4: only unmapped addresses */
+RWP_TEST(rwprotect_hole_only_is_enoent)
+{
+	char *p = map_anon(page_size());
+	int fd;
+
+	require_rwp();
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	CHECK(munmap(p, page_size()) == 0, "munmap");
+	EXPECT_ERR(uffd_rwprotect(fd, p, page_size(), UFFDIO_RWPROTECT_MODE_RWP), ENOENT,
+		   "RWPROTECT on a hole");
+}
+
+/* C5 */
+RWP_TEST(rwprotect_hugetlb_alignment)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_HUGETLB, &fd, 0);
+
+	EXPECT_ERR(uffd_rwprotect(fd, m.addr + page_size(), HPAGE_SIZE,
+				  UFFDIO_RWPROTECT_MODE_RWP), EINVAL, "start not huge-aligned");
+	EXPECT_ERR(uffd_rwprotect(fd, m.addr, page_size(), UFFDIO_RWPROTECT_MODE_RWP), EINVAL,
+		   "len not a huge page");
+	CHECK(!page_uffd_bit(m.addr), "the refused request protected a page");
+}
+
+/* C6: protection is a property of present pages */
+RWP_TEST(rwprotect_unpopulated_pages_untouched)
+{
+	size_t ps = page_size();
+	char *p = map_anon(2 * ps);
+	struct accessor acc;
+	int fd;
+
+	require_rwp();
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	EXPECT_OK(uffd_register(fd, p, 2 * ps, UFFDIO_REGISTER_MODE_RWP, NULL), "REGISTER");
+	EXPECT_OK(uffd_rwprotect(fd, p, 2 * ps, UFFDIO_RWPROTECT_MODE_RWP), "RWPROTECT");
+	accessor_start(&acc, p + 10, 0, 0);
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "first touch of an unpopulated page blocked");
+	expect_no_message(fd, "first touch");
+	CHECK(!page_uffd_bit(p), "a freshly populated page carries the uffd bit");
+}
+
+/* C7: protecting twice gives one fault */
+RWP_TEST(rwprotect_twice_one_fault)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+	struct accessor acc;
+
+	protect_all(fd, &m);
+	protect_all(fd, &m);
+	accessor_start(&acc, m.addr, 0, 0);
+	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr);
+	EXPECT_OK(uffd_rwprotect(fd, m.addr, page_size(), 0), "resolve");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");
+	expect_no_message(fd, "after one resolve");
+}
+
+/* C10, D7: DONTWAKE resolves without waking; UFFDIO_WAKE then resumes the thread */
+RWP_TEST(resolve_dontwake_then_wake)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+	struct accessor acc;
+
+	protect_all(fd, &m);
+	accessor_start(&acc, m.addr, 0, 0);
+	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr);
+	EXPECT_OK(uffd_rwprotect(fd, m.addr, page_size(), UFFDIO_RWPROTECT_MODE_DONTWAKE),
+		  "resolve with DONTWAKE");
+	CHECK(!accessor_wait(&acc, 500), "DONTWAKE woke the thread");
+	EXPECT_OK(uffd_wake(fd, m.addr, page_size()), "UFFDIO_WAKE");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "UFFDIO_WAKE did not resume the thread");
+	CHECK(acc.value == mem_unit_pattern(0), "read 0x%x", acc.value);
+}
+
+/* ---- D. sync faults ---- */
+
+/* D1, D2, D5, D6 */
+static void sync_fault_on(enum mem_type type, int write)
+{
+	int fd;
+	struct mem m = rwp_mem(type, &fd, 0);
+	char *target = m.addr + 2 * m.unit + (0x1234 & (m.unit - 1));
+	unsigned long want = (unsigned long)target & ~(mem_is_huge(type) ? HPAGE_SIZE - 1 :
+						       page_size() - 1);
+	struct accessor acc;
+
+	protect_all(fd, &m);
+	accessor_start(&acc, target, write, 'Z');
+	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP | (write ? UFFD_PAGEFAULT_FLAG_WRITE : 0),
+		     want);
+	EXPECT_OK(uffd_rwprotect(fd, m.addr + 2 * m.unit, m.unit, 0), "resolve");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the thread did not resume");
+	if (write)
+		CHECK(*target == 'Z', "write lost");
+	else
+		CHECK(acc.value == mem_unit_pattern(2), "read 0x%x", acc.value);
+	expect_no_message(fd, "after resolve");
+}
+
+RWP_TEST_MEM(sync_read_fault)
+{
+	sync_fault_on(type, 0);
+}
+
+RWP_TEST_MEM(sync_write_fault)
+{
+	sync_fault_on(type, 1);
+}
+
+/* D3, D4 */
+RWP_TEST(sync_fault_exact_address_and_thread_id)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_ANON, &fd, UFFD_FEATURE_EXACT_ADDRESS | UFFD_FEATURE_THREAD_ID);
+	struct uffd_msg msg;
+	struct accessor acc;
+
+	protect_all(fd, &m);
+	accessor_start(&acc, m.addr + 0x123, 0, 0);
+	CHECK(uffd_read_msg(fd, &msg, RWP_WAIT_MS) == 1, "no message");
+	CHECK(msg.arg.pagefault.address == (unsigned long)m.addr + 0x123,
+	      "address 0x%llx is not the exact one", (unsigned long long)msg.arg.pagefault.address);
+	CHECK(msg.arg.pagefault.feat.ptid > 0 && (pid_t)msg.arg.pagefault.feat.ptid != getpid(),
+	      "ptid %u is not the faulting thread's", msg.arg.pagefault.feat.ptid);
+	EXPECT_OK(uffd_rwprotect(fd, m.addr, page_size(), 0), "resolve");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");
+}
+
+/* D8: several threads on one page; one resolve wakes them all */
+RWP_TEST(sync_fault_several_threads_one_resolve)
+{
+	int fd, i;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+	struct accessor acc[4];
+	struct uffd_msg msg;
+
+	protect_all(fd, &m);
+	for (i = 0; i < 4; i++)
+		accessor_start(&acc[i], m.addr + 8 * i, 0, 0);
+	for (i = 0; i < 4; i++) {
+		CHECK(uffd_read_msg(fd, &msg, RWP_WAIT_MS) == 1, "message %d missing", i);
+		CHECK(msg.arg.pagefault.address == (unsigned long)m.addr, "address");
+	}
+	EXPECT_OK(uffd_rwprotect(fd, m.addr, page_size(), 0), "one resolve");
+	for (i = 0; i < 4; i++)
+		CHECK(accessor_wait(&acc[i], RWP_WAIT_MS), "thread %d not woken", i);
+}
+
+/* D12: with UFFD_FEATURE_SIGBUS an access to a protected page is a SIGBUS */
+RWP_TEST(sync_fault_sigbus_feature)
+{
+	int status;
+	pid_t pid;
+
+	require_rwp();
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		int fd;
+		struct mem m = rwp_mem(MEM_ANON, &fd, UFFD_FEATURE_SIGBUS);
+
+		protect_all(fd, &m);
+		alarm(5);
+		(void)*(volatile char *)m.addr;
+		_exit(0);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS,
+	      "access with UFFD_FEATURE_SIGBUS: status 0x%x, want death by SIGBUS", status);
+}
+
+/* ---- E. async ---- */
+
+/* E1 */
+RWP_TEST_MEM(async_resolves_without_message)
+{
+	int fd;
+	struct mem m = rwp_mem(type, &fd, UFFD_FEATURE_RWP_ASYNC);
+
+	protect_all(fd, &m);
+	CHECK(m.addr[m.unit + 5] == mem_unit_pattern(1), "async read");
+	m.addr[m.unit + 6] = 'Q';
+	CHECK(m.addr[m.unit + 6] == 'Q', "async write lost");
+	expect_no_message(fd, "async mode");
+	CHECK(!page_uffd_bit(m.addr + m.unit), "the touched unit is still protected");
+	CHECK(page_uffd_bit(m.addr), "an untouched unit lost its protection");
+}
+
+/* E2: the unit of async resolution is one page (PTE-mapped types) */
+RWP_TEST(async_resolves_one_page_only)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_ANON, &fd, UFFD_FEATURE_RWP_ASYNC);
+
+	protect_all(fd, &m);
+	(void)*(volatile char *)(m.addr + page_size());
+	CHECK(!page_uffd_bit(m.addr + page_size()), "touched page still protected");
+	CHECK(page_uffd_bit(m.addr) && page_uffd_bit(m.addr + 2 * page_size()),
+	      "neighbours lost their protection");
+}
+
+/* ---- F. UFFDIO_SET_MODE ---- */
+
+/* F1 */
+RWP_TEST(set_mode_validation)
+{
+	int fd, plain;
+
+	require_rwp();
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	EXPECT_ERR(set_mode(fd, UFFD_FEATURE_RWP_ASYNC, UFFD_FEATURE_RWP_ASYNC), EINVAL,
+		   "enable and disable the same bit");
+	EXPECT_ERR(set_mode(fd, UFFD_FEATURE_RWP, 0), EINVAL, "enable a non-toggleable bit");
+	EXPECT_ERR(set_mode(fd, UFFD_FEATURE_WP_ASYNC, 0), EINVAL, "enable WP_ASYNC");
+	plain = uffd_new(0);
+	EXPECT_ERR(set_mode(plain, UFFD_FEATURE_RWP_ASYNC, 0), EINVAL,
+		   "enable RWP_ASYNC on a context without RWP");
+}
+
+/* F4 */
+RWP_TEST(set_mode_idempotent)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+
+	EXPECT_OK(set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "enable async");
+	EXPECT_OK(set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "enable async again");
+	protect_all(fd, &m);
+	CHECK(m.addr[1] == mem_unit_pattern(0), "async read");
+	expect_no_message(fd, "async after SET_MODE");
+	EXPECT_OK(set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "disable async");
+	EXPECT_OK(set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "disable async again");
+}
+
+/* F5, F6: switching to async releases a blocked fault; back to sync blocks again */
+RWP_TEST(set_mode_async_releases_blocked_fault)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+	struct accessor acc;
+
+	protect_all(fd, &m);
+	accessor_start(&acc, m.addr + page_size(), 0, 0);
+	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr + page_size());
+	EXPECT_OK(set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "enable async");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "enabling async did not release the fault");
+	CHECK(acc.value == mem_unit_pattern(1), "read 0x%x", acc.value);
+	EXPECT_OK(set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "back to sync");
+	accessor_start(&acc, m.addr + 2 * page_size(), 0, 0);
+	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr + 2 * page_size());
+	EXPECT_OK(uffd_rwprotect(fd, m.addr, m.len, 0), "resolve");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");
+}
+
+/* ---- G. PAGEMAP_SCAN ---- */
+
+/* G2: the accessed set is exactly what was touched since protection */
+RWP_TEST_MEM(scan_accessed_finds_touched_units)
+{
+	int fd;
+	struct mem m = rwp_mem(type, &fd, UFFD_FEATURE_RWP_ASYNC);
+	struct page_region vec[8];
+	long n;
+
+	protect_all(fd, &m);
+	(void)*(volatile char *)(m.addr + 2 * m.unit);
+	n = scan_pages(m.addr, m.len, PAGE_IS_ACCESSED, 0, vec, 8);
+	CHECK(n == 1, "scan found %ld regions, want 1", n);
+	CHECK(vec[0].start == (unsigned long)m.addr + 2 * m.unit &&
+	      vec[0].end == (unsigned long)m.addr + 3 * m.unit,
+	      "accessed region [0x%llx, 0x%llx), want unit 2", (unsigned long long)vec[0].start,
+	      (unsigned long long)vec[0].end);
+}
+
+/* ---- H. teardown ---- */
+
+/* H1 */
+RWP_TEST_MEM(unregister_restores_access)
+{
+	int fd;
+	struct mem m = rwp_mem(type, &fd, 0);
+	struct accessor acc;
+
+	protect_all(fd, &m);
+	EXPECT_OK(uffd_unregister(fd, m.addr, m.len), "UNREGISTER");
+	CHECK(!page_uffd_bit(m.addr), "uffd bit left after unregister");
+	accessor_start(&acc, m.addr + m.unit, 0, 0);
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "access blocked after unregister");
+	CHECK(acc.value == mem_unit_pattern(1), "read 0x%x", acc.value);
+	expect_no_message(fd, "after unregister");
+}
+
+/* H6: closing the uffd resolves everything and releases blocked threads */
+RWP_TEST_MEM(close_restores_access_and_wakes)
+{
+	int fd;
+	struct mem m = rwp_mem(type, &fd, 0);
+	struct accessor acc;
+	struct uffd_msg msg;
+
+	protect_all(fd, &m);
+	accessor_start(&acc, m.addr, 0, 0);
+	CHECK(uffd_read_msg(fd, &msg, RWP_WAIT_MS) == 1, "no fault message");
+	close(fd);
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "blocked thread not released by close");
+	CHECK(acc.value == mem_unit_pattern(0), "read 0x%x", acc.value);
+	CHECK(!page_uffd_bit(m.addr + m.unit), "uffd bit survived the uffd");
+}
+
+/* H3: unregistering releases threads blocked on an RWP fault */
+RWP_TEST(unregister_wakes_blocked_thread)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+	struct accessor acc;
+
+	RWP_EXPECT_FAIL("H3: UFFDIO_UNREGISTER of an RWP-only range resolves the PTEs but wakes "
+			"no waiter (mm/userfaultfd.c wakes only MISSING ranges)");
+	protect_all(fd, &m);
+	accessor_start(&acc, m.addr, 0, 0);
+	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr);
+	EXPECT_OK(uffd_unregister(fd, m.addr, m.len), "UNREGISTER");
+	if (!accessor_wait(&acc, 1000)) {
+		uffd_wake(fd, m.addr, m.len);
+		CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not even UFFDIO_WAKE released the thread");
+		FAIL("the thread stayed blocked after UNREGISTER until UFFDIO_WAKE");
+	}
+}
+
+/* ---- I. fork ---- */
+
+/* I1: without EVENT_FORK the child's copy is not registered and not protected */
+RWP_TEST(fork_without_event_child_unprotected)
+{
+	int fd, status;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+	pid_t pid;
+
+	protect_all(fd, &m);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		alarm(5);
+		_exit(m.addr[1] == mem_unit_pattern(0) && !page_uffd_bit(m.addr) ? 0 : 3);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "child access to the protected copy: status 0x%x", status);
+	expect_no_message(fd, "child access");
+	CHECK(page_uffd_bit(m.addr), "the parent lost its protection across fork");
+}
+
+RWP_MAIN

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Guest set-up the RWP tests need, run once after every boot. Fails, naming
+# what is missing, when the kernel cannot provide it: a test that would then
+# skip was given a config that should have prevented the skip.
+set -u
+fail=0
+echo 64 > /proc/sys/vm/nr_hugepages 2>/dev/null
+got=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo 0)
+[ "$got" -ge 16 ] || { echo "setup: only $got hugetlb pages reserved"; fail=1; }
+thp=/sys/kernel/mm/transparent_hugepage
+if [ -d $thp ]; then
+	echo madvise > $thp/enabled && echo madvise > $thp/defrag || fail=1
+else
+	echo "setup: no transparent hugepages"; fail=1
+fi
+mountpoint -q /sys/kernel/debug 2>/dev/null || mount -t debugfs none /sys/kernel/debug
+exit $fail

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Memory types for the RWP tests, and the page-table views that show RWP
+ * state: /proc/self/pagemap bit 57 and PAGEMAP_SCAN's PAGE_IS_ACCESSED.
+ *
+ * RWP_TEST_MEM(fn) declares one test per memory type, named fn__<type>;
+ * the harness reads RWP_MEM_NAMES to know them without compiling.
+ */
+#ifndef RWP_MEM_H
+#define RWP_MEM_H
+
+#include "rwp_test.h"
+#include <linux/fs.h>
+#include <linux/memfd.h>
+
+#define RWP_MEM_NAMES "anon anon_thp shmem shmem_private hugetlb hugetlb_private"
+
+enum mem_type { MEM_ANON, MEM_ANON_THP, MEM_SHMEM, MEM_SHMEM_PRIVATE, MEM_HUGETLB,
+		MEM_HUGETLB_PRIVATE, MEM_NTYPES };
+
+static const char *const mem_names[MEM_NTYPES] = {
+	"anon", "anon_thp", "shmem", "shmem_private", "hugetlb", "hugetlb_private",
+};
+
+#define HPAGE_SIZE (2UL << 20)
+
+#define RWP_TEST_MEM(fn)						\
+	static void fn(int type);					\
+	__attribute__((constructor)) static void rwp_reg_##fn(void)	\
+	{								\
+		for (int t = 0; t < MEM_NTYPES; t++) {			\
+			char *name = NULL;				\
+			if (asprintf(&name, "%s__%s", #fn, mem_names[t]) > 0) \
+				rwp_register(name, fn, t, __LINE__);	\
+		}							\
+	}								\
+	static void fn(int type)
+
+/* A mapping of one memory type, in units of its page size. */
+struct mem {
+	enum mem_type type;
+	char *addr;
+	size_t len;
+	size_t unit;		/* the size a fault and a protection act on */
+	int fd;
+};
+
+static inline int mem_is_huge(enum mem_type t)
+{
+	return t == MEM_HUGETLB || t == MEM_HUGETLB_PRIVATE;
+}
+
+static inline int mem_unit_pattern(size_t i)
+{
+	return 'a' + (int)(i % 26);
+}
+
+static inline void mem_fill(struct mem *m)
+{
+	for (size_t i = 0; i < m->len / m->unit; i++)
+		memset(m->addr + i * m->unit, mem_unit_pattern(i), m->unit);
+}
+
+/* Does smaps say the VMA containing addr holds at least one anon THP? */
+static inline int vma_has_anon_thp(void *addr)
+{
+	unsigned long a = (unsigned long)addr, lo, hi;
+	char line[256];
+	FILE *f = fopen("/proc/self/smaps", "r");
+	int inside = 0, found = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			inside = lo <= a && a < hi;
+		else if (inside && !strncmp(line, "AnonHugePages:", 14))
+			found = atol(line + 14) >= 2048;
+	}
+	fclose(f);
+	return found;
+}
+
+static inline char *map_aligned_anon_thp(size_t len)
+{
+	char *raw = mmap(NULL, len + HPAGE_SIZE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p;
+
+	CHECK(raw != MAP_FAILED, "mmap for THP");
+	p = (char *)(((unsigned long)raw + HPAGE_SIZE - 1) & ~(HPAGE_SIZE - 1));
+	CHECK(madvise(p, len, MADV_HUGEPAGE) == 0, "MADV_HUGEPAGE");
+	return p;
+}
+
+/*
+ * Map n units of type t, filled with a pattern per unit. The hugetlb types
+ * need pages reserved by the harness's guest set-up; anon_thp must really be
+ * PMD-mapped, or the test would silently test PTEs.
+ */
+static inline struct mem mem_map(enum mem_type t, size_t n)
+{
+	struct mem m = { .type = t, .fd = -1 };
+	int flags = (t == MEM_SHMEM || t == MEM_HUGETLB) ? MAP_SHARED : MAP_PRIVATE;
+
+	m.unit = mem_is_huge(t) ? HPAGE_SIZE : (t == MEM_ANON_THP ? HPAGE_SIZE : page_size());
+	m.len = n * m.unit;
+	switch (t) {
+	case MEM_ANON:
+		m.addr = map_anon(m.len);
+		break;
+	case MEM_ANON_THP:
+		m.addr = map_aligned_anon_thp(m.len);
+		break;
+	default:
+		m.fd = memfd_create(mem_names[t], MFD_CLOEXEC | (mem_is_huge(t) ? MFD_HUGETLB : 0));
+		CHECK(m.fd >= 0, "memfd_create for %s", mem_names[t]);
+		CHECK(ftruncate(m.fd, (off_t)m.len) == 0, "ftruncate %zu", m.len);
+		m.addr = mmap(NULL, m.len, PROT_READ | PROT_WRITE, flags, m.fd, 0);
+		if (m.addr == MAP_FAILED && mem_is_huge(t))
+			FAIL("no hugetlb pages for %zu bytes: is vm.nr_hugepages set?", m.len);
+		CHECK(m.addr != MAP_FAILED, "mmap %s", mem_names[t]);
+	}
+	mem_fill(&m);
+	if (t == MEM_ANON_THP)
+		CHECK(vma_has_anon_thp(m.addr), "no PMD-mapped THP at %p after MADV_HUGEPAGE",
+		      (void *)m.addr);
+	return m;
+}
+
+/* ---- pagemap ---- */
+
+#define PM_UFFD_BIT 57
+#define PM_PRESENT_BIT 63
+
+static inline uint64_t pagemap_entry(void *addr)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	uint64_t e = 0;
+
+	CHECK(fd >= 0, "open pagemap");
+	CHECK(pread(fd, &e, sizeof(e), (off_t)((unsigned long)addr / page_size() * 8)) == 8,
+	      "pread pagemap");
+	close(fd);
+	return e;
+}
+
+static inline int page_uffd_bit(void *addr)
+{
+	return (int)((pagemap_entry(addr) >> PM_UFFD_BIT) & 1);
+}
+
+/* Hosts with headers before 6.7 lack PAGEMAP_SCAN; the guest kernel has it. */
+#ifndef PAGEMAP_SCAN
+struct page_region {
+	__u64 start;
+	__u64 end;
+	__u64 categories;
+};
+
+struct pm_scan_arg {
+	__u64 size;
+	__u64 flags;
+	__u64 start;
+	__u64 end;
+	__u64 walk_end;
+	__u64 vec;
+	__u64 vec_len;
+	__u64 max_pages;
+	__u64 category_inverted;
+	__u64 category_mask;
+	__u64 category_anyof_mask;
+	__u64 return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#endif
+#ifndef PAGE_IS_ACCESSED
+#define PAGE_IS_ACCESSED (1 << 9)
+#endif
+
+/* PAGEMAP_SCAN for one category; returns the number of regions found. */
+static inline long scan_pages(void *start, size_t len, __u64 category, int inverted,
+			      struct page_region *vec, size_t nvec)
+{
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.start = (unsigned long)start,
+		.end = (unsigned long)start + len,
+		.vec = (unsigned long)vec,
+		.vec_len = nvec,
+		.category_mask = category,
+		.category_inverted = inverted ? category : 0,
+		.return_mask = category,
+	};
+
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	long n;
+
+	CHECK(fd >= 0, "open pagemap");
+	n = ioctl(fd, PAGEMAP_SCAN, &arg);
+	close(fd);
+	return n;
+}
+
+#endif /* RWP_MEM_H */
