@@ -60,12 +60,17 @@ def _c_subtests(path: Path) -> tuple[str, ...]:
 
 
 def _py_subtests(path: Path) -> tuple[str, ...]:
+    """@test f is one test; @test_mem f is f__<type> for every memory type."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names = []
     for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and any(
-                isinstance(d, ast.Name) and d.id == "test" for d in node.decorator_list):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        decorators = {d.id for d in node.decorator_list if isinstance(d, ast.Name)}
+        if "test" in decorators:
             names.append(node.name)
+        elif "test_mem" in decorators:
+            names += [f"{node.name}__{t}" for t in _mem_types()]
     return tuple(names)
 
 

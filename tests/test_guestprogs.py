@@ -39,3 +39,12 @@ def test_staged_command_runs_only_the_narrowed_subtests(tmp_path):
     staged = guestprogs.Staged(tmp_path)
     assert staged.command(prog, prog.subtests).endswith("py/rwp_basic.py")
     assert staged.command(prog, ("register_rwp",)).endswith("rwp_basic.py register_rwp")
+
+
+def test_memory_type_lists_agree():
+    """C (rwp_mem.h) and Python (memtypes.py) name the same memory types."""
+    import ast
+    tree = ast.parse((guestprogs.GUEST_DIR / "py" / "memtypes.py").read_text())
+    [py_types] = [ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                  and any(getattr(t, "id", "") == "MEM_TYPES" for t in n.targets)]
+    assert list(py_types) == guestprogs._mem_types()

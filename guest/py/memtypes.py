@@ -1,0 +1,142 @@
+"""Memory types for the Python RWP tests, and the page-table views of RWP state.
+
+The same types as guest/include/rwp_mem.h (a host test keeps the two lists
+equal). Mappings are made with libc's mmap through ctypes, so that an anon
+THP can be placed on a 2 MiB boundary, and are addressed by integers.
+"""
+
+import ctypes
+import fcntl
+import mmap
+import os
+import struct
+
+import uffd
+from ktest import Skip, test
+
+MEM_TYPES = ("anon", "anon_thp", "shmem", "shmem_private", "hugetlb", "hugetlb_private")
+HPAGE = 2 << 20
+PAGE = mmap.PAGESIZE
+MFD_HUGETLB = 0x4
+MADV_HUGEPAGE = 14
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_long]
+_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+def test_mem(fn):
+    """Register fn(mem_type) as one test per memory type, named fn__<type>."""
+    for t in MEM_TYPES:
+        def bound(t=t):
+            fn(t)
+        bound.__name__ = f"{fn.__name__}__{t}"
+        test(bound)
+    return fn
+
+
+def is_huge(t: str) -> bool:
+    return t.startswith("hugetlb")
+
+
+def pattern(i: int) -> int:
+    return ord("a") + i % 26
+
+
+class Mem:
+    """n units of one memory type, each unit filled with its own byte."""
+
+    def __init__(self, t: str, n: int):
+        self.type = t
+        self.unit = HPAGE if (is_huge(t) or t == "anon_thp") else PAGE
+        self.length = n * self.unit
+        self.addr = self._map()
+        for i in range(n):
+            ctypes.memset(self.addr + i * self.unit, pattern(i), self.unit)
+        if t == "anon_thp" and not anon_thp_at(self.addr):
+            raise AssertionError(f"no PMD-mapped THP at {self.addr:#x} after MADV_HUGEPAGE")
+
+    def _map(self) -> int:
+        prot = mmap.PROT_READ | mmap.PROT_WRITE
+        if self.type in ("anon", "anon_thp"):
+            extra = HPAGE if self.type == "anon_thp" else 0
+            raw = self._mmap(self.length + extra, prot,
+                             mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1)
+            if self.type == "anon":
+                return raw
+            addr = (raw + HPAGE - 1) & ~(HPAGE - 1)
+            if _libc.madvise(addr, self.length, MADV_HUGEPAGE) != 0:
+                raise OSError(ctypes.get_errno(), "madvise(MADV_HUGEPAGE)")
+            return addr
+        flags = mmap.MAP_SHARED if self.type in ("shmem", "hugetlb") else mmap.MAP_PRIVATE
+        fd = os.memfd_create(self.type, os.MFD_CLOEXEC | (MFD_HUGETLB if is_huge(self.type) else 0))
+        os.ftruncate(fd, self.length)
+        try:
+            return self._mmap(self.length, prot, flags, fd)
+        except OSError:
+            if is_huge(self.type):
+                raise AssertionError("no hugetlb pages: is vm.nr_hugepages set?")
+            raise
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _mmap(length: int, prot: int, flags: int, fd: int) -> int:
+        addr = _libc.mmap(None, length, prot, flags, fd, 0)
+        if addr in (None, MAP_FAILED):
+            raise OSError(ctypes.get_errno(), "mmap")
+        return addr
+
+    def at(self, unit: int, offset: int = 0) -> int:
+        return self.addr + unit * self.unit + offset
+
+
+def anon_thp_at(addr: int) -> bool:
+    inside = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(" ", 1)[0]
+            if "-" in head and ":" not in head:
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo <= addr < hi
+            elif inside and line.startswith("AnonHugePages:"):
+                return int(line.split()[1]) >= 2048
+    return False
+
+
+def uffd_bit(addr: int) -> bool:
+    """pagemap bit 57: the PTE carries the uffd bit (RWP-protected here)."""
+    with open("/proc/self/pagemap", "rb") as f:
+        f.seek(addr // PAGE * 8)
+        entry = struct.unpack("=Q", f.read(8))[0]
+    return bool(entry >> 57 & 1)
+
+
+PAGEMAP_SCAN = (3 << 30) | (96 << 16) | (ord("f") << 8) | 16
+PAGE_IS_ACCESSED = 1 << 9
+_SCAN_FMT = "=12Q"
+_REGION_FMT = "=3Q"
+
+
+def scan(addr: int, length: int, category: int, inverted: bool = False) -> list[tuple[int, int]]:
+    """PAGEMAP_SCAN for one category; the matching [start, end) regions."""
+    nvec = 16
+    vec = ctypes.create_string_buffer(struct.calcsize(_REGION_FMT) * nvec)
+    arg = bytearray(struct.pack(_SCAN_FMT, struct.calcsize(_SCAN_FMT), 0, addr, addr + length,
+                                0, ctypes.addressof(vec), nvec, 0,
+                                category if inverted else 0, category, 0, category))
+    with open("/proc/self/pagemap", "rb") as f:
+        n = fcntl.ioctl(f.fileno(), PAGEMAP_SCAN, arg, True)
+    regions = []
+    for i in range(n):
+        start, end, _ = struct.unpack_from(_REGION_FMT, vec, i * struct.calcsize(_REGION_FMT))
+        regions.append((start, end))
+    return regions
+
+
+def require_rwp() -> None:
+    if not uffd.kernel_features() & uffd.FEATURE_RWP:
+        raise Skip("kernel does not advertise UFFD_FEATURE_RWP")
