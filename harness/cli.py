@@ -62,9 +62,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("tests")
     g.add_argument("-k", "--select", action="append", default=[], metavar="PATTERN",
                    help="run tests whose id (program::subtest) contains PATTERN (repeatable)")
-    g.add_argument("--suite", action="append", choices=guestprogs.ALL_SUITES, metavar="SUITE",
-                   help="guest suites to run: c, py (default: both), or selftest (provokes "
-                        "kernel faults to test the harness; repeatable)")
+    g.add_argument("--suite", action="append",
+                   choices=(*guestprogs.ALL_SUITES, guestprogs.PEER_SUITE), metavar="SUITE",
+                   help="guest suites to run: c, py (default: both), peer (the kernel tree's "
+                        "own uffd-unit-tests, run whole), or selftest (provokes kernel faults "
+                        "to test the harness; repeatable)")
     g.add_argument("--transport", choices=("auto", "shared", "push"), default="auto",
                    help="how programs reach the guest: the shared root filesystem, or "
                         "pushed over the console (auto: shared if visible)")
@@ -152,10 +154,14 @@ def vm_request(args, bres: build.BuildResult, console_log: Path | None) -> vm.VM
                         append=tuple(args.append), console_log=console_log)
 
 
+def _suites(args) -> tuple[str, ...]:
+    return tuple(args.suite) if args.suite else guestprogs.DEFAULT_SUITES
+
+
 def selected_programs(args) -> list[guestprogs.GuestProgram]:
-    suites = tuple(args.suite) if args.suite else guestprogs.DEFAULT_SUITES
+    suites = _suites(args)
     progs = guestprogs.select(guestprogs.discover(suites), args.select)
-    if not progs:
+    if not progs and guestprogs.PEER_SUITE not in suites:
         raise BadInput(f"test selection {args.select} matches no test in suites {list(suites)}")
     return progs
 
@@ -180,7 +186,7 @@ def run_tests(args, req: build.BuildRequest, bres: build.BuildResult,
                         timings=timings, host=hostinfo.describe(), repeat=args.repeat)
     print(f"[run] results in {run.path}", file=sys.stderr)
     with phase("stage", timings):
-        staged = guestprogs.stage(bres.headers)
+        staged = guestprogs.stage(bres.headers, req.tree)
     vmreq = vm_request(args, bres, run.console_log)
     guest = runner.Guest(lambda: vm.boot(vmreq), staged, args.transport)
     try:
@@ -196,6 +202,10 @@ def run_tests(args, req: build.BuildRequest, bres: build.BuildResult,
                     res = runner.run_test(guest, prog, sub, prog.timeout(sub, args.test_timeout),
                                           allow, args.repeat)
                     run.manifest.update(reboots=guest.reboots, boot_seconds=guest.boot_seconds)
+                    run.add(res)
+                    _live_line(res)
+            if guestprogs.PEER_SUITE in _suites(args):
+                for res in runner.run_peer(guest, allow):
                     run.add(res)
                     _live_line(res)
         run.complete = True
@@ -277,6 +287,8 @@ def _list(args) -> int:
     for prog in selected_programs(args):
         for tid in prog.test_ids():
             print(tid)
+    if guestprogs.PEER_SUITE in _suites(args):
+        print(f"{runner.PEER_PREFIX}::*  (its cases are known once it has run)")
     return ExitStatus.OK
 
 

@@ -29,6 +29,11 @@ DEFAULT_SUITES = ("c", "py")
 # Programs that provoke kernel faults to test the harness itself; never run
 # unless asked for with --suite selftest.
 ALL_SUITES = (*DEFAULT_SUITES, "selftest")
+# The kernel tree's own uffd-unit-tests, built from the same source (--suite peer).
+PEER_SUITE = "peer"
+PEER_DIR = Path("tools/testing/selftests/mm")
+PEER_SOURCES = ("uffd-unit-tests.c", "uffd-common.c", "vm_util.c", "hugepage_settings.c")
+PEER_BINARY = "peer/uffd-unit-tests"
 
 
 @dataclass(frozen=True)
@@ -138,12 +143,25 @@ class Staged:
         return sorted(p for p in self.root.rglob("*") if p.is_file())
 
 
-def stage(headers: Path) -> Staged:
-    """Compile every C program and copy the Python ones; reused when nothing changed."""
+def _peer_sources(tree: Path | None) -> list[Path]:
+    if tree is None:
+        return []
+    paths = [tree / PEER_DIR / name for name in PEER_SOURCES]
+    return paths if all(p.exists() for p in paths) else []
+
+
+def stage(headers: Path, tree: Path | None = None) -> Staged:
+    """Compile every C program (and the tree's uffd-unit-tests), copy the Python ones.
+
+    Reused when nothing changed.
+    """
     progs = discover(ALL_SUITES)
     copied = [p for d in (*ALL_SUITES, "harness") for p in sorted((GUEST_DIR / d).glob("*"))
               if p.suffix in (".py", ".sh")]
-    sources = [p.source for p in progs] + sorted((GUEST_DIR / "include").glob("*.h")) + copied
+    peer = _peer_sources(tree)
+    peer_headers = sorted((tree / PEER_DIR).glob("*.h")) if peer else []
+    sources = ([p.source for p in progs] + sorted((GUEST_DIR / "include").glob("*.h"))
+               + copied + peer + peer_headers)
     root = cache.subdir("guest") / _digest(sources, headers)
     done = root / ".complete"
     if done.exists():
@@ -156,8 +174,23 @@ def stage(headers: Path) -> Staged:
         dest = root / path.parent.name / path.name
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest)
+    if peer:
+        _compile_peer(tree, headers, root / PEER_BINARY)
     done.write_text("ok\n")
     return Staged(root)
+
+
+def _compile_peer(tree: Path, headers: Path, out: Path) -> None:
+    """uffd-unit-tests, built the way its Makefile would, but static and out of tree."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    src = tree / PEER_DIR
+    argv = ["gcc", "-static", "-O2", "-Wall", "-U_FORTIFY_SOURCE", "-no-pie",
+            "-I", str(src.parent), "-isystem", str(headers), "-I", str(tree / "tools/include"),
+            "-o", str(out), *[str(src / n) for n in PEER_SOURCES], "-lrt", "-lpthread", "-lm"]
+    res = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if res.returncode != 0:
+        # The peer suite is the tree's, not ours: note why, and report it as skipped.
+        (out.parent / "build-error.txt").write_text(res.stderr[-4000:])
 
 
 def _compile(prog: GuestProgram, headers: Path, out: Path) -> None:

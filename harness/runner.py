@@ -195,6 +195,67 @@ def run_once(guest: Guest, prog: GuestProgram, sub: str, deadline: float,
     return result
 
 
+PEER_TIMEOUT_S = 900.0
+PEER_PREFIX = "peer/uffd-unit-tests"
+
+
+def _peer_id(case_name: str) -> str:
+    # "rwp-async on shmem-private" -> "rwp-async__shmem-private": ids without spaces.
+    return f"{PEER_PREFIX}::" + case_name.replace(" on ", "__").replace(" ", "_")
+
+
+def _peer_case_name(case: ktap.Case) -> str:
+    # kselftest prints a skip as "ok 26 # SKIP wp-fork-pin on anon (why)":
+    # the case's name is then only in the reason.
+    m = re.match(r"(\S+ on \S+)", case.reason)
+    if re.fullmatch(r"test\d+", case.name) and m:
+        return m.group(1)
+    return case.name
+
+
+def run_peer(guest: Guest, allow: splats.Allowlist,
+             deadline: float = PEER_TIMEOUT_S) -> list[TestResult]:
+    """The tree's own uffd-unit-tests, run whole; one result per case it reports.
+
+    Its cases share one process, so a splat cannot be charged to one of them:
+    the run as a whole is the extra case "::kernel_log", which fails on a
+    splat or a taint change during the run.
+    """
+    console = guest.console()
+    binary = guest.staged.root / "peer" / "uffd-unit-tests"
+    if not (guest.local.root / "peer" / "uffd-unit-tests").exists():
+        reason = ("uffd-unit-tests did not build from this tree"
+                  if (guest.local.root / "peer" / "build-error.txt").exists()
+                  else "this kernel tree has no tools/testing/selftests/mm/uffd-unit-tests.c")
+        return [TestResult(f"{PEER_PREFIX}::build", ktap.Status.SKIP, reason)]
+    token = secrets.token_hex(6)
+    began = time.monotonic()
+    try:
+        res = console.run(f"sh {guest.staged.root / 'harness/run-one.sh'} {token} {int(deadline)} "
+                          f"{binary}", timeout=deadline + HOST_GRACE_S)
+    except GuestDied as e:
+        guest.reboot("the VM died during uffd-unit-tests")
+        found = splats.find(e.output)
+        return [TestResult(f"{PEER_PREFIX}::kernel_log", ktap.Status.FAIL,
+                           "the VM died" + (f": {found[0].title}" if found else ""),
+                           output=e.output, splats=[s.to_json() for s in found])]
+    report = ktap.parse(res.output)
+    results = [TestResult(_peer_id(_peer_case_name(c)), c.status, c.reason, c.diagnostics)
+               for c in report.cases]
+    whole = TestResult(f"{PEER_PREFIX}::kernel_log", ktap.Status.PASS,
+                       duration=time.monotonic() - began, output=res.output,
+                       taint=_taint(res.output))
+    if res.timed_out or "@@RWPTIMEOUT" in res.output:
+        whole.status, whole.reason = ktap.Status.ERROR, f"did not finish in {deadline:.0f}s"
+        guest.reboot("uffd-unit-tests hit its deadline")
+    else:
+        whole.kernel_log = _kernel_log(console, token)
+        _judge(whole, splats.find(whole.kernel_log), allow)
+        if report.errors and whole.status == ktap.Status.PASS:
+            whole.status, whole.reason = ktap.Status.ERROR, "; ".join(report.errors)
+    return results + [whole]
+
+
 def _combine(runs: list[TestResult]) -> TestResult:
     """One result from several runs: flaky when they disagree on pass or fail."""
     final = next((r for r in runs if r.failed), runs[-1])

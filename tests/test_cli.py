@@ -52,9 +52,13 @@ def test_selection_matching_nothing(env):
 
 
 def test_listing_gives_stable_ids(env):
-    res = rwp("run", "--list", "-k", "sync_read", env=env)
+    res = rwp("run", "--list", "-k", "rwp_basic::sync_read", env=env)
     assert res.returncode == 0
     assert res.stdout.split() == ["c/rwp_basic::sync_read_fault", "py/rwp_basic::sync_read_fault"]
+    mem = rwp("run", "--list", "-k", "c/rwp_contract::sync_read_fault__", env=env)
+    assert mem.stdout.split() == [f"c/rwp_contract::sync_read_fault__{t}" for t in
+                                  ("anon", "anon_thp", "shmem", "shmem_private", "hugetlb",
+                                   "hugetlb_private")]
 
 
 def test_patch_that_does_not_apply_has_its_own_status(tmp_path, env):

@@ -67,3 +67,12 @@ def test_repeats_that_all_pass_or_all_fail_are_not_flaky():
     assert runner._combine([_result(), _result()]).status == ktap.Status.PASS
     both = runner._combine([_result(ktap.Status.FAIL), _result(ktap.Status.ERROR)])
     assert both.status == ktap.Status.FAIL
+
+
+def test_peer_case_ids_have_no_spaces_and_keep_skipped_names():
+    named = ktap.Case("rwp-async on shmem-private", ktap.Status.PASS)
+    skipped = ktap.Case("test26", ktap.Status.SKIP, "wp-fork-pin on anon (no CONFIG_GUP_TEST)")
+    assert runner._peer_id(runner._peer_case_name(named)) == \
+        "peer/uffd-unit-tests::rwp-async__shmem-private"
+    assert runner._peer_id(runner._peer_case_name(skipped)) == \
+        "peer/uffd-unit-tests::wp-fork-pin__anon"

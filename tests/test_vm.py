@@ -55,7 +55,7 @@ def test_programs_pushed_over_the_console_give_the_same_results(guest_session):
 
 
 def test_old_kernel_skips_rwp_and_exits_zero(tmp_path):
-    """Debian's 7.2 predates RWP: every RWP test skips with the reason, the run passes."""
+    """Debian's 7.2 predates RWP: RWP tests skip with the reason, refusals pass, exit 0."""
     res = subprocess.run([sys.executable, "-m", "harness.cli", "check", "--kernel-version", "7.2",
                           "--results-dir", str(tmp_path)], capture_output=True, text=True,
                          timeout=3600)
@@ -63,8 +63,27 @@ def test_old_kernel_skips_rwp_and_exits_zero(tmp_path):
     [run_dir] = list(tmp_path.iterdir())
     doc = json.loads((run_dir / "results.json").read_text())
     assert doc["complete"] and doc["manifest"]["kernel_release"].startswith("7.2")
-    subtests = doc["tests"]
-    assert subtests, "the 7.2 run ran no test"
-    for s in subtests:
-        assert s["status"] == "skip", s
-        assert s["reason"] == "kernel does not advertise UFFD_FEATURE_RWP", s
+    assert doc["manifest"]["guest_capabilities"]["rwp"] is False
+    refusal = "c/rwp_contract::rwp_refused_when_not_advertised"
+    tests = {t["id"]: t for t in doc["tests"]}
+    assert tests[refusal]["status"] == "pass", tests[refusal]
+    others = [t for tid, t in tests.items() if tid != refusal]
+    assert others, "the 7.2 run ran no RWP test"
+    for t in others:
+        assert t["status"] == "skip", t
+        assert t["reason"] == "kernel does not advertise UFFD_FEATURE_RWP", t
+
+
+def test_peer_suite_reports_upstream_cases_beside_ours(tmp_path):
+    """The tree's own uffd-unit-tests, built from the same source, in the same kind of VM."""
+    res = subprocess.run([sys.executable, "-m", "harness.cli", "check", "--suite", "peer",
+                          "--results-dir", str(tmp_path), "--json"], capture_output=True,
+                         text=True, timeout=3600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    tests = {t["id"]: t for t in json.loads(res.stdout)["tests"]}
+    rwp = [t for tid, t in tests.items() if tid.startswith("peer/uffd-unit-tests::rwp-")]
+    assert len(rwp) >= 10, sorted(tests)
+    assert all(t["status"] in ("pass", "skip") for t in rwp)
+    assert tests["peer/uffd-unit-tests::rwp-async__anon"]["status"] == "pass"
+    assert tests["peer/uffd-unit-tests::kernel_log"]["status"] == "pass"
+    assert not any(" " in tid for tid in tests)

@@ -118,6 +118,22 @@ RWP_TEST(api_features_and_ioctls)
 	CHECK(api.ioctls & (1ULL << _UFFDIO_REGISTER), "ioctls lack REGISTER");
 }
 
+/* A12: a kernel without RWP refuses it everywhere (runs only there) */
+RWP_TEST(rwp_refused_when_not_advertised)
+{
+	struct uffdio_api api;
+	char *p = map_anon(page_size());
+	int fd = uffd_open();
+
+	if (uffd_kernel_features() & UFFD_FEATURE_RWP)
+		SKIP("kernel advertises UFFD_FEATURE_RWP: the refusal path does not apply");
+	CHECK(!(uffd_kernel_features() & UFFD_FEATURE_RWP_ASYNC), "RWP_ASYNC without RWP");
+	EXPECT_ERR(api_raw(fd, &api, UFFD_FEATURE_RWP), EINVAL, "API(RWP)");
+	EXPECT_OK(api_raw(fd, &api, 0), "API(0)");
+	EXPECT_ERR(uffd_register(fd, p, page_size(), UFFDIO_REGISTER_MODE_RWP, NULL), EINVAL,
+		   "REGISTER MODE_RWP");
+}
+
 /* A4 */
 RWP_TEST(api_rwp_async_without_rwp_refused)
 {
