@@ -17,6 +17,9 @@ _UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 # Marks the next entry as one that older kernels lack: it may be absent from
 # the tree's Kconfig, but where the tree defines it, it must keep its value.
 OPTIONAL_MARK = "# rwp-harness: optional"
+# Names the tests (id substrings) that need the next entry, for the error
+# that says what a dropped option would have turned into skips.
+NEEDED_BY_MARK = "# rwp-harness: needed-by "
 
 FRAGMENT_DIR = Path(__file__).resolve().parent.parent / "kernel-config"
 BASE_FRAGMENTS = ("base", "rwp", "selftest")
@@ -38,10 +41,14 @@ class Kconfig:
     entries: dict[str, str] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)
     optional: set[str] = field(default_factory=set)
+    needed_by: dict[str, list[str]] = field(default_factory=dict)
 
-    def add(self, entry: Entry, origin: str, optional: bool = False) -> None:
+    def add(self, entry: Entry, origin: str, optional: bool = False,
+            needed_by: list[str] | None = None) -> None:
         self.entries[entry.name] = entry.value
         self.origin[entry.name] = origin
+        if needed_by:
+            self.needed_by[entry.name] = needed_by
         if optional:
             self.optional.add(entry.name)
         else:
@@ -49,7 +56,8 @@ class Kconfig:
 
     def merge(self, other: "Kconfig") -> None:
         for name, value in other.entries.items():
-            self.add(Entry(name, value), other.origin.get(name, "?"), name in other.optional)
+            self.add(Entry(name, value), other.origin.get(name, "?"), name in other.optional,
+                     other.needed_by.get(name))
 
     def text(self) -> str:
         return "".join(Entry(n, v).line() + "\n" for n, v in sorted(self.entries.items()))
@@ -69,7 +77,7 @@ class Kconfig:
 
 def parse(text: str, origin: str = "?") -> Kconfig:
     cfg = Kconfig()
-    optional = False
+    optional, needed_by = False, None
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line:
@@ -77,11 +85,14 @@ def parse(text: str, origin: str = "?") -> Kconfig:
         m = _SET.match(line) or _UNSET.match(line)
         if m:
             value = m.group(2) if m.re is _SET else "n"
-            cfg.add(Entry(m.group(1), value), origin, optional)
-            optional = False
+            cfg.add(Entry(m.group(1), value), origin, optional, needed_by)
+            optional, needed_by = False, None
             continue
         if line.startswith(OPTIONAL_MARK):
             optional = True
+            continue
+        if line.startswith(NEEDED_BY_MARK):
+            needed_by = line[len(NEEDED_BY_MARK):].split()
             continue
         if line.startswith("#"):
             continue
@@ -118,8 +129,12 @@ def requested(profiles: list[str], extra_fragments: list[Path] = ()) -> Kconfig:
 
 
 def describe_lost(lost: list[Entry], req: Kconfig) -> str:
-    parts = [f"{e.name} (wanted {req.entries[e.name]}, got {e.value}, from {req.origin[e.name]})"
-             for e in lost]
+    parts = []
+    for e in lost:
+        part = f"{e.name} (wanted {req.entries[e.name]}, got {e.value}, from {req.origin[e.name]}"
+        if e.name in req.needed_by:
+            part += "; tests that would skip: " + ", ".join(req.needed_by[e.name])
+        parts.append(part + ")")
     return "olddefconfig dropped requested options: " + "; ".join(parts)
 
 

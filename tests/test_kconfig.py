@@ -73,3 +73,19 @@ def test_optional_option_that_the_tree_knows_must_survive(tmp_path):
     dot.write_text("# CONFIG_USERFAULTFD is not set\n")
     with pytest.raises(ConfigError, match="CONFIG_USERFAULTFD"):
         kconfig.check(req, dot, tree)
+
+
+def test_dropped_option_names_the_tests_it_would_skip(tmp_path):
+    tree = make_fake_tree(tmp_path / "src")
+    req = kconfig.parse("# rwp-harness: needed-by __hugetlb __hugetlb_private\n"
+                        "CONFIG_HUGETLBFS=y\n", "rwp.config")
+    dot = tmp_path / ".config"
+    dot.write_text("# CONFIG_HUGETLBFS is not set\n")
+    with pytest.raises(ConfigError, match=r"tests that would skip: __hugetlb, __hugetlb_private"):
+        kconfig.check(req, dot, tree)
+
+
+def test_project_fragment_marks_survive_merging():
+    req = kconfig.requested([])
+    assert req.needed_by["CONFIG_HUGETLBFS"] == ["__hugetlb", "__hugetlb_private"]
+    assert "CONFIG_USERFAULTFD_RWP" in req.optional
