@@ -41,6 +41,7 @@ static void protect(struct rwp_range *r)
 	CHECK(err == 0, "UFFDIO_RWPROTECT MODE_RWP over %zu bytes", r->len);
 }
 
+/* A1 */
 RWP_TEST(api_advertises_rwp)
 {
 	__u64 features = uffd_kernel_features();
@@ -51,6 +52,7 @@ RWP_TEST(api_advertises_rwp)
 	      "features 0x%llx has RWP but not RWP_ASYNC", (unsigned long long)features);
 }
 
+/* B4 */
 RWP_TEST(register_rwp)
 {
 	__u64 ioctls = 0;
@@ -67,6 +69,7 @@ RWP_TEST(register_rwp)
 	      "returned ioctls 0x%llx lack UFFDIO_RWPROTECT", (unsigned long long)ioctls);
 }
 
+/* C1 */
 RWP_TEST(rwprotect_populated_keeps_contents)
 {
 	struct rwp_range r = rwp_range_new(0);
@@ -115,16 +118,19 @@ static void sync_fault(int write)
 	CHECK(uffd_read_msg(r.uffd, &msg, 0) == 0, "a second message was queued");
 }
 
+/* D1 */
 RWP_TEST(sync_read_fault)
 {
 	sync_fault(0);
 }
 
+/* D2 */
 RWP_TEST(sync_write_fault)
 {
 	sync_fault(1);
 }
 
+/* E1 */
 RWP_TEST(async_resolves_without_message)
 {
 	struct rwp_range r = rwp_range_new(UFFD_FEATURE_RWP_ASYNC);
@@ -139,6 +145,7 @@ RWP_TEST(async_resolves_without_message)
 	      msg.event);
 }
 
+/* B2 */
 RWP_TEST(register_wp_and_rwp_refused)
 {
 	char *addr;

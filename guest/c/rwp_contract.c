@@ -291,6 +291,47 @@ RWP_TEST_MEM(reregister_dropping_rwp_is_ebusy)
 	CHECK(page_uffd_bit(m.addr), "protection lost after the refused re-registration");
 }
 
+
+/* B17: a range registered on one uffd cannot be registered on another */
+RWP_TEST(register_on_second_uffd_is_ebusy)
+{
+	int fd1, fd2;
+	struct mem m = rwp_mem(MEM_ANON, &fd1, 0);
+
+	fd2 = uffd_new(UFFD_FEATURE_RWP);
+	EXPECT_ERR(uffd_register(fd2, m.addr, m.len, UFFDIO_REGISTER_MODE_RWP, NULL), EBUSY,
+		   "REGISTER on a second uffd");
+	protect_all(fd1, &m);
+	CHECK(page_uffd_bit(m.addr), "the first uffd lost its registration");
+}
+
+/* B19: a WP range cannot become RWP */
+RWP_TEST(reregister_wp_as_rwp_is_ebusy)
+{
+	char *p = map_anon(page_size());
+	int fd;
+
+	require_rwp();
+	p[0] = 1;
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	EXPECT_OK(uffd_register(fd, p, page_size(), UFFDIO_REGISTER_MODE_WP, NULL), "REGISTER WP");
+	EXPECT_ERR(uffd_register(fd, p, page_size(), UFFDIO_REGISTER_MODE_RWP, NULL), EBUSY,
+		   "re-REGISTER RWP over WP");
+}
+
+/* B20: adding MISSING on top of RWP keeps the protection */
+RWP_TEST_MEM(reregister_adding_missing_keeps_protection)
+{
+	int fd;
+	struct mem m = rwp_mem(type, &fd, 0);
+
+	protect_all(fd, &m);
+	EXPECT_OK(uffd_register(fd, m.addr, m.len,
+				UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP, NULL),
+		  "re-REGISTER MISSING|RWP");
+	CHECK(page_uffd_bit(m.addr), "protection lost when adding MISSING");
+}
+
 /* ---- C. UFFDIO_RWPROTECT ---- */
 
 /* C2 */
@@ -308,7 +349,7 @@ RWP_TEST(rwprotect_mode_validation)
 	EXPECT_ERR(uffd_rwprotect(fd, m.addr, 0, UFFDIO_RWPROTECT_MODE_RWP), EINVAL, "len 0");
 }
 
-/* C1: protected pages stay present, with the uffd bit; resolve clears it */
+/* C1, G9: protected pages stay present, with the uffd bit; resolve clears it */
 RWP_TEST_MEM(rwprotect_sets_and_clears_uffd_bit)
 {
 	int fd;
@@ -403,6 +444,19 @@ RWP_TEST(rwprotect_twice_one_fault)
 	expect_no_message(fd, "after one resolve");
 }
 
+/* C8: resolving never-protected pages, and resolving twice, succeed */
+RWP_TEST_MEM(resolve_is_idempotent)
+{
+	int fd;
+	struct mem m = rwp_mem(type, &fd, 0);
+
+	EXPECT_OK(uffd_rwprotect(fd, m.addr, m.len, 0), "resolve never-protected pages");
+	protect_all(fd, &m);
+	EXPECT_OK(uffd_rwprotect(fd, m.addr, m.len, 0), "resolve");
+	EXPECT_OK(uffd_rwprotect(fd, m.addr, m.len, 0), "resolve again");
+	CHECK(!page_uffd_bit(m.addr), "uffd bit set after resolving");
+}
+
 /* C10, D7: DONTWAKE resolves without waking; UFFDIO_WAKE then resumes the thread */
 RWP_TEST(resolve_dontwake_then_wake)
 {
@@ -446,11 +500,13 @@ static void sync_fault_on(enum mem_type type, int write)
 	expect_no_message(fd, "after resolve");
 }
 
+/* D1, D5, D6 */
 RWP_TEST_MEM(sync_read_fault)
 {
 	sync_fault_on(type, 0);
 }
 
+/* D2, D5, D6 */
 RWP_TEST_MEM(sync_write_fault)
 {
 	sync_fault_on(type, 1);
@@ -520,7 +576,7 @@ RWP_TEST(sync_fault_sigbus_feature)
 
 /* ---- E. async ---- */
 
-/* E1 */
+/* E1, E3, E4 */
 RWP_TEST_MEM(async_resolves_without_message)
 {
 	int fd;
@@ -579,6 +635,21 @@ RWP_TEST(set_mode_idempotent)
 	expect_no_message(fd, "async after SET_MODE");
 	EXPECT_OK(set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "disable async");
 	EXPECT_OK(set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "disable async again");
+}
+
+/* F3: an empty request changes nothing */
+RWP_TEST(set_mode_empty_request)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+	struct accessor acc;
+
+	EXPECT_OK(set_mode(fd, 0, 0), "SET_MODE(0, 0)");
+	protect_all(fd, &m);
+	accessor_start(&acc, m.addr, 0, 0);
+	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr);
+	EXPECT_OK(uffd_rwprotect(fd, m.addr, m.len, 0), "resolve");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");
 }
 
 /* F5, F6: switching to async releases a blocked fault; back to sync blocks again */
@@ -656,6 +727,38 @@ RWP_TEST_MEM(close_restores_access_and_wakes)
 	CHECK(!page_uffd_bit(m.addr + m.unit), "uffd bit survived the uffd");
 }
 
+/* H2: unregistering part of a range leaves the rest protected */
+RWP_TEST(partial_unregister_keeps_the_rest)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+	size_t ps = page_size();
+	struct accessor acc;
+
+	protect_all(fd, &m);
+	EXPECT_OK(uffd_unregister(fd, m.addr + ps, ps), "UNREGISTER page 1");
+	CHECK(!page_uffd_bit(m.addr + ps), "page 1 still protected");
+	CHECK(page_uffd_bit(m.addr) && page_uffd_bit(m.addr + 2 * ps), "neighbours unprotected");
+	accessor_start(&acc, m.addr + 2 * ps, 0, 0);
+	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr + 2 * ps);
+	EXPECT_OK(uffd_rwprotect(fd, m.addr + 2 * ps, ps, 0), "resolve page 2");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");
+}
+
+/* H4: unregister validation, and a range of another uffd */
+RWP_TEST(unregister_errors)
+{
+	int fd, other;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+
+	other = uffd_new(UFFD_FEATURE_RWP);
+	EXPECT_ERR(uffd_unregister(other, m.addr, m.len), EINVAL, "UNREGISTER via another uffd");
+	EXPECT_ERR(uffd_unregister(fd, m.addr + 1, page_size()), EINVAL, "unaligned start");
+	EXPECT_ERR(uffd_unregister(fd, m.addr, 0), EINVAL, "len 0");
+	protect_all(fd, &m);
+	CHECK(page_uffd_bit(m.addr), "the failed unregisters changed the range");
+}
+
 /* H3: unregistering releases threads blocked on an RWP fault */
 RWP_TEST(unregister_wakes_blocked_thread)
 {
@@ -674,6 +777,40 @@ RWP_TEST(unregister_wakes_blocked_thread)
 		CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not even UFFDIO_WAKE released the thread");
 		FAIL("the thread stayed blocked after UNREGISTER until UFFDIO_WAKE");
 	}
+}
+
+/* I6: mprotect round trips keep the protection of protected pages only */
+RWP_TEST_MEM(mprotect_round_trip_keeps_protection)
+{
+	int fd;
+	struct mem m = rwp_mem(type, &fd, 0);
+	struct accessor acc;
+
+	protect_all(fd, &m);
+	EXPECT_OK(uffd_rwprotect(fd, m.addr + m.unit, m.unit, 0), "resolve unit 1");
+	CHECK(mprotect(m.addr, m.len, PROT_READ) == 0, "mprotect(PROT_READ)");
+	CHECK(mprotect(m.addr, m.len, PROT_READ | PROT_WRITE) == 0, "mprotect(RW)");
+	CHECK(page_uffd_bit(m.addr), "unit 0 lost its protection across mprotect");
+	CHECK(!page_uffd_bit(m.addr + m.unit), "unit 1 became protected across mprotect");
+	m.addr[m.unit + 1] = 'W';
+	accessor_start(&acc, m.addr, 0, 0);
+	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr);
+	EXPECT_OK(uffd_rwprotect(fd, m.addr, m.unit, 0), "resolve unit 0");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");
+}
+
+/* I10: MADV_DONTNEED drops the protection of anon pages with the pages */
+RWP_TEST(madv_dontneed_drops_protection)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+
+	protect_all(fd, &m);
+	CHECK(madvise(m.addr, page_size(), MADV_DONTNEED) == 0, "MADV_DONTNEED");
+	CHECK(!page_uffd_bit(m.addr), "uffd bit on a zapped page");
+	CHECK(m.addr[0] == 0, "a dropped anon page reads 0x%x, want a zero page", m.addr[0]);
+	expect_no_message(fd, "access after MADV_DONTNEED");
+	CHECK(page_uffd_bit(m.addr + page_size()), "the next page lost its protection");
 }
 
 /* ---- I. fork ---- */

@@ -38,12 +38,14 @@ def rwp_range(features: int = 0) -> tuple[uffd.Uffd, uffd.Region]:
 
 @test
 def api_advertises_rwp():
+    """A1"""
     features = require_rwp()
     assert features & uffd.FEATURE_RWP_ASYNC, f"features {features:#x} lack RWP_ASYNC"
 
 
 @test
 def register_rwp():
+    """B4"""
     u, region = rwp_context()
     ioctls = u.register(region.addr, region.length, uffd.REGISTER_MODE_RWP)
     assert ioctls & (1 << uffd._UFFDIO_RWPROTECT), f"ioctls {ioctls:#x} lack RWPROTECT"
@@ -51,6 +53,7 @@ def register_rwp():
 
 @test
 def rwprotect_populated_keeps_contents():
+    """C1"""
     u, region = rwp_range()
     u.rwprotect(region.addr, region.length, uffd.RWPROTECT_MODE_RWP)
     u.rwprotect(region.addr, region.length, 0)
@@ -83,16 +86,19 @@ def sync_fault(write: bool) -> None:
 
 @test
 def sync_read_fault():
+    """D1"""
     sync_fault(write=False)
 
 
 @test
 def sync_write_fault():
+    """D2"""
     sync_fault(write=True)
 
 
 @test
 def async_resolves_without_message():
+    """E1"""
     u, region = rwp_range(uffd.FEATURE_RWP_ASYNC)
     u.rwprotect(region.addr, region.length, uffd.RWPROTECT_MODE_RWP)
     p1 = region.page(1)
@@ -105,6 +111,7 @@ def async_resolves_without_message():
 
 @test
 def register_wp_and_rwp_refused():
+    """B2"""
     u, region = rwp_context()
     try:
         u.register(region.addr, region.length,

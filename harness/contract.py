@@ -1,0 +1,92 @@
+"""docs/contract.md's test references, derived from the tests themselves.
+
+A C test names the behaviours it checks in the comment right above its
+RWP_TEST line (`/* C10, D7: ... */`); a Python test in its docstring. This
+module collects those ids and rewrites every entry's "Tests:" line and the
+status paragraph, so the document cannot drift from the suite:
+`python -m harness.contract` rewrites it, and a unit test fails when it is
+out of date.
+"""
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+from . import guestprogs
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "contract.md"
+_IDS = re.compile(r"\b([A-L]\d{1,2})\b")
+_C_TEST = re.compile(r"^RWP_TEST(_MEM)?\((\w+)\)")
+_ENTRY = re.compile(r"(?m)^\*\*([A-L]\d+) —")
+_TESTS_LINE = re.compile(r"(?m)^- \*\*Tests:\*\*.*$")
+_STATUS = re.compile(r"Status of this document: .*?\)\.", re.S)
+
+
+def _c_refs(prog: guestprogs.GuestProgram) -> dict[str, list[str]]:
+    refs: dict[str, list[str]] = {}
+    lines = prog.source.read_text().splitlines()
+    for i, line in enumerate(lines):
+        m = _C_TEST.match(line)
+        if not m or i == 0 or not lines[i - 1].lstrip().startswith("/*"):
+            continue
+        head = lines[i - 1].split(":")[0]
+        name = f"{prog.name}::{m.group(2)}" + ("__<type>" if m.group(1) else "")
+        for bid in _IDS.findall(head):
+            refs.setdefault(bid, []).append(name)
+    return refs
+
+
+def _py_refs(prog: guestprogs.GuestProgram) -> dict[str, list[str]]:
+    refs: dict[str, list[str]] = {}
+    for node in ast.parse(prog.source.read_text()).body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        decorators = {d.id for d in node.decorator_list if isinstance(d, ast.Name)}
+        if not decorators & {"test", "test_mem"}:
+            continue
+        name = f"{prog.name}::{node.name}" + ("__<type>" if "test_mem" in decorators else "")
+        for bid in _IDS.findall((ast.get_docstring(node) or "").split("\n")[0]):
+            refs.setdefault(bid, []).append(name)
+    return refs
+
+
+def references() -> dict[str, list[str]]:
+    """Behaviour id -> the test ids (with __<type> for per-memory-type tests) checking it."""
+    refs: dict[str, list[str]] = {}
+    for prog in guestprogs.discover():
+        found = _c_refs(prog) if prog.lang == "c" else _py_refs(prog)
+        for bid, names in found.items():
+            refs.setdefault(bid, []).extend(names)
+    return refs
+
+
+def render(text: str, refs: dict[str, list[str]]) -> str:
+    parts = _ENTRY.split(text)
+    out, ids, covered = [parts[0]], [], []
+    for i in range(1, len(parts), 2):
+        bid, body = parts[i], parts[i + 1]
+        ids.append(bid)
+        tests = refs.get(bid)
+        line = "- **Tests:** " + (", ".join(f"`{t}`" for t in tests) if tests else "none yet")
+        if tests:
+            covered.append(bid)
+        out.append(f"**{bid} —" + _TESTS_LINE.sub(line, body, count=1))
+    status = (f"Status of this document: {len(ids)} behaviours, {len(covered)} of them checked\n"
+              f"by tests so far ({', '.join(covered)}).")
+    return _STATUS.sub(lambda _: status, "".join(out), count=1)
+
+
+def main() -> int:
+    text = DOC.read_text()
+    new = render(text, references())
+    unknown = sorted(set(references()) - set(_ENTRY.findall(text)))
+    if unknown:
+        print(f"tests name behaviours the contract does not have: {unknown}", file=sys.stderr)
+        return 2
+    DOC.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
