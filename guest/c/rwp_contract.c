@@ -100,6 +100,20 @@ static void expect_no_message(int uffd, const char *why)
 	      (unsigned long long)msg.arg.pagefault.flags);
 }
 
+/*
+ * A read of unit-aligned addr from another thread must block with one RWP
+ * message for that address, and resume once [addr, addr+len) is resolved.
+ */
+static void read_faults_until_resolved(int uffd, char *addr, size_t len)
+{
+	struct accessor acc;
+
+	accessor_start(&acc, addr, 0, 0);
+	expect_fault(uffd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)addr);
+	EXPECT_OK(uffd_rwprotect(uffd, addr, len, 0), "resolve");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the thread did not resume after resolve");
+}
+
 /* ---- A. feature negotiation ---- */
 
 /* A1 */
@@ -433,14 +447,10 @@ RWP_TEST(rwprotect_twice_one_fault)
 {
 	int fd;
 	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
-	struct accessor acc;
 
 	protect_all(fd, &m);
 	protect_all(fd, &m);
-	accessor_start(&acc, m.addr, 0, 0);
-	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr);
-	EXPECT_OK(uffd_rwprotect(fd, m.addr, page_size(), 0), "resolve");
-	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");
+	read_faults_until_resolved(fd, m.addr, page_size());
 	expect_no_message(fd, "after one resolve");
 }
 
@@ -642,14 +652,10 @@ RWP_TEST(set_mode_empty_request)
 {
 	int fd;
 	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
-	struct accessor acc;
 
 	EXPECT_OK(set_mode(fd, 0, 0), "SET_MODE(0, 0)");
 	protect_all(fd, &m);
-	accessor_start(&acc, m.addr, 0, 0);
-	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr);
-	EXPECT_OK(uffd_rwprotect(fd, m.addr, m.len, 0), "resolve");
-	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");
+	read_faults_until_resolved(fd, m.addr, m.len);
 }
 
 /* F5, F6: switching to async releases a blocked fault; back to sync blocks again */
@@ -733,16 +739,12 @@ RWP_TEST(partial_unregister_keeps_the_rest)
 	int fd;
 	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
 	size_t ps = page_size();
-	struct accessor acc;
 
 	protect_all(fd, &m);
 	EXPECT_OK(uffd_unregister(fd, m.addr + ps, ps), "UNREGISTER page 1");
 	CHECK(!page_uffd_bit(m.addr + ps), "page 1 still protected");
 	CHECK(page_uffd_bit(m.addr) && page_uffd_bit(m.addr + 2 * ps), "neighbours unprotected");
-	accessor_start(&acc, m.addr + 2 * ps, 0, 0);
-	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr + 2 * ps);
-	EXPECT_OK(uffd_rwprotect(fd, m.addr + 2 * ps, ps, 0), "resolve page 2");
-	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");
+	read_faults_until_resolved(fd, m.addr + 2 * ps, ps);
 }
 
 /* H4: unregister validation, and a range of another uffd */
@@ -784,7 +786,6 @@ RWP_TEST_MEM(mprotect_round_trip_keeps_protection)
 {
 	int fd;
 	struct mem m = rwp_mem(type, &fd, 0);
-	struct accessor acc;
 
 	protect_all(fd, &m);
 	EXPECT_OK(uffd_rwprotect(fd, m.addr + m.unit, m.unit, 0), "resolve unit 1");
@@ -793,10 +794,7 @@ RWP_TEST_MEM(mprotect_round_trip_keeps_protection)
 	CHECK(page_uffd_bit(m.addr), "unit 0 lost its protection across mprotect");
 	CHECK(!page_uffd_bit(m.addr + m.unit), "unit 1 became protected across mprotect");
 	m.addr[m.unit + 1] = 'W';
-	accessor_start(&acc, m.addr, 0, 0);
-	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr);
-	EXPECT_OK(uffd_rwprotect(fd, m.addr, m.unit, 0), "resolve unit 0");
-	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");
+	read_faults_until_resolved(fd, m.addr, m.unit);
 }
 
 /* I10: MADV_DONTNEED drops the protection of anon pages with the pages */
