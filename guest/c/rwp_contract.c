@@ -4,6 +4,7 @@
  * applies, per memory type. Each test names its contract ids.
  */
 #include "rwp_mem.h"
+#include <setjmp.h>
 
 #define NUNITS 4
 
@@ -346,6 +347,22 @@ RWP_TEST_MEM(reregister_adding_missing_keeps_protection)
 	CHECK(page_uffd_bit(m.addr), "protection lost when adding MISSING");
 }
 
+/* B12, H5: a protected RWP VMA made PROT_NONE cannot be re-registered, but unregisters */
+RWP_TEST(prot_none_rwp_vma_reregister_and_unregister)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+
+	protect_all(fd, &m);
+	CHECK(mprotect(m.addr, m.len, PROT_NONE) == 0, "mprotect(PROT_NONE)");
+	EXPECT_ERR(uffd_register(fd, m.addr, m.len, UFFDIO_REGISTER_MODE_RWP, NULL), EINVAL,
+		   "re-REGISTER RWP of the PROT_NONE VMA");
+	EXPECT_OK(uffd_unregister(fd, m.addr, m.len), "UNREGISTER of the PROT_NONE VMA");
+	CHECK(mprotect(m.addr, m.len, PROT_READ | PROT_WRITE) == 0, "mprotect(RW)");
+	CHECK(m.addr[page_size() + 2] == mem_unit_pattern(1), "contents after unregister");
+	expect_no_message(fd, "access after unregister");
+}
+
 /* ---- C. UFFDIO_RWPROTECT ---- */
 
 /* C2 */
@@ -467,6 +484,22 @@ RWP_TEST_MEM(resolve_is_idempotent)
 	CHECK(!page_uffd_bit(m.addr), "uffd bit set after resolving");
 }
 
+/* C11: protecting again does not wake a blocked thread */
+RWP_TEST(protect_never_wakes)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+	struct accessor acc;
+
+	protect_all(fd, &m);
+	accessor_start(&acc, m.addr, 0, 0);
+	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr);
+	protect_all(fd, &m);
+	CHECK(!accessor_wait(&acc, 500), "protecting woke the blocked thread");
+	EXPECT_OK(uffd_rwprotect(fd, m.addr, page_size(), 0), "resolve");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");
+}
+
 /* C10, D7: DONTWAKE resolves without waking; UFFDIO_WAKE then resumes the thread */
 RWP_TEST(resolve_dontwake_then_wake)
 {
@@ -559,6 +592,23 @@ RWP_TEST(sync_fault_several_threads_one_resolve)
 	EXPECT_OK(uffd_rwprotect(fd, m.addr, page_size(), 0), "one resolve");
 	for (i = 0; i < 4; i++)
 		CHECK(accessor_wait(&acc[i], RWP_WAIT_MS), "thread %d not woken", i);
+}
+
+/* D13: a pending fault makes a non-blocking uffd readable */
+RWP_TEST(poll_reports_pending_fault)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+	struct pollfd pfd = { .events = POLLIN };
+	struct accessor acc;
+
+	pfd.fd = fd;
+	protect_all(fd, &m);
+	CHECK(poll(&pfd, 1, 0) == 0, "readable before any fault (revents 0x%x)", pfd.revents);
+	accessor_start(&acc, m.addr, 0, 0);
+	CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1 && (pfd.revents & POLLIN),
+	      "not readable with a fault pending (revents 0x%x)", pfd.revents);
+	read_faults_until_resolved(fd, m.addr, page_size());
 }
 
 /* D12: with UFFD_FEATURE_SIGBUS an access to a protected page is a SIGBUS */
@@ -809,6 +859,32 @@ RWP_TEST(madv_dontneed_drops_protection)
 	CHECK(m.addr[0] == 0, "a dropped anon page reads 0x%x, want a zero page", m.addr[0]);
 	expect_no_message(fd, "access after MADV_DONTNEED");
 	CHECK(page_uffd_bit(m.addr + page_size()), "the next page lost its protection");
+}
+
+static sigjmp_buf segv_jump;
+
+static void on_segv(int sig)
+{
+	siglongjmp(segv_jump, sig);
+}
+
+/* I7: an RWP VMA made PROT_NONE faults as SIGSEGV, not to the handler; RW re-arms RWP */
+RWP_TEST(prot_none_over_rwp_is_sigsegv_then_rwp_again)
+{
+	int fd;
+	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
+	struct sigaction sa = { .sa_handler = on_segv };
+
+	protect_all(fd, &m);
+	CHECK(mprotect(m.addr, m.len, PROT_NONE) == 0, "mprotect(PROT_NONE)");
+	CHECK(sigaction(SIGSEGV, &sa, NULL) == 0, "sigaction");
+	if (sigsetjmp(segv_jump, 1) == 0) {
+		(void)*(volatile char *)m.addr;
+		FAIL("a read of the PROT_NONE RWP VMA succeeded");
+	}
+	expect_no_message(fd, "access to PROT_NONE");
+	CHECK(mprotect(m.addr, m.len, PROT_READ | PROT_WRITE) == 0, "mprotect(RW)");
+	read_faults_until_resolved(fd, m.addr, page_size());
 }
 
 /* ---- I. fork ---- */
