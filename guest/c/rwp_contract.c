@@ -748,6 +748,41 @@ RWP_TEST_MEM(scan_accessed_finds_touched_units)
 	      (unsigned long long)vec[0].end);
 }
 
+/* G1: PAGE_IS_ACCESSED is a scan category; the next bit is not */
+RWP_TEST(scan_accessed_is_a_valid_category)
+{
+	char *p = map_anon(page_size());
+	struct page_region vec[2];
+	long n;
+
+	require_rwp();
+	p[0] = 1;
+	n = scan_pages(p, page_size(), PAGE_IS_ACCESSED, 0, vec, 2);
+	CHECK(n >= 0, "PAGEMAP_SCAN with PAGE_IS_ACCESSED refused");
+	n = scan_pages(p, page_size(), PAGE_IS_ACCESSED << 1, 0, vec, 2);
+	CHECK(n == -1 && errno == EINVAL, "PAGEMAP_SCAN with category 0x%x returned %ld, want EINVAL",
+	      PAGE_IS_ACCESSED << 1, n);
+}
+
+/* G3: pages outside RWP VMAs are never reported accessed */
+RWP_TEST(scan_accessed_only_in_rwp_vmas)
+{
+	char *p = map_anon(4 * page_size());
+	struct page_region vec[4];
+	long n;
+	int fd;
+
+	require_rwp();
+	memset(p, 1, 4 * page_size());
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	EXPECT_OK(uffd_register(fd, p, 2 * page_size(), UFFDIO_REGISTER_MODE_MISSING, NULL),
+		  "REGISTER MISSING");
+	n = scan_pages(p, 4 * page_size(), PAGE_IS_ACCESSED, 0, vec, 4);
+	CHECK(n == 0, "%ld accessed regions outside RWP VMAs (first [0x%llx, 0x%llx))", n,
+	      n > 0 ? (unsigned long long)vec[0].start : 0ULL,
+	      n > 0 ? (unsigned long long)vec[0].end : 0ULL);
+}
+
 /* ---- H. teardown ---- */
 
 /* H1 */
