@@ -8,6 +8,7 @@ charged to the test that caused it. A panic or a hang costs the VM: the test
 is reported with the evidence and the VM is rebooted for the next one.
 """
 
+import json
 import re
 import secrets
 import sys
@@ -114,10 +115,14 @@ def prepare(console: GuestConsole, staged: Staged) -> None:
 
 
 def probe_capabilities(console: GuestConsole, staged: Staged) -> dict:
-    import json
     res = console.run(staged.helper_command("caps.py"), timeout=60)
     m = _CAPS.search(res.output)
     return json.loads(m.group(1)) if m else {"error": res.output.strip()[-300:]}
+
+
+def _bracketed(guest: Guest, token: str, deadline: float, command: str) -> str:
+    """command wrapped by run-one.sh: kernel-log markers, taint, guest-side deadline."""
+    return f"sh {guest.staged.root / 'harness/run-one.sh'} {token} {int(deadline)} {command}"
 
 
 def _taint(output: str) -> tuple[int | None, int | None]:
@@ -155,8 +160,7 @@ def run_once(guest: Guest, prog: GuestProgram, sub: str, deadline: float,
     console = guest.console()
     token = secrets.token_hex(6)
     tid = f"{prog.name}::{sub}"
-    command = (f"sh {guest.staged.root / 'harness/run-one.sh'} {token} {int(deadline)} "
-               f"{guest.staged.command(prog, (sub,))}")
+    command = _bracketed(guest, token, deadline, guest.staged.command(prog, (sub,)))
     began = time.monotonic()
     try:
         res = console.run(command, timeout=deadline + HOST_GRACE_S)
@@ -231,8 +235,8 @@ def run_peer(guest: Guest, allow: splats.Allowlist,
     token = secrets.token_hex(6)
     began = time.monotonic()
     try:
-        res = console.run(f"sh {guest.staged.root / 'harness/run-one.sh'} {token} {int(deadline)} "
-                          f"{binary}", timeout=deadline + HOST_GRACE_S)
+        res = console.run(_bracketed(guest, token, deadline, str(binary)),
+                          timeout=deadline + HOST_GRACE_S)
     except GuestDied as e:
         guest.reboot("the VM died during uffd-unit-tests")
         found = splats.find(e.output)

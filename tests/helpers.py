@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 DATA = Path(__file__).parent / "data"
@@ -35,3 +36,8 @@ def git(cwd: Path, *args: str) -> str:
                GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True,
                           capture_output=True, text=True).stdout
+
+
+def harness_argv(*args: str) -> list[str]:
+    """The rwp-harness command line, run with this Python."""
+    return [sys.executable, "-m", "harness.cli", *args]

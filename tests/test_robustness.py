@@ -10,12 +10,13 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from harness.errors import ExitStatus
+
+from helpers import harness_argv
 
 pytestmark = pytest.mark.vm
 
@@ -23,15 +24,11 @@ FAULT_TESTS = ["healthy_before", "warning", "healthy_after_warning", "bug", "pan
                "healthy_after_panic", "hung_task", "healthy_after_hang"]
 
 
-def harness(*args):
-    return [sys.executable, "-m", "harness.cli", *args]
-
-
 @pytest.fixture(scope="module")
 def fault_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("faults")
     selection = [a for t in FAULT_TESTS for a in ("-k", f"lkdtm_faults::{t}")]
-    res = subprocess.run(harness("check", "--suite", "selftest", *selection, "--results-dir",
+    res = subprocess.run(harness_argv("check", "--suite", "selftest", *selection, "--results-dir",
                                  str(out), "--json"), capture_output=True, text=True, timeout=3600)
     [run_dir] = list(out.iterdir())
     doc = json.loads(res.stdout)
@@ -112,7 +109,7 @@ def _processes_mentioning(text: str) -> list[int]:
 
 def test_interrupt_kills_the_guest_and_keeps_partial_results(tmp_path):
     token = secrets.token_hex(6)
-    proc = subprocess.Popen(harness("check", "--suite", "selftest", "-k", "healthy_before",
+    proc = subprocess.Popen(harness_argv("check", "--suite", "selftest", "-k", "healthy_before",
                                     "-k", "sleeper", "--append", f"rwp_itest={token}",
                                     "--results-dir", str(tmp_path)),
                             stderr=subprocess.PIPE, text=True)
@@ -134,7 +131,7 @@ def test_interrupt_kills_the_guest_and_keeps_partial_results(tmp_path):
 
 
 def test_qemu_that_cannot_start_is_an_infrastructure_error(tmp_path):
-    res = subprocess.run(harness("check", "-k", "api_advertises", "--memory", "64T",
+    res = subprocess.run(harness_argv("check", "-k", "api_advertises", "--memory", "64T",
                                  "--accel", "tcg", "--results-dir", str(tmp_path)),
                          capture_output=True, text=True, timeout=1800)
     assert res.returncode == ExitStatus.INFRA_FAILED, res.stderr[-2000:]

@@ -1,13 +1,13 @@
 """End to end on a real kernel: the session VM that also runs the guest suite."""
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
 from harness import guestprogs, ktap, runner, splats
+
+from helpers import harness_argv
 
 pytestmark = pytest.mark.vm
 
@@ -56,8 +56,8 @@ def test_programs_pushed_over_the_console_give_the_same_results(guest_session):
 
 def test_old_kernel_skips_rwp_and_exits_zero(tmp_path):
     """Debian's 7.2 predates RWP: RWP tests skip with the reason, refusals pass, exit 0."""
-    res = subprocess.run([sys.executable, "-m", "harness.cli", "check", "--kernel-version", "7.2",
-                          "--results-dir", str(tmp_path)], capture_output=True, text=True,
+    res = subprocess.run(harness_argv("check", "--kernel-version", "7.2", "--results-dir",
+                                      str(tmp_path)), capture_output=True, text=True,
                          timeout=3600)
     assert res.returncode == 0, res.stderr[-3000:]
     [run_dir] = list(tmp_path.iterdir())
@@ -76,8 +76,8 @@ def test_old_kernel_skips_rwp_and_exits_zero(tmp_path):
 
 def test_peer_suite_reports_upstream_cases_beside_ours(tmp_path):
     """The tree's own uffd-unit-tests, built from the same source, in the same kind of VM."""
-    res = subprocess.run([sys.executable, "-m", "harness.cli", "check", "--suite", "peer",
-                          "--results-dir", str(tmp_path), "--json"], capture_output=True,
+    res = subprocess.run(harness_argv("check", "--suite", "peer", "--results-dir",
+                                      str(tmp_path), "--json"), capture_output=True,
                          text=True, timeout=3600)
     assert res.returncode == 0, res.stderr[-3000:]
     tests = {t["id"]: t for t in json.loads(res.stdout)["tests"]}

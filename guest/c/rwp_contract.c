@@ -105,12 +105,18 @@ static void expect_no_message(int uffd, const char *why)
  * A read of unit-aligned addr from another thread must block with one RWP
  * message for that address, and resume once [addr, addr+len) is resolved.
  */
+/* Start a reader of unit-aligned addr and see it block with its RWP message. */
+static void block_reader(int uffd, struct accessor *acc, char *addr)
+{
+	accessor_start(acc, addr, 0, 0);
+	expect_fault(uffd, acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)addr);
+}
+
 static void read_faults_until_resolved(int uffd, char *addr, size_t len)
 {
 	struct accessor acc;
 
-	accessor_start(&acc, addr, 0, 0);
-	expect_fault(uffd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)addr);
+	block_reader(uffd, &acc, addr);
 	EXPECT_OK(uffd_rwprotect(uffd, addr, len, 0), "resolve");
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the thread did not resume after resolve");
 }
@@ -492,8 +498,7 @@ RWP_TEST(protect_never_wakes)
 	struct accessor acc;
 
 	protect_all(fd, &m);
-	accessor_start(&acc, m.addr, 0, 0);
-	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr);
+	block_reader(fd, &acc, m.addr);
 	protect_all(fd, &m);
 	CHECK(!accessor_wait(&acc, 500), "protecting woke the blocked thread");
 	EXPECT_OK(uffd_rwprotect(fd, m.addr, page_size(), 0), "resolve");
@@ -508,8 +513,7 @@ RWP_TEST(resolve_dontwake_then_wake)
 	struct accessor acc;
 
 	protect_all(fd, &m);
-	accessor_start(&acc, m.addr, 0, 0);
-	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr);
+	block_reader(fd, &acc, m.addr);
 	EXPECT_OK(uffd_rwprotect(fd, m.addr, page_size(), UFFDIO_RWPROTECT_MODE_DONTWAKE),
 		  "resolve with DONTWAKE");
 	CHECK(!accessor_wait(&acc, 500), "DONTWAKE woke the thread");
@@ -716,14 +720,12 @@ RWP_TEST(set_mode_async_releases_blocked_fault)
 	struct accessor acc;
 
 	protect_all(fd, &m);
-	accessor_start(&acc, m.addr + page_size(), 0, 0);
-	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr + page_size());
+	block_reader(fd, &acc, m.addr + page_size());
 	EXPECT_OK(set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "enable async");
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "enabling async did not release the fault");
 	CHECK(acc.value == mem_unit_pattern(1), "read 0x%x", acc.value);
 	EXPECT_OK(set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "back to sync");
-	accessor_start(&acc, m.addr + 2 * page_size(), 0, 0);
-	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr + 2 * page_size());
+	block_reader(fd, &acc, m.addr + 2 * page_size());
 	EXPECT_OK(uffd_rwprotect(fd, m.addr, m.len, 0), "resolve");
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");
 }
@@ -856,8 +858,7 @@ RWP_TEST(unregister_wakes_blocked_thread)
 	RWP_EXPECT_FAIL("H3: UFFDIO_UNREGISTER of an RWP-only range resolves the PTEs but wakes "
 			"no waiter (mm/userfaultfd.c wakes only MISSING ranges)");
 	protect_all(fd, &m);
-	accessor_start(&acc, m.addr, 0, 0);
-	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr);
+	block_reader(fd, &acc, m.addr);
 	EXPECT_OK(uffd_unregister(fd, m.addr, m.len), "UNREGISTER");
 	if (!accessor_wait(&acc, 1000)) {
 		uffd_wake(fd, m.addr, m.len);

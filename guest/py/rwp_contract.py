@@ -39,6 +39,14 @@ def protect(u: uffd.Uffd, m: Mem) -> None:
     u.rwprotect(m.addr, m.length, uffd.RWPROTECT_MODE_RWP)
 
 
+def blocked_reader(u: uffd.Uffd, addr: int) -> uffd.Accessor:
+    """A thread reading addr, seen blocked: its fault message has arrived."""
+    acc = uffd.Accessor(addr, False)
+    acc.start()
+    assert u.read_msg(WAIT_S) is not None, "no fault message"
+    return acc
+
+
 # ---- A. negotiation ----
 
 @test
@@ -196,9 +204,7 @@ def set_mode_async_releases_blocked_fault(t):
     """F6"""
     u, m = rwp_mem(t)
     protect(u, m)
-    acc = uffd.Accessor(m.at(1), False)
-    acc.start()
-    assert u.read_msg(WAIT_S) is not None, "no fault message"
+    acc = blocked_reader(u, m.at(1))
     u.set_mode(enable=uffd.FEATURE_RWP_ASYNC)
     assert acc.done.wait(WAIT_S), "enabling async did not release the blocked fault"
     assert acc.value == pattern(1), f"read {acc.value:#x}"
@@ -236,9 +242,7 @@ def close_restores_access_and_wakes(t):
     """H6"""
     u, m = rwp_mem(t)
     protect(u, m)
-    acc = uffd.Accessor(m.at(0), False)
-    acc.start()
-    assert u.read_msg(WAIT_S) is not None, "no fault message"
+    acc = blocked_reader(u, m.at(0))
     u.close()
     assert acc.done.wait(WAIT_S), "close did not release the blocked thread"
     assert not uffd_bit(m.at(1)), "uffd bit survived the uffd"
