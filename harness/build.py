@@ -24,11 +24,15 @@ class BuildRequest:
     profiles: tuple[str, ...] = ()
     fragments: tuple[Path, ...] = ()
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # A fixed build directory (bisection), reused whatever the tree holds.
+    build_root: Path | None = None
 
     def requested_config(self) -> kconfig.Kconfig:
         return kconfig.requested(list(self.profiles), list(self.fragments))
 
     def build_dir(self) -> Path:
+        if self.build_root is not None:
+            return self.build_root
         key = "|".join([self.source.identity, self.series_hash,
                         self.requested_config().digest()])
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
@@ -103,6 +107,10 @@ def build(req: BuildRequest) -> BuildResult:
             raise BuildError(f"kernel build failed (log: {log}):\n{log_tail(log)}")
         if _make(req, bdir, log, "headers_install", f"INSTALL_HDR_PATH={bdir / 'hdr'}") != 0:
             raise BuildError(f"headers_install failed (log: {log}):\n{log_tail(log)}")
+        # make re-runs syncconfig when the tree's Kconfig changed (a bisect
+        # step, an edited tree): what was requested must still hold.
+        for note in kconfig.check(req.requested_config(), dotconfig, req.tree):
+            print(f"[config] {note}", file=sys.stderr)
         stamp.write_text("ok\n")
     release = (bdir / "include/config/kernel.release").read_text().strip()
     return BuildResult(bdir, bzimage, headers, dotconfig, log, release, rebuilt)

@@ -6,17 +6,20 @@
   boot    boot the built kernel and keep its console (alias: shell)
   run     run the guest tests on the built kernel
   check   all of the above
+  bisect  find the commit that broke the selected tests (git bisect in a clone)
+  bisect-step
+          judge the checked-out commit, for `git bisect run` (0 good, 1 bad,
+          125 skip, 128 abort)
 """
 
 import argparse
-import hashlib
 import json
 import os
 import signal
 import sys
 from pathlib import Path
 
-from . import build, guestprogs, hostinfo, ktap, patches, results, runner, source, splats, vm
+from . import bisect, build, gittree, guestprogs, patches, pipeline, results, runner, vm
 from .errors import BadInput, ExitStatus, HarnessError
 from .phases import phase
 
@@ -35,8 +38,10 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
                         "trixie-backports, then sid)")
     g.add_argument("--offline", action="store_true",
                    help="use the package already in the cache; no apt access")
-    g.add_argument("--patches", type=Path, metavar="PATH",
-                   help="an mbox (git am) or a directory of *.patch (series file order)")
+    g.add_argument("--patches", metavar="SERIES",
+                   help="an mbox (git am; a cover letter is skipped), the .mbx or output "
+                        "directory of `b4 am`, a directory of *.patch (series file order), "
+                        "or BASE..TIP in the git repository given as --kernel-src")
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -83,6 +88,24 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--list", action="store_true", help="list the selected test ids and exit")
 
 
+def _add_step_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("bisection")
+    g.add_argument("--boot-panic", choices=("skip", "bad"),
+                   default=bisect.BOOT_PANIC_DEFAULT.value,
+                   help="how a commit whose kernel panics while booting counts "
+                        "(default: %(default)s: it cannot run the selected tests)")
+
+
+def _add_bisect_args(p: argparse.ArgumentParser) -> None:
+    _add_step_args(p)
+    g = p.add_argument_group("bisection range")
+    g.add_argument("--good", metavar="REF",
+                   help="a commit where the selected tests pass (default with --patches "
+                        "on a package: its base commit)")
+    g.add_argument("--bad", metavar="REF",
+                   help="a commit where they fail (default: the series' tip, else HEAD)")
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rwp-harness", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -95,6 +118,10 @@ def make_parser() -> argparse.ArgumentParser:
         "shell": (_add_source_args, _add_config_args, _add_vm_args),
         "run": (_add_source_args, _add_config_args, _add_vm_args, _add_run_args),
         "check": (_add_source_args, _add_config_args, _add_vm_args, _add_run_args),
+        "bisect": (_add_source_args, _add_config_args, _add_vm_args, _add_run_args,
+                   _add_bisect_args),
+        "bisect-step": (_add_source_args, _add_config_args, _add_vm_args, _add_run_args,
+                        _add_step_args),
     }
     for name, adders in layout.items():
         p = sub.add_parser(name, help=name)
@@ -103,133 +130,10 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# ---- phases ----
-
-def fetch(args, timings: dict) -> tuple[source.KernelSource, Path, str]:
-    """The source, the tree to build (patched copy or the source itself), series hash."""
-    with phase("fetch", timings):
-        if args.kernel_src:
-            src = source.from_tree(args.kernel_src)
-        elif args.kernel_tarball:
-            src = source.from_tarball(args.kernel_tarball)
-        else:
-            suites = tuple(args.debian_suite) if args.debian_suite else None
-            src = source.from_debian(args.kernel_version, suites, offline=args.offline)
-        print(f"[fetch] {src.origin}: {src.identity} (Linux {src.version})", file=sys.stderr)
-        if not args.patches:
-            return src, src.path, ""
-        series = patches.load(args.patches)
-        tree = patches.apply(src, series)
-        print(f"[fetch] applied {series.describe()} in {tree}", file=sys.stderr)
-        return src, tree, series.digest
-
-
-def build_request(args, timings: dict) -> build.BuildRequest:
-    src, tree, series = fetch(args, timings)
-    return build.BuildRequest(src, tree, series, tuple(args.profile), tuple(args.fragment),
-                              args.jobs)
-
-
-def do_build(req: build.BuildRequest, timings: dict) -> build.BuildResult:
-    with phase("config", timings):
-        build.configure(req)
-    with phase("build", timings):
-        res = build.build(req)
-    verb = "built" if res.rebuilt else "up to date"
-    print(f"[build] {verb}: {res.bzimage} ({res.kernel_release})", file=sys.stderr)
-    return res
-
-
-def finished_build(req: build.BuildRequest) -> build.BuildResult:
-    """The build a `run` or `boot` uses: it must exist already."""
-    bdir = req.build_dir()
-    if not (bdir / "build.ok").exists():
-        raise BadInput(f"no finished build for this source and config ({bdir}); "
-                       "run 'rwp-harness build' first")
-    return build.build(req)
-
-
-def vm_request(args, bres: build.BuildResult, console_log: Path | None) -> vm.VMRequest:
-    return vm.VMRequest(bres.bzimage, cpus=args.cpus, memory=args.memory, accel=args.accel,
-                        append=tuple(args.append), console_log=console_log)
-
-
-def _suites(args) -> tuple[str, ...]:
-    return tuple(args.suite) if args.suite else guestprogs.DEFAULT_SUITES
-
-
-def selected_programs(args) -> list[guestprogs.GuestProgram]:
-    suites = _suites(args)
-    progs = guestprogs.select(guestprogs.discover(suites), args.select)
-    if not progs and guestprogs.PEER_SUITE not in suites:
-        raise BadInput(f"test selection {args.select} matches no test in suites {list(suites)}")
-    return progs
-
-
-def _check_run_args(args) -> None:
-    if args.repeat < 1:
-        raise BadInput(f"--repeat must be at least 1, got {args.repeat}")
-    if args.test_timeout <= 0:
-        raise BadInput(f"--test-timeout must be positive, got {args.test_timeout}")
-
-
-def run_tests(args, req: build.BuildRequest, bres: build.BuildResult,
-              timings: dict) -> results.Run:
-    progs = selected_programs(args)
-    allow = splats.Allowlist.load(args.allowlist)
-    run = results.Run(results.new_run_dir(args.results_dir))
-    run.keep_build_artifacts(bres.log, bres.dotconfig)
-    run.manifest.update(source=req.source.to_json(), series_hash=req.series_hash,
-                        profiles=list(req.profiles), kernel_release=bres.kernel_release,
-                        config_requested=req.requested_config().digest(),
-                        config_sha256=_sha256(bres.dotconfig), build_dir=str(bres.build_dir),
-                        timings=timings, host=hostinfo.describe(), repeat=args.repeat)
-    print(f"[run] results in {run.path}", file=sys.stderr)
-    with phase("stage", timings):
-        staged = guestprogs.stage(bres.headers, req.tree)
-    vmreq = vm_request(args, bres, run.console_log)
-    guest = runner.Guest(lambda: vm.boot(vmreq), staged, args.transport)
-    try:
-        with phase("boot", timings):
-            guest.console()
-        run.manifest.update(accel=guest.machine.accel, vng=guest.machine.argv,
-                            guest_cmdline=guest.machine.cmdline(),
-                            guest_capabilities=guest.capabilities,
-                            transport="shared" if guest.staged == staged else "push")
-        with phase("tests", timings):
-            for prog in progs:
-                for sub in prog.subtests:
-                    res = runner.run_test(guest, prog, sub, prog.timeout(sub, args.test_timeout),
-                                          allow, args.repeat)
-                    run.manifest.update(reboots=guest.reboots, boot_seconds=guest.boot_seconds)
-                    run.add(res)
-                    _live_line(res)
-            if guestprogs.PEER_SUITE in _suites(args):
-                for res in runner.run_peer(guest, allow):
-                    run.add(res)
-                    _live_line(res)
-        run.complete = True
-    finally:
-        guest.stop(now=not run.complete)
-        run.manifest.update(reboots=guest.reboots, boot_seconds=guest.boot_seconds)
-        run.save()
-    return run
-
-
-def _live_line(res: runner.TestResult) -> None:
-    extra = f"  ({res.reason})" if res.reason and res.status != ktap.Status.PASS else ""
-    print(f"  {res.status.value.upper():5} {res.test_id}  {res.duration:.1f}s{extra}",
-          file=sys.stderr, flush=True)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
-
-
 # ---- commands ----
 
 def cmd_fetch(args, timings) -> int:
-    src, tree, series = fetch(args, timings)
+    src, tree, series = pipeline.fetch(args, timings)
     json.dump({"source": src.to_json(), "tree": str(tree), "series_hash": series},
               sys.stdout, indent=1)
     print()
@@ -237,7 +141,7 @@ def cmd_fetch(args, timings) -> int:
 
 
 def cmd_config(args, timings) -> int:
-    req = build_request(args, timings)
+    req = pipeline.build_request(args, timings)
     with phase("config", timings):
         dotconfig = build.configure(req)
     print(dotconfig)
@@ -245,13 +149,13 @@ def cmd_config(args, timings) -> int:
 
 
 def cmd_build(args, timings) -> int:
-    build.print_result(do_build(build_request(args, timings), timings))
+    build.print_result(pipeline.do_build(pipeline.build_request(args, timings), timings))
     return ExitStatus.OK
 
 
 def cmd_boot(args, timings) -> int:
-    bres = finished_build(build_request(args, timings))
-    return vm.interactive(vm_request(args, bres, None))
+    bres = pipeline.finished_build(pipeline.build_request(args, timings))
+    return vm.interactive(pipeline.vm_request(args, bres, None))
 
 
 def _finish(args, run: results.Run) -> int:
@@ -267,33 +171,119 @@ def _finish(args, run: results.Run) -> int:
 def cmd_run(args, timings) -> int:
     if args.list:
         return _list(args)
-    _check_run_args(args)
-    req = build_request(args, timings)
-    return _finish(args, run_tests(args, req, finished_build(req), timings))
+    pipeline.check_run_args(args)
+    req = pipeline.build_request(args, timings)
+    return _finish(args, pipeline.run_tests(args, req, pipeline.finished_build(req), timings))
 
 
 def cmd_check(args, timings) -> int:
     if args.list:
         return _list(args)
-    _check_run_args(args)
-    req = build_request(args, timings)
-    bres = do_build(req, timings)
-    run = run_tests(args, req, bres, timings)
+    pipeline.check_run_args(args)
+    req = pipeline.build_request(args, timings)
+    bres = pipeline.do_build(req, timings)
+    run = pipeline.run_tests(args, req, bres, timings)
     print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()), file=sys.stderr)
     return _finish(args, run)
 
 
+def _bisect_repo(args) -> tuple[Path, str, str]:
+    """The repository to bisect in, the origin's name, and the default good ref."""
+    if args.kernel_src:
+        repo = args.kernel_src.expanduser().resolve()
+        if not repo.is_dir() or not gittree.is_repo(repo):
+            raise BadInput(f"bisect needs a git repository; {repo} is not one")
+        return repo, str(repo), ""
+    src, _, _ = pipeline.fetch(argparse.Namespace(**{**vars(args), "patches": None}), {})
+    with phase("git tree"):
+        repo, tag = gittree.from_package(src)
+    print(f"[bisect] {src.identity} is commit {tag} in {repo}", file=sys.stderr)
+    return repo, src.identity, tag
+
+
+def _bisect_range(args, repo: Path, src: Path, base_default: str) -> tuple[str, str, str]:
+    """(good, bad, series digest) as commit hashes, the series applied if given."""
+    def named(ref):
+        return gittree.resolve(repo, ref)
+    if not args.patches:
+        if not args.good:
+            raise BadInput("bisect needs --good REF (and --bad REF, default HEAD)")
+        return named(args.good), named(args.bad or "HEAD"), ""
+    series = patches.load(args.patches, repo)
+    if series.kind == "git-range":
+        return series.base, series.tip, series.digest
+    base = named(args.good or base_default or "HEAD")
+    with phase("series"):
+        tip = bisect.apply_series(src, base, series)
+    print(f"[bisect] applied {series.describe()} on {base[:12]}: tip {tip[:12]}",
+          file=sys.stderr)
+    return base, (gittree.resolve(src, args.bad) if args.bad else tip), series.digest
+
+
+def cmd_bisect(args, timings) -> int:
+    pipeline.check_run_args(args)
+    pipeline.selected_programs(args)
+    repo, origin, base_default = _bisect_repo(args)
+    src = bisect.workspace(repo)
+    good, bad, digest = _bisect_range(args, repo, src, base_default)
+    out = bisect.output_dir(args.results_dir)
+    print(f"[bisect] good {good[:12]}, bad {bad[:12]}; clone {src}; report in {out}",
+          file=sys.stderr)
+
+    def progress(n, commit, subject, left):
+        more = f", about {left} more after this" if left is not None else ""
+        print(f"[bisect] step {n}: {commit[:12]} {subject}{more}", file=sys.stderr, flush=True)
+
+    def step(commit, left):
+        req = build.BuildRequest(bisect.step_source(src, commit, origin), src, digest,
+                                 tuple(args.profile), tuple(args.fragment), args.jobs,
+                                 build_root=bisect.build_dir(src))
+        outcome, reason, times, run = bisect.evaluate(args, req, out / "steps")
+        st = bisect.Step(commit, gittree.subject(src, commit), outcome, reason, times,
+                         run.counts() if run else {}, str(run.path) if run else "", left)
+        print(f"[bisect] {commit[:12]} is {outcome.value}: {reason}", file=sys.stderr, flush=True)
+        return st
+
+    result = bisect.drive(src, good, bad, step, progress)
+    bisect.write_report(result, out)
+    print(bisect.summary(result))
+    if args.json:
+        json.dump(result.to_json(), sys.stdout, indent=1)
+        print()
+    if result.aborted:
+        return ExitStatus.INFRA_FAILED
+    return ExitStatus.OK if result.first_bad else ExitStatus.BISECT_INCONCLUSIVE
+
+
+def cmd_bisect_step(args, timings) -> int:
+    """Exit statuses follow git bisect run, so every failure to test aborts it."""
+    try:
+        pipeline.check_run_args(args)
+        pipeline.selected_programs(args)
+        if not (args.kernel_src or args.kernel_tarball):
+            args.kernel_src = Path.cwd()
+        req = pipeline.build_request(args, timings)
+        outcome, reason, _, run = bisect.evaluate(args, req, args.results_dir)
+    except HarnessError as e:
+        print(f"rwp-harness: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return bisect.STEP_EXIT[bisect.Outcome.ABORT]
+    where = f" ({run.path})" if run else ""
+    print(f"{outcome.value}: {reason}{where}")
+    return bisect.STEP_EXIT[outcome]
+
+
 def _list(args) -> int:
-    for prog in selected_programs(args):
+    for prog in pipeline.selected_programs(args):
         for tid in prog.test_ids():
             print(tid)
-    if guestprogs.PEER_SUITE in _suites(args):
+    if guestprogs.PEER_SUITE in pipeline.suites(args):
         print(f"{runner.PEER_PREFIX}::*  (its cases are known once it has run)")
     return ExitStatus.OK
 
 
 COMMANDS = {"fetch": cmd_fetch, "config": cmd_config, "build": cmd_build, "boot": cmd_boot,
-            "shell": cmd_boot, "run": cmd_run, "check": cmd_check}
+            "shell": cmd_boot, "run": cmd_run, "check": cmd_check, "bisect": cmd_bisect,
+            "bisect-step": cmd_bisect_step}
 
 
 def _on_sigterm(signum, frame):

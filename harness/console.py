@@ -25,6 +25,10 @@ class GuestDied(InfraError):
         super().__init__(message)
         self.output = output
 
+class BootPanic(InfraError):
+    """The kernel panicked before the shell came up."""
+
+
 _PROMPT = re.compile(r"[#$] ?$|[#$] \S*$")
 # Whatever QEMU does after a panic (exit, reboot, hang), the run must not wait
 # for a marker that will never come.
@@ -74,13 +78,22 @@ class GuestConsole:
         try:
             self.child.expect(_PROMPT, timeout=timeout)
         except pexpect.TIMEOUT:
+            self._panicked_at_boot()
             raise InfraError(f"no shell prompt from the guest within {timeout:.0f}s")
         except pexpect.EOF:
+            self._panicked_at_boot()
             raise InfraError("the VM exited before reaching a shell")
         self.child.sendline("stty -echo -onlcr cols 500; export PS1='' PS2='' TERM=dumb")
         res = self.run("true", timeout=timeout)
         if res.status != 0:
             raise InfraError("the guest shell does not answer framed commands")
+
+    def _panicked_at_boot(self) -> None:
+        seen = clean_output(_text(self.child.before))
+        m = _PANIC.search(seen)
+        if m:
+            line = seen[m.start():].splitlines()[0]
+            raise BootPanic(f"the kernel panicked while booting: {line.strip()}")
 
     def run(self, command: str, timeout: float) -> CommandResult:
         token = uuid.uuid4().hex[:12]

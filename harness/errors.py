@@ -17,6 +17,7 @@ class ExitStatus(IntEnum):
     BUILD_FAILED = 5
     INFRA_FAILED = 6
     MISSING_TOOL = 7
+    BISECT_INCONCLUSIVE = 8     # skipped commits hide the first bad one
     INTERRUPTED = 130
 
 

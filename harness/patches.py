@@ -1,35 +1,51 @@
-"""Applying a patch series in a tree the harness owns.
+"""A patch series and how it is applied, always in a tree the harness owns.
 
-A series is an mbox (applied with git am, one commit per patch) or a directory
-of *.patch files ordered by its quilt 'series' file, or by name. The user's
-tree is copied first; it is never written to.
+Three kinds of series:
+  mbox      as saved from a list archive, or the .mbx `b4 am` writes; a cover
+            letter (a mail without a diff) is skipped; applied with git am,
+            one commit per patch, trailers kept
+  quilt     a directory of *.patch in its `series` file order, else by name
+  git-range BASE..TIP in the git repository given as --kernel-src
+The user's tree is copied (or cloned, sharing its objects) first; it is never
+written to. The series' identity is a hash over its patches.
 """
 
 import hashlib
 import mailbox
+import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cache
+from . import cache, gittree
 from .errors import BadInput, PatchError
 from .source import KernelSource
 from .tools import require
 
 DONE = ".rwp-harness-patched"
-GIT_ID = ["-c", "user.name=rwp-harness", "-c", "user.email=rwp-harness@localhost",
-          "-c", "commit.gpgsign=false"]
+GIT_ID = gittree.IDENTITY
+_DIFF = re.compile(rb"^(diff --git |--- \S.*\n\+\+\+ \S)", re.M)
 
 
 @dataclass(frozen=True)
 class Series:
-    kind: str                  # "mbox" or "quilt"
+    kind: str                  # "mbox", "quilt" or "git-range"
     files: tuple[Path, ...]    # patch files in order (one mbox file for "mbox")
     digest: str
+    mails: tuple[bytes, ...] = ()      # mbox: the patch mails, cover letters left out
+    skipped: tuple[str, ...] = ()      # mbox: subjects of the mails without a diff
+    repo: Path | None = None           # git-range: the repository
+    base: str = ""                     # git-range: commit hashes of its ends
+    tip: str = ""
 
     def describe(self) -> str:
-        return f"{self.kind} series {self.digest} ({len(self.files)} file(s))"
+        if self.kind == "git-range":
+            return f"git range {self.base[:12]}..{self.tip[:12]} (series {self.digest})"
+        count = len(self.mails) if self.kind == "mbox" else len(self.files)
+        skipped = f", skipped {len(self.skipped)} without a diff" if self.skipped else ""
+        return f"{self.kind} series {self.digest} ({count} patch(es){skipped})"
 
 
 def _is_mbox(path: Path) -> bool:
@@ -53,25 +69,80 @@ def _quilt_order(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.patch"))
 
 
-def load(path: Path) -> Series:
-    path = path.expanduser().resolve()
+def _split_mbox(path: Path) -> tuple[list[bytes], list[str]]:
+    """The mails that carry a diff, each with its From_ line; subjects of the others."""
+    box = mailbox.mbox(str(path), create=False)
+    kept, skipped = [], []
+    for key in box.keys():
+        raw = box.get_bytes(key)
+        if _DIFF.search(raw):
+            kept.append(f"From {box.get_message(key).get_from()}\n".encode() + raw)
+        else:
+            skipped.append(str(box.get_message(key).get("Subject", "?")))
+    return kept, skipped
+
+
+def _b4_output(directory: Path) -> Path | None:
+    """`b4 am -o DIR` leaves one .mbx with the series (and a .cover beside it)."""
+    mbx = sorted(directory.glob("*.mbx"))
+    if len(mbx) > 1:
+        raise BadInput(f"{directory} holds {len(mbx)} .mbx files; name the one to apply")
+    return mbx[0] if mbx else None
+
+
+def _load_mbox(path: Path) -> Series:
+    mails, skipped = _split_mbox(path)
+    if not mails:
+        raise BadInput(f"mbox {path} holds no patch (no mail with a diff)")
+    h = hashlib.sha256()
+    for m in mails:
+        h.update(m)
+    return Series("mbox", (path,), h.hexdigest()[:16], tuple(mails), tuple(skipped))
+
+
+def _load_range(spec: str, repo: Path | None) -> Series:
+    if repo is None or not gittree.is_repo(repo):
+        raise BadInput(f"git range '{spec}' needs --kernel-src to be a git repository")
+    base_ref, _, tip_ref = spec.partition("..")
+    base = gittree.resolve(repo, base_ref or "HEAD")
+    tip = gittree.resolve(repo, tip_ref or "HEAD")
+    if gittree.git(repo, "merge-base", "--is-ancestor", base, tip, check=False).returncode:
+        raise BadInput(f"git range '{spec}': {base_ref} is not an ancestor of {tip_ref}")
+    text = gittree.git(repo, "format-patch", "--stdout", "--no-signature",
+                       f"{base}..{tip}").stdout
+    if not text:
+        raise BadInput(f"git range '{spec}' holds no commit")
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return Series("git-range", (), digest, repo=repo.resolve(), base=base, tip=tip)
+
+
+def load(spec: str | Path, repo: Path | None = None) -> Series:
+    """The series named by a path (mbox, .mbx, b4 or quilt directory) or a git range."""
+    path = Path(spec).expanduser()
+    if not path.exists() and ".." in str(spec):
+        return _load_range(str(spec), repo)
+    path = path.resolve()
     if not path.exists():
         raise BadInput(f"patch series {path} does not exist")
     if path.is_dir():
-        kind, files = "quilt", _quilt_order(path)
+        mbx = _b4_output(path)
+        if mbx is not None:
+            return _load_mbox(mbx)
+        files = _quilt_order(path)
+    elif _is_mbox(path):
+        return _load_mbox(path)
     else:
-        kind, files = ("mbox" if _is_mbox(path) else "quilt"), [path]
+        files = [path]
     if not files:
         raise BadInput(f"patch series {path} holds no *.patch files")
     h = hashlib.sha256()
     for f in files:
         h.update(f.read_bytes())
-    return Series(kind, tuple(files), h.hexdigest()[:16])
+    return Series("quilt", tuple(files), h.hexdigest()[:16])
 
 
 def _git(tree: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *GIT_ID, "-C", str(tree), *args], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL)
+    return gittree.git(tree, *args, check=False)
 
 
 def _copy_tree(src: Path, dest: Path) -> None:
@@ -89,30 +160,65 @@ def _first_error(text: str) -> str:
     return (text.strip().splitlines() or ["unknown error"])[-1]
 
 
-def _mbox_subjects(path: Path) -> list[str]:
-    return [str(m.get("Subject", "?")) for m in mailbox.mbox(str(path))]
-
-
-def _apply_mbox(tree: Path, mbox: Path) -> None:
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "base", "--no-verify"]):
+def _commit_base(tree: Path) -> None:
+    for args in (["init", "-q"], ["add", "-A", "-f"], ["commit", "-q", "-m", "base", "--no-verify"]):
         res = _git(tree, *args)
         if res.returncode != 0:
-            raise PatchError(f"preparing git tree for {mbox.name} failed: {res.stderr.strip()}")
+            raise PatchError(f"preparing a git tree in {tree} failed: {res.stderr.strip()}")
+
+
+def am(tree: Path, series: Series) -> None:
+    """Apply an mbox series as commits on the checked-out HEAD of the git tree."""
+    mbox = tree / ".git" / "rwp-harness-series.mbox"
+    mbox.write_bytes(b"".join(series.mails))
     res = _git(tree, "am", "--quiet", str(mbox))
     if res.returncode != 0:
         cur = _git(tree, "am", "--show-current-patch=raw")
         subject = next((l[len("Subject: "):] for l in cur.stdout.splitlines()
                         if l.startswith("Subject: ")), "?")
-        raise PatchError(f"patch '{subject}' from {mbox.name} does not apply: "
+        _git(tree, "am", "--abort")
+        raise PatchError(f"patch '{subject}' from {series.files[0].name} does not apply: "
                          f"{_first_error(res.stderr + res.stdout)}")
 
 
-def _apply_quilt(tree: Path, files: tuple[Path, ...]) -> None:
+def _subject_of(patch: Path) -> str:
+    for line in patch.read_text(errors="replace").splitlines():
+        if line.startswith("Subject: "):
+            return re.sub(r"^\[PATCH[^\]]*\]\s*", "", line[len("Subject: "):])
+    return patch.stem
+
+
+def apply_quilt(tree: Path, files: tuple[Path, ...], commit: bool = False) -> None:
     for patch in files:
-        res = subprocess.run(["git", "apply", "-p1", str(patch)], cwd=tree,
-                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        res = subprocess.run(["git", "apply", "--index" if commit else "-p1", str(patch)],
+                             cwd=tree, capture_output=True, text=True,
+                             stdin=subprocess.DEVNULL)
         if res.returncode != 0:
             raise PatchError(f"patch {patch.name} does not apply: {_first_error(res.stderr)}")
+        if commit:
+            res = _git(tree, "commit", "-q", "--no-verify", "-m", _subject_of(patch))
+            if res.returncode != 0:
+                raise PatchError(f"committing {patch.name} failed: {res.stderr.strip()}")
+
+
+def commit_series(tree: Path, series: Series) -> None:
+    """Apply an mbox or quilt series as one commit per patch in a git work tree."""
+    if series.kind == "mbox":
+        am(tree, series)
+    elif series.kind == "quilt":
+        apply_quilt(tree, series.files, commit=True)
+    else:
+        raise BadInput("a git range is already commits; pass its ends as --good and --bad")
+    for subject in series.skipped:
+        print(f"[patches] skipped (no diff): {subject}", file=sys.stderr)
+
+
+def _clone_range(series: Series, dest: Path) -> None:
+    gittree.git(dest.parent, "clone", "-q", "--shared", "--no-checkout",
+                str(series.repo), str(dest))
+    res = _git(dest, "checkout", "-q", "--detach", series.tip)
+    if res.returncode != 0:
+        raise PatchError(f"checking out {series.tip[:12]} failed: {_first_error(res.stderr)}")
 
 
 def apply(source: KernelSource, series: Series) -> Path:
@@ -120,17 +226,23 @@ def apply(source: KernelSource, series: Series) -> Path:
     require("git")
     dest = cache.subdir("trees") / f"{source.version}-{series.digest}"
     marker = dest / DONE
-    # A tree the user may have edited since is copied again; a package's is final.
-    if source.immutable and marker.exists() and marker.read_text().strip() == source.identity:
+    # A git range is named by commit hashes, so its tree is final too; a tree
+    # the user may have edited since is copied again; a package's is final.
+    final = source.immutable or series.kind == "git-range"
+    if final and marker.exists() and marker.read_text().strip() == source.identity:
         return dest
     if dest.exists():
         shutil.rmtree(dest)
-    _copy_tree(source.path, dest)
     try:
-        if series.kind == "mbox":
-            _apply_mbox(dest, series.files[0])
+        if series.kind == "git-range":
+            _clone_range(series, dest)
         else:
-            _apply_quilt(dest, series.files)
+            _copy_tree(source.path, dest)
+            if series.kind == "mbox":
+                _commit_base(dest)
+                am(dest, series)
+            else:
+                apply_quilt(dest, series.files)
     except PatchError:
         shutil.rmtree(dest, ignore_errors=True)
         raise

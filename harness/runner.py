@@ -33,6 +33,7 @@ _CAPS = re.compile(r"^@@RWPCAPS (\{.*\})$", re.M)
 
 @dataclass
 class TestResult:
+    __test__ = False           # a result, not a pytest test class
     test_id: str               # program::subtest
     status: ktap.Status
     reason: str = ""

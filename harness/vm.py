@@ -18,7 +18,7 @@ from pathlib import Path
 import pexpect
 
 from . import cache
-from .console import GuestConsole
+from .console import BootPanic, GuestConsole
 from .errors import InfraError, MissingTool
 from .tools import require
 
@@ -121,6 +121,9 @@ def _spawn(req: VMRequest, accel: str, timeout: float) -> VM:
     console = GuestConsole(child)
     try:
         console.wait_for_shell(timeout)
+    except BootPanic:
+        _kill_group(child)
+        raise
     except InfraError:
         tail = (child.before or "")[-2000:] if isinstance(child.before, str) else ""
         _kill_group(child)

@@ -1,5 +1,6 @@
 """Helpers shared by the unit tests."""
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -23,11 +24,19 @@ def make_fake_tree(root: Path, version=("7", "3", "4")) -> Path:
 
 
 def tree_snapshot(root: Path) -> dict:
-    """Every file's bytes and mode, to prove a tree was not written to."""
+    """Every file's bytes, mode and mtime, to prove a tree was not written to.
+
+    Git refreshes the mtime of an object file when a repository borrowing it
+    (a clone sharing its objects) writes the same object again; the object's
+    bytes do not change, so object files are compared by content only.
+    """
     snap = {}
     for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
         st = p.lstat()
-        snap[str(p.relative_to(root))] = (st.st_mode, p.read_bytes() if p.is_file() else None)
+        digest = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+        mtime = None if rel.startswith(".git/objects/") else st.st_mtime_ns
+        snap[rel] = (st.st_mode, mtime, digest)
     return snap
 
 

@@ -97,3 +97,73 @@ def test_bad_series_is_bad_input(tmp_path, setup, message):
     setup(target)
     with pytest.raises(BadInput, match=message):
         patches.load(target)
+
+
+def _list_mbox(repo, count=3):
+    """format-patch output with a cover letter and trailers, as a list archive has it."""
+    text = git(repo, "format-patch", "--stdout", "--cover-letter", "-s", f"HEAD~{count}")
+    return text.replace("Signed-off-by: t <t@t>",
+                        "Signed-off-by: t <t@t>\nReviewed-by: Some One <some@one>")
+
+
+def test_cover_letter_is_skipped_and_trailers_kept(tmp_path, cache_dir, user_tree):
+    repo = _series_repo(tmp_path)
+    mbox = tmp_path / "thread.mbox"
+    mbox.write_text(_list_mbox(repo))
+    series = patches.load(mbox)
+    assert len(series.mails) == 3
+    assert series.skipped == ("[PATCH 0/3] *** SUBJECT HERE ***",)
+    tree = patches.apply(source.from_tree(user_tree), series)
+    assert (tree / "mm/userfaultfd.c").read_text() == "int uffd = 3;\n"
+    assert "Reviewed-by: Some One <some@one>" in git(tree, "log", "-1", "--format=%B")
+    # The identity is over the patches: the cover letter's text does not count.
+    other = tmp_path / "other.mbox"
+    other.write_text(_list_mbox(repo).replace("*** BLURB HERE ***", "different blurb"))
+    assert patches.load(other).digest == series.digest
+
+
+def test_b4_am_output_directory(tmp_path, cache_dir, user_tree):
+    """`b4 am -o DIR` writes the series as one .mbx and the cover letter as .cover."""
+    repo = _series_repo(tmp_path)
+    out = tmp_path / "b4"
+    out.mkdir()
+    text = _list_mbox(repo)
+    cover, _, rest = text.partition("\nFrom ")
+    (out / "20261127_someone_rwp_fixes.cover").write_text(cover + "\n")
+    (out / "v2_20261127_someone_rwp_fixes.mbx").write_text("From " + rest)
+    series = patches.load(out)
+    assert series.kind == "mbox" and len(series.mails) == 3 and not series.skipped
+    tree = patches.apply(source.from_tree(user_tree), series)
+    assert (tree / "mm/userfaultfd.c").read_text() == "int uffd = 3;\n"
+
+
+def test_mbox_without_any_patch_is_bad_input(tmp_path):
+    mbox = tmp_path / "cover-only.mbox"
+    mbox.write_text("From x Mon Sep 17 00:00:00 2001\nSubject: [PATCH 0/2] cover\n\nblurb\n")
+    with pytest.raises(BadInput, match="holds no patch"):
+        patches.load(mbox)
+
+
+def test_git_range_in_the_users_repository(tmp_path, cache_dir):
+    repo = _series_repo(tmp_path)
+    git(repo, "branch", "series")
+    git(repo, "checkout", "-q", "HEAD~3")      # the user's checkout is elsewhere
+    before = tree_snapshot(repo)
+    series = patches.load("HEAD..series", repo)
+    assert series.kind == "git-range"
+    tree = patches.apply(source.from_tree(repo), series)
+    assert (tree / "mm/userfaultfd.c").read_text() == "int uffd = 3;\n"
+    assert tree_snapshot(repo) == before
+    assert patches.load(f"{series.base}..{series.tip}", repo).digest == series.digest
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("HEAD~1..HEAD", "needs --kernel-src to be a git repository"),
+    ("nosuch..HEAD", "'nosuch' names no commit"),
+    ("HEAD..HEAD~1", "is not an ancestor"),
+])
+def test_bad_git_range(tmp_path, spec, message):
+    repo = _series_repo(tmp_path)
+    where = tmp_path if "needs" in message else repo
+    with pytest.raises(BadInput, match=message):
+        patches.load(spec, where)
