@@ -84,7 +84,8 @@ def judge(tests: list[TestResult]) -> tuple[Outcome, str]:
     failed = [t for t in tests if t.failed]
     if failed:
         t = failed[0]
-        return Outcome.BAD, f"{t.test_id} {t.status.value}: {t.reason}".strip()
+        why = t.reason or next(iter(t.diagnostics), "")
+        return Outcome.BAD, f"{t.test_id} {t.status.value}: {why}".strip()
     if not tests:
         return Outcome.SKIP, "no test ran"
     if all(t.status == ktap.Status.SKIP for t in tests):

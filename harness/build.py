@@ -70,6 +70,11 @@ def _make(req: BuildRequest, bdir: Path, log: Path, *targets: str) -> int:
 
 def configure(req: BuildRequest) -> Path:
     """Write and check bdir/.config: tinyconfig, our fragments, olddefconfig."""
+    with cache.lock("build"):
+        return _configure(req)
+
+
+def _configure(req: BuildRequest) -> Path:
     require(*BUILD_TOOLS)
     cache.require_space()
     want = req.requested_config()
@@ -92,7 +97,12 @@ def configure(req: BuildRequest) -> Path:
 
 
 def build(req: BuildRequest) -> BuildResult:
-    dotconfig = configure(req)
+    with cache.lock("build"):
+        return _build(req)
+
+
+def _build(req: BuildRequest) -> BuildResult:
+    dotconfig = _configure(req)
     bdir = dotconfig.parent
     log, stamp = bdir / "build.log", bdir / "build.ok"
     bzimage = bdir / "arch/x86/boot/bzImage"

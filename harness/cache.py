@@ -1,6 +1,8 @@
 """Where the harness keeps what outlives a run: sources, builds, ccache, apt state."""
 
+import fcntl
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -32,3 +34,16 @@ def require_space(gib: float = BUILD_SPACE_GIB) -> None:
     if free < gib:
         raise BadInput(f"not enough disk space in the cache {root}: {free:.1f} GiB free, "
                        f"{gib} GiB needed (set RWP_HARNESS_CACHE to a larger disk)")
+
+
+@contextmanager
+def lock(name: str):
+    """Hold an exclusive cache-wide lock: parallel VMs (pytest -n) and bisections
+    share one cache, and two kernel builds at once would only slow both."""
+    path = subdir("locks") / f"{name}.lock"
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -127,6 +127,10 @@ def make_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=name)
         for add in adders:
             add(p)
+        if name == "fetch":
+            p.add_argument("--git", action="store_true",
+                           help="also commit the package or tarball into a git repository "
+                                "in the cache, tagged v<version>, for series and bisection")
     return parser
 
 
@@ -134,8 +138,15 @@ def make_parser() -> argparse.ArgumentParser:
 
 def cmd_fetch(args, timings) -> int:
     src, tree, series = pipeline.fetch(args, timings)
-    json.dump({"source": src.to_json(), "tree": str(tree), "series_hash": series},
-              sys.stdout, indent=1)
+    out = {"source": src.to_json(), "tree": str(tree), "series_hash": series}
+    if args.git:
+        if not src.immutable:
+            raise BadInput("--git turns a package or tarball into a git repository; "
+                           "your tree is used as it is")
+        with phase("git tree", timings):
+            repo, tag = gittree.from_package(src)
+        out.update(git=str(repo), tag=tag)
+    json.dump(out, sys.stdout, indent=1)
     print()
     return ExitStatus.OK
 

@@ -129,7 +129,9 @@ class Staged:
     root: Path
 
     def command(self, prog: GuestProgram, subtests: tuple[str, ...] = ()) -> str:
-        args = " ".join(subtests) if subtests != prog.subtests else ""
+        # Names given are always passed: a program narrowed by -k to one
+        # subtest must run that one, not the whole program.
+        args = " ".join(subtests)
         suite = prog.name.split("/")[0]
         if prog.lang == "c":
             return f"{self.root / 'bin' / Path(prog.name).name} {args}".strip()
@@ -150,12 +152,15 @@ def _peer_sources(tree: Path | None) -> list[Path]:
     return paths if all(p.exists() for p in paths) else []
 
 
-def stage(headers: Path, tree: Path | None = None) -> Staged:
-    """Compile every C program (and the tree's uffd-unit-tests), copy the Python ones.
+def stage(headers: Path, tree: Path | None = None,
+          programs: list[GuestProgram] | None = None) -> Staged:
+    """Compile the C programs (and the tree's uffd-unit-tests), copy the Python ones.
 
-    Reused when nothing changed.
+    programs narrows the C programs compiled to those a run selected (default:
+    all). Reused when nothing changed.
     """
-    progs = discover(ALL_SUITES)
+    wanted = None if programs is None else {p.source for p in programs}
+    progs = [p for p in discover(ALL_SUITES) if wanted is None or p.source in wanted]
     copied = [p for d in (*ALL_SUITES, "harness") for p in sorted((GUEST_DIR / d).glob("*"))
               if p.suffix in (".py", ".sh")]
     peer = _peer_sources(tree)
@@ -163,9 +168,14 @@ def stage(headers: Path, tree: Path | None = None) -> Staged:
     sources = ([p.source for p in progs] + sorted((GUEST_DIR / "include").glob("*.h"))
                + copied + peer + peer_headers)
     root = cache.subdir("guest") / _digest(sources, headers)
-    done = root / ".complete"
-    if done.exists():
-        return Staged(root)
+    with cache.lock("stage"):
+        if not (root / ".complete").exists():
+            _stage_into(root, progs, copied, headers, tree if peer else None)
+    return Staged(root)
+
+
+def _stage_into(root: Path, progs: list[GuestProgram], copied: list[Path], headers: Path,
+                peer_tree: Path | None) -> None:
     (root / "bin").mkdir(parents=True, exist_ok=True)
     for prog in progs:
         if prog.lang == "c":
@@ -174,10 +184,9 @@ def stage(headers: Path, tree: Path | None = None) -> Staged:
         dest = root / path.parent.name / path.name
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest)
-    if peer:
-        _compile_peer(tree, headers, root / PEER_BINARY)
-    done.write_text("ok\n")
-    return Staged(root)
+    if peer_tree is not None:
+        _compile_peer(peer_tree, headers, root / PEER_BINARY)
+    (root / ".complete").write_text("ok\n")
 
 
 def _compile_peer(tree: Path, headers: Path, out: Path) -> None:

@@ -94,7 +94,8 @@ def run_tests(args, req: build.BuildRequest, bres: build.BuildResult,
                         timings=timings, host=hostinfo.describe(), repeat=args.repeat)
     print(f"[run] results in {run.path}", file=sys.stderr)
     with phase("stage", timings):
-        staged = guestprogs.stage(bres.headers, req.tree)
+        peer_tree = req.tree if guestprogs.PEER_SUITE in suites(args) else None
+        staged = guestprogs.stage(bres.headers, peer_tree, progs)
     vmreq = vm_request(args, bres, run.console_log)
     guest = runner.Guest(lambda: vm.boot(vmreq), staged, args.transport)
     try:

@@ -2,12 +2,15 @@
 
 Every guest program under guest/ is collected as a pytest file and each of its
 KTAP subtests as an item, so `pytest guest/c/rwp_basic.c::sync_read_fault`
-runs one subtest. One VM serves the whole session: the kernel is built (or
+runs one subtest. With pytest-xdist (`-n N`) each worker is its own session
+with its own VM and console, and pytest merges the reports. One VM serves a
+whole session: the kernel is built (or
 found in the cache) and booted on first use; each item runs its subtest the
 way `rwp-harness run` does (kernel log markers, splats, deadline, reboot after
 a panic or hang) and reports its own result.
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -76,7 +79,8 @@ class GuestSession:
         try:
             if self.guest is None:
                 bres = self.kernel()
-                log = Path(self.config.rootpath) / "rwp-results" / "pytest-console.log"
+                worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+                log = Path(self.config.rootpath) / "rwp-results" / f"pytest-console-{worker}.log"
                 req = vm.VMRequest(bres.bzimage, accel=self._opt("--rwp-accel"), console_log=log)
                 self.guest = runner.Guest(lambda: vm.boot(req), guestprogs.stage(bres.headers),
                                           self._opt("--rwp-transport"))

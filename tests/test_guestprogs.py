@@ -37,7 +37,10 @@ def test_static_scan_matches_program_listing(prog, tmp_path):
 def test_staged_command_runs_only_the_narrowed_subtests(tmp_path):
     prog = next(p for p in guestprogs.discover() if p.name == "py/rwp_basic")
     staged = guestprogs.Staged(tmp_path)
-    assert staged.command(prog, prog.subtests).endswith("py/rwp_basic.py")
+    assert staged.command(prog).endswith("py/rwp_basic.py")
+    narrowed = guestprogs.select([prog], [f"{prog.name}::register_rwp"])[0]
+    assert narrowed.subtests == ("register_rwp",)
+    assert staged.command(narrowed, narrowed.subtests).endswith("rwp_basic.py register_rwp")
     assert staged.command(prog, ("register_rwp",)).endswith("rwp_basic.py register_rwp")
 
 
