@@ -42,6 +42,16 @@ check: setup
 test: setup
 	$(BIN)/pytest -ra $(ARGS)
 
+# Figures, not pass/fail: cold and warm loops beside their baselines, and the
+# RWP micro-benchmarks. The virtme-ng baseline build alone takes ~18 min on
+# 2 cores; ARGS=--skip-baseline leaves it out.
+bench: setup $(VENV)/.bench-installed
+	$(BIN)/python -m harness.bench $(ARGS)
+
+$(VENV)/.bench-installed: pyproject.toml
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $@
+
 clean:
 	rm -rf rwp-results .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -55,7 +55,8 @@ class BuildResult:
 
 def _make_env() -> dict:
     env = dict(os.environ)
-    env["CCACHE_DIR"] = str(cache.subdir("ccache"))
+    # make bench points this at an empty directory to time a cold build.
+    env["CCACHE_DIR"] = os.environ.get("RWP_HARNESS_CCACHE_DIR") or str(cache.subdir("ccache"))
     env.setdefault("KBUILD_BUILD_USER", "rwp-harness")
     env.setdefault("KBUILD_BUILD_HOST", "rwp-harness")
     return env
@@ -81,7 +82,8 @@ def _configure(req: BuildRequest) -> Path:
     bdir = req.build_dir()
     bdir.mkdir(parents=True, exist_ok=True)
     stamp, dotconfig, log = bdir / "config.ok", bdir / ".config", bdir / "build.log"
-    if stamp.exists() and dotconfig.exists():
+    # A fixed build directory (bisection) outlives changes to the fragments.
+    if stamp.exists() and dotconfig.exists() and stamp.read_text().strip() == want.digest():
         return dotconfig
     if _make(req, bdir, log, "tinyconfig") != 0:
         raise ConfigError(f"make tinyconfig failed:\n{log_tail(log)}")

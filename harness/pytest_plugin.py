@@ -81,7 +81,8 @@ class GuestSession:
                 bres = self.kernel()
                 worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
                 log = Path(self.config.rootpath) / "rwp-results" / f"pytest-console-{worker}.log"
-                req = vm.VMRequest(bres.bzimage, accel=self._opt("--rwp-accel"), console_log=log)
+                req = vm.VMRequest(bres.bzimage, cpus=_cpus_per_vm(),
+                                   accel=self._opt("--rwp-accel"), console_log=log)
                 self.guest = runner.Guest(lambda: vm.boot(req), guestprogs.stage(bres.headers),
                                           self._opt("--rwp-transport"))
             self.guest.console()
@@ -98,6 +99,13 @@ class GuestSession:
     def close(self) -> None:
         if self.guest is not None:
             self.guest.stop()
+
+
+def _cpus_per_vm() -> int:
+    """Under -n N the host's CPUs are shared out: N VMs with 2 vCPUs each on a
+    2-core host would only take turns (TCG runs one host thread per vCPU)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, min(2, (os.cpu_count() or 1) // workers))
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ TEST_TIMEOUT_S = 60.0
 HOST_GRACE_S = 20.0
 _TAINT = re.compile(r"^@@RWPTAINT([01]) (\d+)$", re.M)
 _CAPS = re.compile(r"^@@RWPCAPS (\{.*\})$", re.M)
+_GUEST_NS = re.compile(r"^@@RWPGUESTNS (\d+)$", re.M)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class TestResult:
     kernel_log: str = ""
     taint: tuple[int | None, int | None] = (None, None)
     runs: list[str] = field(default_factory=list)   # status of each run, with --repeat
+    guest_seconds: float | None = None   # the program's own run time, timed in the guest
 
     @property
     def failed(self) -> bool:
@@ -55,7 +57,8 @@ class TestResult:
                 "diagnostics": self.diagnostics, "duration": round(self.duration, 3),
                 "splats": self.splats, "excused_splats": self.excused,
                 "taint_before": self.taint[0], "taint_after": self.taint[1],
-                "runs": self.runs, "output": self.output, "kernel_log": self.kernel_log}
+                "runs": self.runs, "guest_seconds": self.guest_seconds,
+                "output": self.output, "kernel_log": self.kernel_log}
 
 
 class Guest:
@@ -131,6 +134,11 @@ def _taint(output: str) -> tuple[int | None, int | None]:
     return found.get("0"), found.get("1")
 
 
+def _guest_seconds(output: str) -> float | None:
+    m = _GUEST_NS.search(output)
+    return round(int(m.group(1)) / 1e9, 4) if m else None
+
+
 def _kernel_log(console: GuestConsole, token: str) -> str:
     res = console.run(f"dmesg | sed -n '/rwp-harness: begin {token}/,/rwp-harness: end {token}/p'",
                       timeout=60)
@@ -188,6 +196,7 @@ def run_once(guest: Guest, prog: GuestProgram, sub: str, deadline: float,
                         case.reason if case else "program ended without reporting it",
                         case.diagnostics if case else [], duration, res.output,
                         taint=_taint(res.output))
+    result.guest_seconds = _guest_seconds(res.output)
     hung = "@@RWPTIMEOUT" in res.output
     if hung:
         result.status = ktap.Status.ERROR

@@ -55,10 +55,12 @@ class VM:
         _kill_group(self.child)
 
     def stop(self) -> None:
-        """Power the guest off, and make sure no QEMU is left behind."""
+        """Stop the guest, and make sure no QEMU is left behind."""
         if self.child.isalive():
             try:
-                self.child.sendline("poweroff -f")
+                # A reset, not a power-off: the trimmed kernel has no ACPI to
+                # power off with, and -no-reboot makes QEMU exit on a reset.
+                self.child.sendline("reboot -f")
                 self.child.expect(pexpect.EOF, timeout=15)
             except (pexpect.TIMEOUT, pexpect.EOF, OSError):
                 pass
@@ -179,5 +181,5 @@ def boot(req: VMRequest) -> VM:
 def interactive(req: VMRequest) -> int:
     """`rwp-harness shell`: the user's own terminal on the guest console."""
     accel = choose_accel(req)
-    print(f"[shell] accelerator: {accel}; 'poweroff -f' leaves", file=sys.stderr)
+    print(f"[shell] accelerator: {accel}; 'reboot -f' leaves", file=sys.stderr)
     return subprocess.call(vng_argv(req, accel))

@@ -55,6 +55,12 @@ def test_taint_markers_are_read_from_output():
     assert runner._taint("nothing") == (None, None)
 
 
+def test_guest_side_time_is_read_from_output():
+    out = "@@RWPTAINT0 0\nok 1 y\n@@RWPGUESTNS 1234567890\n@@RWPTAINT1 0\n"
+    assert runner._guest_seconds(out) == 1.2346
+    assert runner._guest_seconds("ok 1 y\n") is None
+
+
 def test_repeats_that_disagree_are_flaky():
     runs = [_result(), _result(ktap.Status.FAIL), _result()]
     runs[1].reason = "boom"

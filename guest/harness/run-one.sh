@@ -11,6 +11,7 @@ deadline=$2
 shift 2
 echo "rwp-harness: begin $tok" > /dev/kmsg
 echo "@@RWPTAINT0 $(cat /proc/sys/kernel/tainted)"
+t0=$(date +%s%N)
 "$@" &
 pid=$!
 (
@@ -31,7 +32,10 @@ pid=$!
 watchdog=$!
 wait "$pid"
 rc=$?
+t1=$(date +%s%N)
 kill "$watchdog" 2>/dev/null
+# The test's own time in the guest, so the host's overhead can be measured.
+echo "@@RWPGUESTNS $((t1 - t0))"
 echo "rwp-harness: end $tok" > /dev/kmsg
 echo "@@RWPTAINT1 $(cat /proc/sys/kernel/tainted)"
 exit "$rc"

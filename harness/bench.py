@@ -1,0 +1,393 @@
+"""`make bench`: the fast-loop figures, each beside its baseline, and the RWP
+micro-benchmarks.
+
+Rows (each can be run alone with --rows):
+  cold      cold build of the test kernel, empty ccache, vs virtme-ng's default
+            (defconfig-based) config of the same tree, no ccache
+  rebuild   rebuild after an edit of mm/userfaultfd.c (a real edit: ccache misses)
+  warm      warm `rwp-harness check` with nothing to rebuild, vs the tests' own
+            guest-side time plus one boot
+  boot      boot to the first test command
+  overhead  harness time per test vs the same program under a bare `vng -- cmd`
+  parallel  the guest suite under pytest with -n 2 (two VMs) vs one VM
+  micro     guest/bench/rwp_bench.c: RWP beside uffd-wp, mprotect+SIGSEGV and
+            idle page tracking
+Writes bench.json, bench.md and bench.png in rwp-results/bench-<time>/.
+Figures only: nothing here passes or fails on a time.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import bisect, build, cache, gittree, guestprogs, results, source, vm
+from .errors import BadInput, ExitStatus, HarnessError, InfraError
+
+ROWS = ("cold", "rebuild", "warm", "boot", "overhead", "parallel", "micro")
+TARGETS = {"cold": "<= 270 s and >= 4x faster than vng's default config",
+           "rebuild": "<= 90 s", "warm": "<= 1.3x (guest test time + one boot)",
+           "boot": "<= 5 s", "overhead": "<= 10 % over bare vng",
+           "parallel": ">= 1.6x faster with -n 2"}
+OVERHEAD_PROGRAM = "c/rwp_contract"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _timed(argv: list[str], cwd: Path | None = None, env: dict | None = None,
+           timeout: float = 7200) -> tuple[float, subprocess.CompletedProcess]:
+    began = time.monotonic()
+    res = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, timeout=timeout)
+    return time.monotonic() - began, res
+
+
+def _objects(bdir: Path) -> int:
+    return sum(1 for _ in bdir.rglob("*.o"))
+
+
+def _package(args) -> source.KernelSource:
+    return source.from_debian(args.kernel_version, offline=args.offline)
+
+
+def _fresh_clone(repo: Path, name: str) -> Path:
+    """A checkout of the package's base commit that the bench may build in."""
+    dest = cache.subdir("bench") / name
+    shutil.rmtree(dest, ignore_errors=True)
+    gittree.git(dest.parent, "clone", "-q", "--shared", str(repo), str(dest))
+    return dest
+
+
+# ---- rows ----
+
+def row_cold(args) -> dict:
+    src = _package(args)
+    req = build.BuildRequest(src, src.path, jobs=args.jobs,
+                             build_root=cache.subdir("bench") / "cold-build")
+    shutil.rmtree(req.build_root, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="ccache-", dir=cache.subdir("bench")) as empty:
+        os.environ["RWP_HARNESS_CCACHE_DIR"] = empty
+        try:
+            began = time.monotonic()
+            build.build(req)
+            ours = time.monotonic() - began
+        finally:
+            del os.environ["RWP_HARNESS_CCACHE_DIR"]
+    row = {"seconds": round(ours, 1), "objects": _objects(req.build_root)}
+    shutil.rmtree(req.build_root, ignore_errors=True)
+    if args.skip_baseline:
+        row["baseline"] = "not measured (--skip-baseline)"
+        return row
+    repo, _ = gittree.from_package(src)
+    tree = _fresh_clone(repo, "vng-default")
+    t_cfg, res = _timed([vm.vng_path(), "--kconfig"], cwd=tree)
+    if res.returncode != 0:
+        raise InfraError(f"vng --kconfig failed: {res.stderr.strip()[-300:]}")
+    env = dict(os.environ, CCACHE_DISABLE="1")
+    t_make, res = _timed(["make", f"-j{args.jobs}", "bzImage"], cwd=tree, env=env)
+    if res.returncode != 0:
+        raise InfraError(f"building vng's default config failed: {res.stderr.strip()[-300:]}")
+    base = t_cfg + t_make
+    row.update(baseline_seconds=round(base, 1), baseline_objects=_objects(tree),
+               ratio=round(base / ours, 2))
+    shutil.rmtree(tree, ignore_errors=True)
+    return row
+
+
+def row_rebuild(args) -> dict:
+    src = _package(args)
+    repo, tag = gittree.from_package(src)
+    tree = bisect.workspace(repo)
+    gittree.git(tree, "checkout", "-q", "--force", "--detach", tag)
+    req = build.BuildRequest(bisect.step_source(tree, tag, "bench"), tree, jobs=args.jobs,
+                             build_root=bisect.build_dir(tree))
+    build.build(req)                      # up to date first, so only the edit is timed
+    uffd_c = tree / "mm/userfaultfd.c"
+    uffd_c.write_text(uffd_c.read_text() + f"/* make bench {time.time_ns()} */\n")
+    try:
+        began = time.monotonic()
+        build.build(req)
+        took = time.monotonic() - began
+    finally:
+        gittree.git(tree, "checkout", "-q", "--", "mm/userfaultfd.c")
+    return {"seconds": round(took, 1)}
+
+
+def _check(args, out: Path, *extra: str) -> tuple[float, dict]:
+    argv = [sys.executable, "-m", "harness.cli", "check", "--kernel-version",
+            args.kernel_version, "--results-dir", str(out), "--json", *extra]
+    if args.offline:
+        argv.append("--offline")
+    took, res = _timed(argv, cwd=REPO)
+    if res.returncode not in (0, 1):
+        raise InfraError(f"rwp-harness check failed ({res.returncode}): "
+                         f"{res.stderr.strip()[-300:]}")
+    return took, json.loads(res.stdout[res.stdout.index("{"):])
+
+
+def row_warm(args, out: Path) -> dict:
+    _check(args, out / "warm-prime")                 # builds whatever is missing
+    took, doc = _check(args, out / "warm")
+    guest = sum(t.get("guest_seconds") or 0 for t in doc["tests"])
+    boot = doc["manifest"]["timings"].get("boot", 0)
+    return {"seconds": round(took, 1), "tests": len(doc["tests"]),
+            "guest_test_seconds": round(guest, 1), "boot_seconds": boot,
+            "ratio": round(took / (guest + boot), 2),
+            "timings": doc["manifest"]["timings"], "_doc": doc}
+
+
+def row_boot(warm: dict) -> dict:
+    man = warm["_doc"]["manifest"]
+    return {"seconds": man["timings"].get("boot"), "shell_seconds": man["boot_seconds"][0],
+            "accel": man.get("accel")}
+
+
+def _bare_vng(bzimage: Path, command: str, memory: str = "2G") -> float:
+    # The trimmed kernel cannot power off: a reset ends QEMU (-no-reboot).
+    req = vm.VMRequest(bzimage, memory=memory, accel="auto")
+    argv = vm.vng_argv(req, vm.choose_accel(req)) + ["--", "sh", "-c", f"{command}; reboot -f"]
+    took, res = _timed(argv, timeout=1800)
+    return took
+
+
+def row_overhead(args, out: Path) -> dict:
+    took, doc = _check(args, out / "overhead", "-k", OVERHEAD_PROGRAM + "::")
+    n = len(doc["tests"])
+    harness_tests = doc["manifest"]["timings"]["tests"]
+    bzimage = Path(doc["manifest"]["build_dir"]) / "arch/x86/boot/bzImage"
+    staged = _staged_for(doc)
+    binary = staged / "bin" / Path(OVERHEAD_PROGRAM).name
+    bare_prog = _bare_vng(bzimage, f"sh {staged / 'harness/setup.sh'} >/dev/null; {binary}")
+    bare_boot = _bare_vng(bzimage, f"sh {staged / 'harness/setup.sh'} >/dev/null; true")
+    bare = max(bare_prog - bare_boot, 0.001)
+    return {"tests": n, "harness_seconds": round(harness_tests, 1),
+            "bare_seconds": round(bare, 1),
+            "harness_per_test": round(harness_tests / n, 3),
+            "bare_per_test": round(bare / n, 3),
+            "overhead_percent": round(100 * (harness_tests / bare - 1), 1)}
+
+
+def _staged_for(doc: dict) -> Path:
+    bdir = Path(doc["manifest"]["build_dir"])
+    return guestprogs.stage(bdir / "hdr/include").root
+
+
+def row_parallel(args) -> dict:
+    base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "guest/",
+            "--rwp-kernel-version", args.kernel_version]
+    one, r1 = _timed(base, cwd=REPO)
+    two, r2 = _timed(base + ["-n", "2"], cwd=REPO)
+    summary = [(r.stdout.strip().splitlines() or ["?"])[-1] for r in (r1, r2)]
+    return {"one_vm_seconds": round(one, 1), "two_vms_seconds": round(two, 1),
+            "ratio": round(one / two, 2), "one_vm": summary[0], "two_vms": summary[1]}
+
+
+_BENCH = re.compile(r"^@@BENCH (\{.*\})$", re.M)
+
+
+def _compile_bench(headers: Path) -> Path:
+    src = guestprogs.GUEST_DIR / "bench/rwp_bench.c"
+    out = cache.subdir("bench") / "rwp_bench"
+    argv = ["gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-function",
+            "-pthread", "-isystem", str(headers), "-I", str(guestprogs.GUEST_DIR / "include"),
+            "-o", str(out), str(src)]
+    res = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if res.returncode != 0:
+        raise InfraError(f"compiling rwp_bench.c failed: {res.stderr.strip()[-500:]}")
+    return out
+
+
+def row_micro(args) -> dict:
+    src = _package(args)
+    bres = build.build(build.BuildRequest(src, src.path, jobs=args.jobs))
+    binary = _compile_bench(bres.headers)
+    machine = vm.boot(vm.VMRequest(bres.bzimage, memory=args.micro_memory))
+    try:
+        res = machine.console.run(f"{binary} {args.mib} {args.iters} {args.async_mib}",
+                                  timeout=1800)
+    finally:
+        machine.stop()
+    if res.status != 0:
+        raise InfraError(f"rwp_bench failed ({res.status}): {res.output.strip()[-500:]}")
+    figures = [json.loads(m) for m in _BENCH.findall(res.output)]
+    return {"accel": machine.accel, "mib": args.mib, "iters": args.iters,
+            "figures": figures, "ratios": micro_ratios(figures)}
+
+
+def micro_ratios(figures: list[dict]) -> dict:
+    """Each alternative's figure over RWP's, per measure (higher is better for GiB/s)."""
+    by = {}
+    for f in figures:
+        by.setdefault(f["name"], {})[f["method"]] = f.get("value")
+    ratios = {}
+    for name, methods in by.items():
+        rwp = methods.get("rwp")
+        if not rwp:
+            continue
+        ratios[name] = {m: (round(v / rwp, 2) if v else None)
+                        for m, v in methods.items() if m != "rwp"}
+    return ratios
+
+
+# ---- report ----
+
+def markdown(doc: dict) -> str:
+    r = doc["rows"]
+    lines = ["| loop | measured | baseline | ratio | target |", "|---|---|---|---|---|"]
+
+    def add(key, measured, baseline="", ratio=""):
+        lines.append(f"| {key} | {measured} | {baseline} | {ratio} | {TARGETS.get(key, '')} |")
+    if "cold" in r:
+        c = r["cold"]
+        add("cold", f"{c['seconds']} s, {c['objects']} objects",
+            f"{c.get('baseline_seconds', '-')} s, {c.get('baseline_objects', '-')} objects",
+            f"{c.get('ratio', '-')}x")
+    if "rebuild" in r:
+        add("rebuild", f"{r['rebuild']['seconds']} s")
+    if "warm" in r:
+        w = r["warm"]
+        add("warm", f"{w['seconds']} s ({w['tests']} tests)",
+            f"{w['guest_test_seconds']} s guest + {w['boot_seconds']} s boot", f"{w['ratio']}x")
+    if "boot" in r:
+        add("boot", f"{r['boot']['seconds']} s to the first test "
+                    f"({r['boot']['shell_seconds']} s to a shell, {r['boot']['accel']})")
+    if "overhead" in r:
+        o = r["overhead"]
+        add("overhead", f"{o['harness_per_test']} s/test", f"{o['bare_per_test']} s/test bare",
+            f"+{o['overhead_percent']} %")
+    if "parallel" in r:
+        p = r["parallel"]
+        add("parallel", f"{p['two_vms_seconds']} s with -n 2", f"{p['one_vm_seconds']} s, one VM",
+            f"{p['ratio']}x")
+    if "micro" in r:
+        lines += ["", f"Micro-benchmarks ({r['micro']['accel']}; under TCG only the ratios "
+                  "mean anything):", "", "| measure | method | value | unit | ÷ RWP |",
+                  "|---|---|---|---|---|"]
+        ratios = r["micro"]["ratios"]
+        for f in r["micro"]["figures"]:
+            ratio = "1" if f["method"] == "rwp" else ratios.get(f["name"], {}).get(f["method"], "")
+            value = f["value"] if f["value"] is not None else f"n/a: {f.get('unavailable')}"
+            lines.append(f"| {f['name']} | {f['method']} | {value} | {f.get('unit', '')} "
+                         f"| {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(doc: dict, path: Path) -> str:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no chart: matplotlib is not installed (make bench installs it)"
+    bars = []
+    r = doc["rows"]
+    if "cold" in r:
+        bars.append(("cold build", r["cold"]["seconds"], r["cold"].get("baseline_seconds")))
+    if "rebuild" in r:
+        bars.append(("rebuild", r["rebuild"]["seconds"], None))
+    if "warm" in r:
+        for k, v in r["warm"]["timings"].items():
+            bars.append((f"warm: {k}", v, None))
+    if "parallel" in r:
+        bars.append(("suite, -n 2", r["parallel"]["two_vms_seconds"],
+                     r["parallel"]["one_vm_seconds"]))
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(bars) + 1.5))
+    names = [b[0] for b in bars]
+    ax.barh(names, [b[1] for b in bars], label="rwp-harness")
+    ax.barh(names, [b[2] or 0 for b in bars], alpha=0.35, label="baseline")
+    ax.set_xlabel("seconds")
+    ax.invert_yaxis()
+    ax.legend()
+    ax.set_title("rwp-harness phase times (2 cores, TCG)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return str(path)
+
+
+def ratios_text(doc: dict) -> str:
+    r = doc["rows"]
+    out = []
+    for key, field in (("cold", "ratio"), ("warm", "ratio"), ("parallel", "ratio")):
+        if key in r and field in r[key]:
+            out.append(f"{key}: {r[key][field]}x")
+    if "overhead" in r:
+        out.append(f"overhead: +{r['overhead']['overhead_percent']} %")
+    return ", ".join(out)
+
+
+def run(args) -> Path:
+    rows = args.rows.split(",") if args.rows else list(ROWS)
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise BadInput(f"unknown bench rows {unknown}; known: {', '.join(ROWS)}")
+    out = results.new_run_dir(args.results_dir)
+    out = out.rename(out.with_name("bench-" + out.name))
+    doc = {"host": {"cpus": os.cpu_count()}, "rows": {}}
+    for name in rows:
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        began = time.monotonic()
+        if name == "boot":
+            if "warm" not in doc["rows"]:
+                doc["rows"]["warm"] = row_warm(args, out)
+            doc["rows"]["boot"] = row_boot(doc["rows"]["warm"])
+        elif name in ("warm", "overhead"):
+            doc["rows"][name] = globals()[f"row_{name}"](args, out)
+        else:
+            doc["rows"][name] = globals()[f"row_{name}"](args)
+        print(f"[bench] {name} done in {time.monotonic() - began:.0f}s", file=sys.stderr)
+        _save(doc, out)
+    _save(doc, out)
+    print(markdown(_public(doc)))
+    print(f"ratios: {ratios_text(doc)}")
+    print(f"chart: {chart(_public(doc), out / 'bench.png')}")
+    return out
+
+
+def _public(doc: dict) -> dict:
+    rows = {k: {f: v for f, v in r.items() if not f.startswith("_")}
+            for k, r in doc["rows"].items()}
+    return {**doc, "rows": rows}
+
+
+def _save(doc: dict, out: Path) -> None:
+    pub = _public(doc)
+    (out / "bench.json").write_text(json.dumps(pub, indent=1))
+    (out / "bench.md").write_text(markdown(pub))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", help=f"comma-separated subset of: {', '.join(ROWS)}")
+    p.add_argument("--kernel-version", default="7.3")
+    p.add_argument("--offline", action="store_true")
+    p.add_argument("--skip-baseline", action="store_true",
+                   help="do not build virtme-ng's default config (about 18 min here)")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--mib", type=int, default=1024, help="micro: region size (default 1024)")
+    p.add_argument("--iters", type=int, default=2000, help="micro: round trips (default 2000)")
+    p.add_argument("--async-mib", type=int, default=64, help="micro: async region (default 64)")
+    p.add_argument("--micro-memory", default="3G", help="micro: guest memory (default 3G)")
+    p.add_argument("--results-dir", type=Path)
+    args = p.parse_args(argv)
+    try:
+        out = run(args)
+    except HarnessError as e:
+        print(f"bench: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return int(e.status)
+    except subprocess.TimeoutExpired as e:
+        print(f"bench: error: timed out: {e.cmd[:3]}", file=sys.stderr)
+        return int(ExitStatus.INFRA_FAILED)
+    except KeyboardInterrupt:
+        return int(ExitStatus.INTERRUPTED)
+    print(f"[bench] report in {out}", file=sys.stderr)
+    return int(ExitStatus.OK)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The bench report's arithmetic and layout, on made-up figures."""
+
+from harness import bench
+
+
+FIGURES = [
+    {"name": "fault_round_trip_median", "method": "rwp", "value": 20.0, "unit": "us"},
+    {"name": "fault_round_trip_median", "method": "uffd_wp", "value": 30.0, "unit": "us"},
+    {"name": "fault_round_trip_median", "method": "mprotect_sigsegv", "value": 10.0, "unit": "us"},
+    {"name": "scan_throughput", "method": "rwp", "value": 4.0, "unit": "GiB/s"},
+    {"name": "scan_throughput", "method": "page_idle", "value": None,
+     "unavailable": "No such file or directory"},
+]
+
+
+def test_micro_ratios_are_over_rwp():
+    ratios = bench.micro_ratios(FIGURES)
+    assert ratios["fault_round_trip_median"] == {"uffd_wp": 1.5, "mprotect_sigsegv": 0.5}
+    assert ratios["scan_throughput"] == {"page_idle": None}
+
+
+def test_markdown_has_every_row_and_says_tcg_ratios_only():
+    doc = {"rows": {
+        "cold": {"seconds": 250.0, "objects": 1100, "baseline_seconds": 1080.0,
+                 "baseline_objects": 5000, "ratio": 4.32},
+        "rebuild": {"seconds": 30.0},
+        "warm": {"seconds": 120.0, "tests": 190, "guest_test_seconds": 90.0,
+                 "boot_seconds": 5.0, "ratio": 1.26, "timings": {}},
+        "micro": {"accel": "tcg", "figures": FIGURES, "ratios": bench.micro_ratios(FIGURES)},
+    }}
+    text = bench.markdown(doc)
+    assert "| cold | 250.0 s, 1100 objects | 1080.0 s, 5000 objects | 4.32x |" in text
+    assert "| warm | 120.0 s (190 tests) | 90.0 s guest + 5.0 s boot | 1.26x |" in text
+    assert "only the ratios mean anything" in text
+    assert "| fault_round_trip_median | uffd_wp | 30.0 | us | 1.5 |" in text
+    assert "n/a: No such file or directory" in text
+    assert bench.ratios_text(doc) == "cold: 4.32x, warm: 1.26x"
+
+
+def test_unknown_row_is_bad_input(capsys):
+    assert bench.main(["--rows", "nosuch"]) == 2
+    assert "unknown bench rows" in capsys.readouterr().err
