@@ -266,7 +266,8 @@ def markdown(doc: dict) -> str:
             f"{p['ratio']}x")
     if "micro" in r:
         lines += ["", f"Micro-benchmarks ({r['micro']['accel']}; under TCG only the ratios "
-                  "mean anything):", "", "| measure | method | value | unit | ÷ RWP |",
+                  "mean anything; ÷ RWP above 1 is slower for a time, faster for a GiB/s):", "",
+                  "| measure | method | value | unit | ÷ RWP |",
                   "|---|---|---|---|---|"]
         ratios = r["micro"]["ratios"]
         for f in r["micro"]["figures"]:

@@ -7,6 +7,7 @@ channel for results.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -89,9 +90,31 @@ def vng_argv(req: VMRequest, accel: str) -> list[str]:
         argv.append("--disable-kvm")
     # root=/dev/root: without CONFIG_BLOCK the kernel only mounts a 9p root
     # when it is named; panic=-1 turns a panic into a QEMU exit, not a hang.
-    for a in ("root=/dev/root", "panic=-1", *req.append):
+    extra = tcg_clock_args() if accel == "tcg" else []
+    for a in ("root=/dev/root", "panic=-1", *extra, *req.append):
         argv += ["--append", a]
     return argv
+
+
+def host_tsc_khz(cpuinfo: str) -> int | None:
+    """The host's TSC rate, when /proc/cpuinfo shows a constant one."""
+    flags = re.search(r"^flags\s*:(.*)$", cpuinfo, re.M)
+    mhz = re.search(r"^cpu MHz\s*:\s*([0-9.]+)", cpuinfo, re.M)
+    if not (flags and mhz) or "constant_tsc" not in flags.group(1).split():
+        return None
+    return int(float(mhz.group(1)) * 1000)
+
+
+def tcg_clock_args() -> list[str]:
+    # Under TCG the guest's TSC runs at the host's rate, but the guest
+    # calibrates it against an emulated PIT; on a busy host that fails, and
+    # with no ACPI timer the clock falls back to 4 ms jiffies. Telling the
+    # guest the rate skips the calibration.
+    try:
+        khz = host_tsc_khz(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        khz = None
+    return [f"tsc_early_khz={khz}"] if khz else []
 
 
 def _kill_group(child: pexpect.spawn) -> None:

@@ -87,3 +87,11 @@ def test_peer_suite_reports_upstream_cases_beside_ours(tmp_path):
     assert tests["peer/uffd-unit-tests::rwp-async__anon"]["status"] == "pass"
     assert tests["peer/uffd-unit-tests::kernel_log"]["status"] == "pass"
     assert not any(" " in tid for tid in tests)
+
+
+def test_tcg_guest_is_told_the_tsc_rate():
+    from harness import vm
+    cpuinfo = "processor\t: 0\ncpu MHz\t\t: 2596.122\nflags\t\t: fpu tsc constant_tsc nonstop_tsc\n"
+    assert vm.host_tsc_khz(cpuinfo) == 2596122
+    assert vm.host_tsc_khz(cpuinfo.replace(" constant_tsc", "")) is None
+    assert vm.host_tsc_khz("processor\t: 0\n") is None

@@ -58,6 +58,7 @@ static int by_value(const void *a, const void *b)
 static void report_latency(const char *method, double *ns, int n)
 {
 	qsort(ns, n, sizeof(*ns), by_value);
+	printf("# %s: min %.0f median %.0f max %.0f ns\n", method, ns[0], ns[n / 2], ns[n - 1]);
 	report("fault_round_trip_median", method, ns[n / 2] / 1000, "us");
 	report("fault_round_trip_p99", method, ns[(n * 99) / 100] / 1000, "us");
 }
@@ -92,6 +93,7 @@ struct handler {
 	int fd;
 	enum kind kind;
 	volatile int stop;
+	long handled;
 	pthread_t thread;
 };
 
@@ -113,6 +115,7 @@ static void *handle(void *arg)
 			n = wp_range(h->fd, (void *)page, ps, 0);
 		if (n)
 			FAIL("resolving a fault at 0x%lx: %d", page, n);
+		h->handled++;
 	}
 	return NULL;
 }
@@ -122,14 +125,18 @@ static void handler_start(struct handler *h, int fd, enum kind kind)
 	h->fd = fd;
 	h->kind = kind;
 	h->stop = 0;
+	h->handled = 0;
 	errno = pthread_create(&h->thread, NULL, handle, h);
 	CHECK(errno == 0, "pthread_create");
 }
 
-static void handler_stop(struct handler *h)
+/* Every timed access must have been a fault the handler resolved. */
+static void handler_stop(struct handler *h, long expected)
 {
 	h->stop = 1;
 	pthread_join(h->thread, NULL);
+	CHECK(h->handled == expected, "handler resolved %ld faults, want %ld", h->handled,
+	      expected);
 }
 
 /* ---- mprotect(PROT_NONE) tracking: the handler opens the page it faulted on ---- */
@@ -172,7 +179,7 @@ static void bench_round_trip(int iters)
 		(void)*p;
 		ns[i] = now_ns() - t0;
 	}
-	handler_stop(&h);
+	handler_stop(&h, iters);
 	close(fd);
 	report_latency("rwp", ns, iters);
 
@@ -185,7 +192,7 @@ static void bench_round_trip(int iters)
 		*p = (char)i;
 		ns[i] = now_ns() - t0;
 	}
-	handler_stop(&h);
+	handler_stop(&h, iters);
 	close(fd);
 	report_latency("uffd_wp", ns, iters);
 
