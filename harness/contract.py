@@ -61,6 +61,16 @@ def references() -> dict[str, list[str]]:
     return refs
 
 
+def _with_tests_line(body: str, line: str) -> str:
+    """The entry's Tests line replaced, or added at its end if it has none: the
+    next Tests line below belongs to another entry."""
+    entry, sep, rest = body.partition("\n## ")
+    if _TESTS_LINE.search(entry):
+        return _TESTS_LINE.sub(line, entry, count=1) + sep + rest
+    stripped = entry.rstrip("\n")
+    return stripped + "\n" + line + entry[len(stripped):] + sep + rest
+
+
 def render(text: str, refs: dict[str, list[str]]) -> str:
     parts = _ENTRY.split(text)
     out, ids, covered = [parts[0]], [], []
@@ -71,7 +81,7 @@ def render(text: str, refs: dict[str, list[str]]) -> str:
         line = "- **Tests:** " + (", ".join(f"`{t}`" for t in tests) if tests else "none yet")
         if tests:
             covered.append(bid)
-        out.append(f"**{bid} —" + _TESTS_LINE.sub(line, body, count=1))
+        out.append(f"**{bid} —" + _with_tests_line(body, line))
     status = (f"Status of this document: {len(ids)} behaviours, {len(covered)} of them checked\n"
               f"by tests so far ({', '.join(covered)}).")
     return _STATUS.sub(lambda _: status, "".join(out), count=1)

@@ -24,3 +24,11 @@ def test_every_contract_test_names_a_behaviour():
         for sub in prog.subtests:
             base = next((sub[: -len(t) - 2] for t in mem if sub.endswith("__" + t)), sub)
             assert base in named, f"{prog.name}::{sub} names no contract behaviour"
+
+
+def test_an_entry_without_a_tests_line_gets_its_own():
+    text = ("Status of this document: x\n\n**A1 — one**\n- Expect: a\n\n## B. next\n\n"
+            "**B1 — two**\n- Expect: b\n- **Tests:** none yet\n")
+    out = contract.render(text, {"A1": ["c/x::a"], "B1": ["c/x::b"]})
+    assert "**A1 — one**\n- Expect: a\n- **Tests:** `c/x::a`\n\n## B. next" in out
+    assert "- Expect: b\n- **Tests:** `c/x::b`\n" in out

@@ -1,0 +1,233 @@
+"""The RWP contract over a mapping's life, from Python (docs/contract.md areas I, K, L).
+
+An independent check, through guest/py/uffd.py and ctypes, of a subset of
+what guest/c/rwp_lifecycle.c tests: mremap, fork, kernel-mode accesses and
+unprivileged use. Each test names its contract ids in its docstring.
+"""
+
+import ctypes
+import errno
+import mmap
+import os
+import signal
+import threading
+
+import ktest
+import uffd
+from ktest import test
+from memtypes import HPAGE, Mem, is_huge, pattern, require_rwp, test_mem, uffd_bit
+
+NUNITS = 4
+WAIT_S = 5.0
+USER_MODE_ONLY = 1
+MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+NOBODY = 65534
+SYSCTL = "/proc/sys/vm/unprivileged_userfaultfd"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_long]
+_libc.mremap.restype = ctypes.c_void_p
+_libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int,
+                         ctypes.c_void_p]
+_libc.read.restype = ctypes.c_ssize_t
+_libc.read.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+_libc.write.restype = ctypes.c_ssize_t
+_libc.write.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+
+
+def armed(t: str, features: int = 0, flags: int = os.O_CLOEXEC | os.O_NONBLOCK):
+    """NU units of type t, registered for RWP and all protected."""
+    require_rwp()
+    m = Mem(t, NUNITS)
+    u = uffd.Uffd(flags)
+    u.api(uffd.FEATURE_RWP | features)
+    u.register(m.addr, m.length, uffd.REGISTER_MODE_RWP)
+    u.rwprotect(m.addr, m.length, uffd.RWPROTECT_MODE_RWP)
+    return u, m
+
+
+def present(addr: int) -> bool:
+    """pagemap bit 63: a page is mapped at addr."""
+    with open("/proc/self/pagemap", "rb") as f:
+        f.seek(addr // uffd.PAGE_SIZE * 8)
+        return bool(int.from_bytes(f.read(8), "little") >> 63 & 1)
+
+
+def fault_address(m: Mem, addr: int) -> int:
+    return addr & ~((HPAGE if is_huge(m.type) else uffd.PAGE_SIZE) - 1)
+
+
+def expect_fault(u: uffd.Uffd, flags: int, address: int) -> None:
+    msg = u.read_msg(WAIT_S)
+    assert msg is not None, f"no fault message within {WAIT_S} s"
+    assert msg.event == uffd.EVENT_PAGEFAULT, f"event {msg.event:#x}"
+    assert (msg.flags, msg.address) == (flags, address), \
+        f"fault flags {msg.flags:#x} at {msg.address:#x}, want {flags:#x} at {address:#x}"
+
+
+def expect_no_message(u: uffd.Uffd, when: str) -> None:
+    msg = u.read_msg(0)
+    assert msg is None, f"{when}: unexpected message (event {msg.event:#x}, flags {msg.flags:#x})"
+
+
+class Call(threading.Thread):
+    """A libc call made from another thread (ctypes drops the GIL), so it may block in a fault."""
+
+    def __init__(self, fn, *args):
+        super().__init__(daemon=True)
+        self.fn, self.args = fn, args
+        self.ret, self.err = None, 0
+        self.done = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        self.ret = self.fn(*self.args)
+        self.err = ctypes.get_errno()
+        self.done.set()
+
+
+@test_mem
+def mremap_without_event_unprotects(t: str):
+    """I8: without EVENT_REMAP the moved pages arrive unprotected and unregistered"""
+    u, m = armed(t)
+    raw = _libc.mmap(None, m.length + HPAGE, 0,  # PROT_NONE
+                     mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    assert raw not in (None, ctypes.c_void_p(-1).value), "reserve address space"
+    to = (raw + HPAGE - 1) & ~(HPAGE - 1)
+    got = _libc.mremap(m.addr, m.length, m.length, MREMAP_MAYMOVE | MREMAP_FIXED, to)
+    assert got == to, f"mremap returned {got}, errno {ctypes.get_errno()}"
+    for i in range(NUNITS):
+        assert not uffd_bit(to + i * m.unit), f"unit {i} kept the uffd bit"
+        assert uffd.peek(to + i * m.unit + 3) == pattern(i), f"unit {i} contents"
+    expect_no_message(u, "accesses after the move")
+    try:
+        u.rwprotect(to, m.length, uffd.RWPROTECT_MODE_RWP)
+    except OSError as e:
+        assert e.errno == errno.ENOENT, f"RWPROTECT of the moved range: {uffd.errno_name(e.errno)}"
+    else:
+        raise AssertionError("RWPROTECT of the moved (unregistered) range succeeded")
+
+
+@test_mem
+def fork_without_event_child_unaffected(t: str):
+    """I1, I2: a child forked without EVENT_FORK reads freely; the parent stays protected"""
+    u, m = armed(t)
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            if t in ("shmem", "hugetlb") and present(m.at(1)):
+                code = 4    # I2: shared mappings' page tables are not copied
+            elif uffd_bit(m.at(1)):
+                code = 2
+            elif uffd.peek(m.at(1, 5)) != pattern(1):
+                code = 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, \
+        f"child status {status:#x} (exit 2: uffd bit; 3: data; 4: page tables copied)"
+    expect_no_message(u, "the child's access")
+    assert uffd_bit(m.at(1)), "the parent lost its protection"
+    acc = uffd.Accessor(m.at(1), False)
+    acc.start()
+    expect_fault(u, uffd.PAGEFAULT_FLAG_RWP, fault_address(m, m.at(1)))
+    u.rwprotect(m.at(1), m.unit, 0)
+    assert acc.done.wait(WAIT_S), "the parent's reader did not resume"
+
+
+@test_mem
+def pipe_read_into_protected_buffer_waits(t: str):
+    """K2: read() from a pipe into a protected buffer waits on an RWP write fault until resolved"""
+    u, m = armed(t)
+    r, w = os.pipe()
+    os.write(w, b"pipedata")
+    call = Call(_libc.read, r, m.at(2, 8), 8)
+    expect_fault(u, uffd.PAGEFAULT_FLAG_RWP | uffd.PAGEFAULT_FLAG_WRITE,
+                 fault_address(m, m.at(2)))
+    assert not call.done.wait(0.1), "read() completed into a protected buffer"
+    u.rwprotect(m.at(2), m.unit, 0)
+    assert call.done.wait(WAIT_S), "read() did not return after the resolve"
+    assert call.ret == 8, f"read returned {call.ret} ({uffd.errno_name(call.err)})"
+    assert ctypes.string_at(m.at(2, 8), 8) == b"pipedata", "data read from the pipe"
+
+
+@test_mem
+def user_mode_only_kernel_write_efaults(t: str):
+    """K3: with UFFD_USER_MODE_ONLY, write() from a protected buffer is EFAULT at once"""
+    u, m = armed(t, flags=USER_MODE_ONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    r, w = os.pipe()
+    call = Call(_libc.write, w, m.at(1), 16)
+    assert call.done.wait(WAIT_S), "write() blocked on a user-mode-only uffd"
+    assert call.ret == -1 and call.err == errno.EFAULT, \
+        f"write returned {call.ret} ({uffd.errno_name(call.err)}), want EFAULT"
+    expect_no_message(u, "kernel-mode access")
+    assert uffd_bit(m.at(1)), "the failed kernel access unprotected the unit"
+
+
+def as_nobody(fn, sysctl_value: int) -> int:
+    """Run fn as uid/gid 65534 with the sysctl set; restore it; return the exit status."""
+    with open(SYSCTL) as f:
+        old = f.read().strip()
+    with open(SYSCTL, "w") as f:
+        f.write(f"{sysctl_value}\n")
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                signal.alarm(10)
+                os.setgroups([])
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+                fn()
+                code = 0
+            except AssertionError as e:
+                ktest.diag(f"unprivileged child: {e}")
+            finally:
+                os._exit(code)
+        return os.waitpid(pid, 0)[1]
+    finally:
+        with open(SYSCTL, "w") as f:
+            f.write(f"{old}\n")
+
+
+def _unprivileged_checks() -> None:
+    try:
+        uffd.Uffd(os.O_CLOEXEC)
+    except OSError as e:
+        assert e.errno == errno.EPERM, f"userfaultfd(O_CLOEXEC): {uffd.errno_name(e.errno)}"
+    else:
+        raise AssertionError("unprivileged userfaultfd(O_CLOEXEC) succeeded with the sysctl at 0")
+    u = uffd.Uffd(USER_MODE_ONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    u.api(uffd.FEATURE_RWP)
+    region = uffd.Region(1)
+    region.fill()
+    u.register(region.addr, region.length, uffd.REGISTER_MODE_RWP)
+    u.rwprotect(region.addr, region.length, uffd.RWPROTECT_MODE_RWP)
+    acc = uffd.Accessor(region.addr, False)
+    acc.start()
+    expect_fault(u, uffd.PAGEFAULT_FLAG_RWP, region.addr)
+    u.rwprotect(region.addr, region.length, 0)
+    assert acc.done.wait(WAIT_S) and acc.value == ord("a"), "the reader did not resume"
+
+
+@test
+def unprivileged_only_user_mode():
+    """L1, L2: without privilege (sysctl 0) only UFFD_USER_MODE_ONLY uffds are allowed, and RWP works on them"""
+    require_rwp()
+    if not os.path.exists(SYSCTL):
+        raise ktest.Skip(f"no {SYSCTL}")
+    with open(SYSCTL) as f:
+        before = f.read()
+    status = as_nobody(_unprivileged_checks, 0)
+    with open(SYSCTL) as f:
+        assert f.read() == before, "the sysctl was not restored"
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, \
+        f"unprivileged child status {status:#x}"
+
+
+if __name__ == "__main__":
+    ktest.main()
