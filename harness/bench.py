@@ -79,13 +79,17 @@ def row_cold(args) -> dict:
         finally:
             del os.environ["RWP_HARNESS_CCACHE_DIR"]
     row = {"seconds": round(ours, 1), "objects": _objects(req.build_root)}
+    print(f"[bench] cold build of the test kernel: {row}", file=sys.stderr, flush=True)
     shutil.rmtree(req.build_root, ignore_errors=True)
     if args.skip_baseline:
         row["baseline"] = "not measured (--skip-baseline)"
         return row
     repo, _ = gittree.from_package(src)
     tree = _fresh_clone(repo, "vng-default")
-    t_cfg, res = _timed([vm.vng_path(), "--kconfig"], cwd=tree)
+    # vng calls its helpers (virtme-configkernel) by name.
+    vng = vm.vng_path()
+    path = os.pathsep.join([str(Path(vng).parent), os.environ.get("PATH", "")])
+    t_cfg, res = _timed([vng, "--kconfig"], cwd=tree, env=dict(os.environ, PATH=path))
     if res.returncode != 0:
         raise InfraError(f"vng --kconfig failed: {res.stderr.strip()[-300:]}")
     env = dict(os.environ, CCACHE_DISABLE="1")
