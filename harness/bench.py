@@ -153,11 +153,17 @@ def row_boot(warm: dict) -> dict:
             "accel": man.get("accel")}
 
 
-def _bare_vng(bzimage: Path, command: str, memory: str = "2G") -> float:
+def _bare_vng(bzimage: Path, command: str, expect: str) -> float:
+    """Wall time of `vng -- command`; its output must show expect (vng's exit
+    status means nothing without udev)."""
     # The trimmed kernel cannot power off: a reset ends QEMU (-no-reboot).
-    req = vm.VMRequest(bzimage, memory=memory, accel="auto")
+    req = vm.VMRequest(bzimage, accel="auto")
     argv = vm.vng_argv(req, vm.choose_accel(req)) + ["--", "sh", "-c", f"{command}; reboot -f"]
-    took, res = _timed(argv, timeout=1800)
+    path = os.pathsep.join([str(Path(argv[0]).parent), os.environ.get("PATH", "")])
+    took, res = _timed(argv, env=dict(os.environ, PATH=path), timeout=1800)
+    if expect not in res.stdout + res.stderr:
+        raise InfraError(f"bare vng run of '{command[-60:]}' did not print '{expect}': "
+                         f"{(res.stdout + res.stderr).strip()[-300:]}")
     return took
 
 
@@ -168,8 +174,9 @@ def row_overhead(args, out: Path) -> dict:
     bzimage = Path(doc["manifest"]["build_dir"]) / "arch/x86/boot/bzImage"
     staged = _staged_for(doc)
     binary = staged / "bin" / Path(OVERHEAD_PROGRAM).name
-    bare_prog = _bare_vng(bzimage, f"sh {staged / 'harness/setup.sh'} >/dev/null; {binary}")
-    bare_boot = _bare_vng(bzimage, f"sh {staged / 'harness/setup.sh'} >/dev/null; true")
+    setup = f"sh {staged / 'harness/setup.sh'} >/dev/null"
+    bare_prog = _bare_vng(bzimage, f"{setup}; {binary}", f"1..{n}")
+    bare_boot = _bare_vng(bzimage, f"{setup}; echo booted-and-set-up", "booted-and-set-up")
     bare = max(bare_prog - bare_boot, 0.001)
     return {"tests": n, "harness_seconds": round(harness_tests, 1),
             "bare_seconds": round(bare, 1),
