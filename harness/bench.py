@@ -158,7 +158,11 @@ def _bare_vng(bzimage: Path, command: str, expect: str) -> float:
     status means nothing without udev)."""
     # The trimmed kernel cannot power off: a reset ends QEMU (-no-reboot).
     req = vm.VMRequest(bzimage, accel="auto")
-    argv = vm.vng_argv(req, vm.choose_accel(req)) + ["--", "sh", "-c", f"{command}; reboot -f"]
+    # Without udev vng's own output channel is missing: the program writes to
+    # the console, which --verbose shows.
+    argv = vm.vng_argv(req, vm.choose_accel(req))
+    argv[1:1] = ["--verbose"]
+    argv += ["--", "sh", "-c", f"{{ {command}; }} >/dev/console 2>&1; reboot -f"]
     path = os.pathsep.join([str(Path(argv[0]).parent), os.environ.get("PATH", "")])
     took, res = _timed(argv, env=dict(os.environ, PATH=path), timeout=1800)
     if expect not in res.stdout + res.stderr:
