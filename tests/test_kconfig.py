@@ -27,9 +27,12 @@ def test_project_fragments_parse_and_request_the_suite_options():
     req = kconfig.requested(["debug"])
     for name in ("CONFIG_USERFAULTFD", "CONFIG_USERFAULTFD_RWP", "CONFIG_PTE_MARKER_UFFD_WP",
                  "CONFIG_TRANSPARENT_HUGEPAGE", "CONFIG_HUGETLBFS", "CONFIG_SHMEM",
-                 "CONFIG_MEMFD_CREATE", "CONFIG_PROC_PAGE_MONITOR", "CONFIG_ACPI",
+                 "CONFIG_MEMFD_CREATE", "CONFIG_PROC_PAGE_MONITOR", "CONFIG_IDLE_PAGE_TRACKING",
                  "CONFIG_9P_FS", "CONFIG_KASAN", "CONFIG_DEBUG_VM"):
         assert req.entries.get(name) == "y", name
+    # The trimmed base: what tinyconfig's olddefconfig would bring back is refused.
+    for name in ("CONFIG_ACPI", "CONFIG_INET"):
+        assert req.entries.get(name) == "n", name
     assert "CONFIG_USERFAULTFD_RWP" in req.optional
 
 
