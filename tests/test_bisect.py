@@ -196,3 +196,25 @@ def test_unknown_ref_is_bad_input(tmp_path, cache_dir, capsys, fake_evaluate):
     assert cli.main(["bisect", "--kernel-src", str(repo), "--good", "v0.0",
                      "-k", "rwp_basic"]) == 2
     assert "'v0.0' names no commit" in capsys.readouterr().err
+
+
+def test_package_becomes_one_tagged_commit(tmp_path, cache_dir, monkeypatch):
+    from harness import source
+    tree = make_fake_tree(tmp_path / "pkg")
+    (tree / ".gitignore").write_text("*.o\n")
+    (tree / "shipped.o").write_text("a file the tarball ships although .gitignore names it\n")
+    (tree / source.MARKER).write_text("{}")
+    src = source.KernelSource(tree, "7.3.4", "debian", "linux-source-7.3 7.3.4-1~bpo13+1", True)
+    repo, tag = gittree.from_package(src)
+    assert tag == "v7.3.4" and repo.is_relative_to(cache_dir)
+    files = git(repo, "ls-tree", "-r", "--name-only", tag).split()
+    assert "shipped.o" in files and "mm/userfaultfd.c" in files
+    assert source.MARKER not in files
+    assert git(repo, "rev-list", "--count", tag).strip() == "1"
+    again = gittree.from_package(src)
+    assert again == (repo, tag)
+    # Fixed dates: the same package gives the same commit in another cache.
+    monkeypatch.setenv("RWP_HARNESS_CACHE", str(tmp_path / "other-cache"))
+    other, _ = gittree.from_package(src)
+    assert other != repo
+    assert gittree.resolve(other, tag) == gittree.resolve(repo, tag)
