@@ -40,3 +40,12 @@ def test_markdown_has_every_row_and_says_tcg_ratios_only():
 def test_unknown_row_is_bad_input(capsys):
     assert bench.main(["--rows", "nosuch"]) == 2
     assert "unknown bench rows" in capsys.readouterr().err
+
+
+def test_an_unmeasured_baseline_is_said_not_hidden():
+    doc = {"rows": {"overhead": {"tests": 111, "harness_seconds": 64.8, "harness_per_test": 0.584,
+                                 "unmeasured": "bare vng run did not end within 600s"}}}
+    text = bench.markdown(doc)
+    assert "| overhead | 0.584 s/test | not measured: bare vng run did not end within 600s |" \
+        in text
+    assert bench.ratios_text(doc) == ""
