@@ -89,10 +89,8 @@ def row_cold(args) -> dict:
         return row
     repo, _ = gittree.from_package(src)
     tree = _fresh_clone(repo, "vng-default")
-    # vng calls its helpers (virtme-configkernel) by name.
     vng = vm.vng_path()
-    path = os.pathsep.join([str(Path(vng).parent), os.environ.get("PATH", "")])
-    t_cfg, res = _timed([vng, "--kconfig"], cwd=tree, env=dict(os.environ, PATH=path))
+    t_cfg, res = _timed([vng, "--kconfig"], cwd=tree, env=vm.vng_env(vng))
     if res.returncode != 0:
         raise InfraError(f"vng --kconfig failed: {res.stderr.strip()[-300:]}")
     # What `vng --build` runs: make's default target, so modules too.
@@ -165,10 +163,9 @@ def _bare_vng(bzimage: Path, command: str, expect: str) -> float:
     argv = vm.vng_argv(req, vm.choose_accel(req))
     argv[1:1] = ["--verbose"]
     argv += ["--", "sh", "-c", f"{{ {command}; }} >/dev/console 2>&1; reboot -f"]
-    path = os.pathsep.join([str(Path(argv[0]).parent), os.environ.get("PATH", "")])
     began = time.monotonic()
     # Its own session, so a run that never ends takes its QEMU down with it.
-    proc = subprocess.Popen(argv, env=dict(os.environ, PATH=path), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(argv, env=vm.vng_env(argv[0]), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
                             start_new_session=True)
     try:

@@ -96,6 +96,13 @@ def vng_argv(req: VMRequest, accel: str) -> list[str]:
     return argv
 
 
+def vng_env(vng: str) -> dict:
+    """The environment to run vng in: it calls its helpers (virtme-run,
+    virtme-configkernel) by name, and must find the ones next to it."""
+    path = os.pathsep.join([str(Path(vng).parent), os.environ.get("PATH", "")])
+    return dict(os.environ, PATH=path)
+
+
 def host_tsc_khz(cpuinfo: str) -> int | None:
     """The host's TSC rate, when /proc/cpuinfo shows a constant one."""
     flags = re.search(r"^flags\s*:(.*)$", cpuinfo, re.M)
@@ -134,9 +141,7 @@ def _kill_group(child: pexpect.spawn) -> None:
 
 def _spawn(req: VMRequest, accel: str, timeout: float) -> VM:
     argv = vng_argv(req, accel)
-    # vng calls virtme-run by name: it must find the one next to it.
-    path = os.pathsep.join([str(Path(argv[0]).parent), os.environ.get("PATH", "")])
-    env = dict(os.environ, TERM="dumb", PATH=path)
+    env = dict(vng_env(argv[0]), TERM="dumb")
     began = time.monotonic()
     child = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8",
                           codec_errors="replace", timeout=timeout, dimensions=(50, 500))
@@ -205,4 +210,5 @@ def interactive(req: VMRequest) -> int:
     """`rwp-harness shell`: the user's own terminal on the guest console."""
     accel = choose_accel(req)
     print(f"[shell] accelerator: {accel}; 'reboot -f' leaves", file=sys.stderr)
-    return subprocess.call(vng_argv(req, accel))
+    argv = vng_argv(req, accel)
+    return subprocess.call(argv, env=vng_env(argv[0]))
