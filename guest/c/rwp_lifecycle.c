@@ -1060,23 +1060,34 @@ RWP_TEST_MEM(proc_mem_on_prot_none_rwp_vma)
 	CHECK(!(!peek_err && sh->prot[3]), "PTRACE_PEEKDATA bypassed RWP");
 }
 
+/*
+ * Protect the whole range and let job j (fn over the range) populate it: it
+ * must fault on each unit in turn with flags, and not return while any unit
+ * is still protected; each fault is resolved for that unit alone.
+ */
+static void fault_each_unit(int fd, struct mem *m, struct job *j, long (*fn)(struct job *),
+			    __u64 flags, const char *what)
+{
+	arm(fd, m->addr, m->len);
+	j->addr = m->addr;
+	j->len = m->len;
+	job_start(j, fn);
+	for (size_t i = 0; i < NU; i++) {
+		want_fault(fd, flags, (unsigned long)m->addr + i * m->unit);
+		CHECK(!j->done, "%s returned with unit %zu protected", what, i);
+		disarm(fd, m->addr + i * m->unit, m->unit);
+	}
+	job_finishes(j, what);
+}
+
 /* K6: MADV_POPULATE_READ/WRITE fault every protected unit (sync); async resolves all at once */
 RWP_TEST_MEM(populate_faults_each_protected_unit)
 {
 	int fd;
 	struct mem m = lc_map(type, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
-	struct job j = { .addr = NULL, .arg = MADV_POPULATE_READ };
+	struct job j = { .arg = MADV_POPULATE_READ };
 
-	arm(fd, m.addr, m.len);
-	j.addr = m.addr;
-	j.len = m.len;
-	job_start(&j, do_madvise);
-	for (size_t i = 0; i < NU; i++) {
-		want_fault(fd, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr + i * m.unit);
-		CHECK(!j.done, "MADV_POPULATE_READ returned with unit %zu protected", i);
-		disarm(fd, m.addr + i * m.unit, m.unit);
-	}
-	job_finishes(&j, "MADV_POPULATE_READ");
+	fault_each_unit(fd, &m, &j, do_madvise, UFFD_PAGEFAULT_FLAG_RWP, "MADV_POPULATE_READ");
 	CHECK(j.ret == 0, "MADV_POPULATE_READ: %s", strerror(j.err));
 
 	arm(fd, m.addr, m.len);
@@ -1099,16 +1110,7 @@ RWP_TEST_MEM(mlock_faults_each_protected_unit)
 	__u64 flags = UFFD_PAGEFAULT_FLAG_RWP | (is_shared(type) ? 0 : UFFD_PAGEFAULT_FLAG_WRITE);
 	struct job j = { .arg = 0 };
 
-	arm(fd, m.addr, m.len);
-	j.addr = m.addr;
-	j.len = m.len;
-	job_start(&j, do_mlock);
-	for (size_t i = 0; i < NU; i++) {
-		want_fault(fd, flags, (unsigned long)m.addr + i * m.unit);
-		CHECK(!j.done, "mlock returned with unit %zu protected", i);
-		disarm(fd, m.addr + i * m.unit, m.unit);
-	}
-	job_finishes(&j, "mlock");
+	fault_each_unit(fd, &m, &j, do_mlock, flags, "mlock");
 	CHECK(j.ret == 0, "mlock: %s", strerror(j.err));
 	CHECK(m.addr[3 * m.unit] == mem_unit_pattern(3), "data after mlock");
 	want_quiet(fd, "after mlock");
