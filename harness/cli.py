@@ -79,6 +79,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="deadline per test unless the test sets its own (default: %(default)s)")
     g.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run each test N times; one that passes only sometimes is flaky")
+    g.add_argument("--one-by-one", action="store_true",
+                   help="run each test as its own guest command instead of each program "
+                        "as one (slower; a batch falls back to this by itself when it "
+                        "cannot judge a test)")
     g.add_argument("--allowlist", type=Path, metavar="FILE",
                    help="TOML file of known splats that do not fail a test until they expire")
     g.add_argument("--results-dir", type=Path, metavar="DIR",

@@ -35,7 +35,10 @@ _PROMPT = re.compile(r"[#$] ?$|[#$] \S*$")
 _PANIC = re.compile(r"Kernel panic - not syncing")
 _PANIC_END = re.compile(r"---\[ end Kernel panic[^\]]*\]---")
 PANIC_DRAIN_S = 10.0
-# Bytes of base64 per console line: well under the tty's 4095-byte line limit.
+# A canonical-mode tty takes at most 4095 bytes per line; a longer command
+# would never reach the shell and its end marker never come back.
+MAX_LINE = 4000
+# Bytes of base64 per console line: well under that limit with the framing.
 PUSH_CHUNK = 3000
 
 
@@ -98,6 +101,9 @@ class GuestConsole:
     def run(self, command: str, timeout: float) -> CommandResult:
         token = uuid.uuid4().hex[:12]
         line, start, end = frame(command, token)
+        if len(line) > MAX_LINE:
+            raise InfraError(f"a guest command of {len(line)} bytes is longer than the guest's "
+                             f"tty takes ({MAX_LINE}): {command[:60]}...")
         began = time.monotonic()
         self.child.sendline(line)
         try:

@@ -8,7 +8,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-from . import build, guestprogs, hostinfo, ktap, patches, results, runner, source, splats, vm
+from . import batch, build, guestprogs, hostinfo, ktap, patches, results, runner, source, splats, vm
 from .errors import BadInput
 from .phases import phase
 
@@ -107,12 +107,13 @@ def run_tests(args, req: build.BuildRequest, bres: build.BuildResult,
                             transport="shared" if guest.staged == staged else "push")
         with phase("tests", timings):
             for prog in progs:
-                for sub in prog.subtests:
-                    res = runner.run_test(guest, prog, sub, prog.timeout(sub, args.test_timeout),
-                                          allow, args.repeat)
-                    run.manifest.update(reboots=guest.reboots, boot_seconds=guest.boot_seconds)
+                for res in batch.run_program(guest, prog, list(prog.subtests),
+                                             lambda sub: prog.timeout(sub, args.test_timeout),
+                                             allow, args.repeat, args.one_by_one):
                     run.add(res)
                     live_line(res)
+                run.manifest.update(reboots=guest.reboots, boot_seconds=guest.boot_seconds,
+                                    guest_seconds=round(guest.guest_seconds, 2))
             if guestprogs.PEER_SUITE in suites(args):
                 for res in runner.run_peer(guest, allow):
                     run.add(res)
@@ -120,7 +121,8 @@ def run_tests(args, req: build.BuildRequest, bres: build.BuildResult,
         run.complete = True
     finally:
         guest.stop(now=not run.complete)
-        run.manifest.update(reboots=guest.reboots, boot_seconds=guest.boot_seconds)
+        run.manifest.update(reboots=guest.reboots, boot_seconds=guest.boot_seconds,
+                            guest_seconds=round(guest.guest_seconds, 2))
         run.save()
     return run
 

@@ -4,10 +4,16 @@ Every guest program under guest/ is collected as a pytest file and each of its
 KTAP subtests as an item, so `pytest guest/c/rwp_basic.c::sync_read_fault`
 runs one subtest. With pytest-xdist (`-n N`) each worker is its own session
 with its own VM and console, and pytest merges the reports. One VM serves a
-whole session: the kernel is built (or
-found in the cache) and booted on first use; each item runs its subtest the
-way `rwp-harness run` does (kernel log markers, splats, deadline, reboot after
-a panic or hang) and reports its own result.
+whole session: the kernel is built (or found in the cache) and booted on first
+use.
+
+Items run in batches as in `rwp-harness check` (harness/batch.py): each
+program's items are cut into groups of GROUP_TESTS, and the first item of a
+group to run runs the whole group's selected items as one guest command; the
+others report the results it left. Each group is an xdist_group, and under
+-n this plugin makes --dist loadgroup the default, so a group stays on one
+worker while the groups are shared out. (With an explicit --dist load the
+results stay right, but a group may run on both workers.)
 """
 
 import os
@@ -15,10 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from . import build, guestprogs, ktap, runner, source, splats, vm
+from . import batch, build, guestprogs, ktap, runner, source, splats, vm
 from .errors import HarnessError
 
 _SESSION = pytest.StashKey["GuestSession"]()
+# Small enough that -n 2 can balance the groups, large enough that a group's
+# command and kernel-log read cost little beside its tests.
+GROUP_TESTS = 24
 
 
 def pytest_addoption(parser):
@@ -29,6 +38,26 @@ def pytest_addoption(parser):
     g.addoption("--rwp-transport", choices=("auto", "shared", "push"), default="auto")
     g.addoption("--rwp-profile", action="append", default=[], help="extra config profile")
     g.addoption("--rwp-allowlist", type=Path, default=None, help="splat allowlist (TOML)")
+    g.addoption("--rwp-one-by-one", action="store_true",
+                help="run each item as its own guest command, not in batches")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    # Before xdist turns -n into --dist load: groups must stay whole.
+    opt = config.option
+    if getattr(opt, "numprocesses", None) and getattr(opt, "dist", None) == "no" \
+            and not getattr(opt, "distload", False):
+        opt.dist = "loadgroup"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector, name, obj):
+    # A guest Python program named on the command line is also imported as a
+    # pytest module, where ktest's @test decorator would look like a test.
+    if guestprogs.GUEST_DIR in Path(str(collector.path)).parents:
+        return []
+    return None
 
 
 def pytest_configure(config):
@@ -58,6 +87,7 @@ class GuestSession:
         self.build_result: build.BuildResult | None = None
         self.guest: runner.Guest | None = None
         self.error: str | None = None
+        self.results: dict[str, runner.TestResult] = {}
 
     def _opt(self, name):
         return self.config.getoption(name)
@@ -91,10 +121,20 @@ class GuestSession:
             pytest.fail(self.error, pytrace=False)
         return self.guest
 
-    def run(self, prog: guestprogs.GuestProgram, sub: str) -> runner.TestResult:
-        guest = self.booted()
-        allow = splats.Allowlist.load(self._opt("--rwp-allowlist"))
-        return runner.run_test(guest, prog, sub, prog.timeout(sub, runner.TEST_TIMEOUT_S), allow)
+    def run(self, item: "GuestItem") -> runner.TestResult:
+        """item's result, running its group's selected items if not yet run."""
+        tid = f"{item.program.name}::{item.subtest}"
+        if tid not in self.results:
+            members = [i.subtest for i in item.session.items
+                       if isinstance(i, GuestItem) and i.group == item.group]
+            guest = self.booted()
+            allow = splats.Allowlist.load(self._opt("--rwp-allowlist"))
+            prog = item.program
+            for res in batch.run_program(guest, prog, members or [item.subtest],
+                                         lambda sub: prog.timeout(sub, runner.TEST_TIMEOUT_S),
+                                         allow, one_by_one=self._opt("--rwp-one-by-one")):
+                self.results[res.test_id] = res
+        return self.results.pop(tid)
 
     def close(self) -> None:
         if self.guest is not None:
@@ -119,8 +159,10 @@ class GuestFile(pytest.File):
         self.program = program
 
     def collect(self):
-        for sub in self.program.subtests:
-            yield GuestItem.from_parent(self, name=sub, program=self.program, subtest=sub)
+        for i, sub in enumerate(self.program.subtests):
+            group = f"{self.program.name}#{i // GROUP_TESTS}"
+            yield GuestItem.from_parent(self, name=sub, program=self.program, subtest=sub,
+                                        group=group)
 
 
 class GuestFailure(Exception):
@@ -128,14 +170,16 @@ class GuestFailure(Exception):
 
 
 class GuestItem(pytest.Item):
-    def __init__(self, *, program: guestprogs.GuestProgram, subtest: str, **kw):
+    def __init__(self, *, program: guestprogs.GuestProgram, subtest: str, group: str, **kw):
         super().__init__(**kw)
         self.program = program
         self.subtest = subtest
+        self.group = group
         self.add_marker(pytest.mark.vm)
+        self.add_marker(pytest.mark.xdist_group(group))
 
     def runtest(self):
-        res = self.config.stash[_SESSION].run(self.program, self.subtest)
+        res = self.config.stash[_SESSION].run(self)
         if res.status == ktap.Status.SKIP:
             pytest.skip(res.reason or "skipped by the guest program without a reason")
         if res.status == ktap.Status.XFAIL:

@@ -73,6 +73,9 @@ class Guest:
         self.reboots = 0
         self.capabilities: dict = {}
         self.boot_seconds: list[float] = []
+        # The programs' own run time, timed in the guest: the baseline of the
+        # harness's overhead.
+        self.guest_seconds = 0.0
 
     def console(self) -> GuestConsole:
         if self.machine is None:

@@ -90,8 +90,10 @@ def vng_argv(req: VMRequest, accel: str) -> list[str]:
         argv.append("--disable-kvm")
     # root=/dev/root: without CONFIG_BLOCK the kernel only mounts a 9p root
     # when it is named; panic=-1 turns a panic into a QEMU exit, not a hang.
+    # log_buf_len: a batch's kernel log is read back once at its end, and the
+    # trimmed config's 128 KiB would lose its start behind one task dump.
     extra = tcg_clock_args() if accel == "tcg" else []
-    for a in ("root=/dev/root", "panic=-1", *extra, *req.append):
+    for a in ("root=/dev/root", "panic=-1", "log_buf_len=4M", *extra, *req.append):
         argv += ["--append", a]
     return argv
 

@@ -177,13 +177,110 @@ static void rwp_on_alarm(int sig)
 	_exit(RWP_EXIT_FAIL);
 }
 
+/*
+ * Batch mode (the host sets RWP_MARKS to a token): each test is bracketed in
+ * the kernel log and reports its taint before and after and its own run time,
+ * so that the host can judge every test of a whole program run as one
+ * command, as precisely as when it runs them one by one.
+ */
+static const char *rwp_marks;
+
+static void rwp_kmsg(const char *what, const char *name)
+{
+	char line[256];
+	int fd, n;
+
+	if (!rwp_marks)
+		return;
+	fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = snprintf(line, sizeof(line), "rwp-harness: %s %s/%s\n", what, rwp_marks, name);
+	(void)!write(fd, line, (size_t)n);
+	close(fd);
+}
+
+static long rwp_taint(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/tainted", "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static long long rwp_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The child's own alarm cannot end a task stuck in the kernel: this can. */
+#define RWP_PARENT_GRACE_S 10
+static volatile sig_atomic_t rwp_parent_alarm;
+
+static void rwp_on_parent_alarm(int sig)
+{
+	(void)sig;
+	rwp_parent_alarm = 1;
+}
+
+static void rwp_sysrq(char c)
+{
+	int fd = open("/proc/sysrq-trigger", O_WRONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		(void)!write(fd, &c, 1);
+		close(fd);
+	}
+}
+
+/*
+ * Waits for the test's child; if it outlives its deadline, dumps blocked and
+ * all task stacks, says so and ends the program: the tests after it would run
+ * in a kernel that may hold its locks.
+ */
+static int rwp_wait_child(pid_t pid, const char *name, int *status)
+{
+	struct sigaction sa = { .sa_handler = rwp_on_parent_alarm };
+
+	rwp_parent_alarm = 0;
+	sigaction(SIGALRM, &sa, NULL);	/* no SA_RESTART: waitpid returns EINTR */
+	alarm(RWP_DEADLINE_S + RWP_PARENT_GRACE_S);
+	while (waitpid(pid, status, 0) < 0) {
+		if (errno != EINTR)
+			return -1;
+		if (rwp_parent_alarm) {
+			printf("@@RWPTIMEOUT %d %s\n", RWP_DEADLINE_S + RWP_PARENT_GRACE_S, name);
+			fflush(stdout);
+			rwp_sysrq('w');
+			rwp_sysrq('t');
+			kill(pid, SIGKILL);
+			_exit(3);
+		}
+	}
+	alarm(0);
+	return 0;
+}
+
+static int rwp_result(const struct rwp_test *t, int idx, int status);
+
 static int rwp_run_one(const struct rwp_test *t, int idx)
 {
+	long taint0 = rwp_taint();
+	long long t0 = rwp_now_ns();
 	int status;
 	pid_t pid;
 
 	rwp_reason[0] = '\0';
 	rwp_reason[RWP_XFAIL_AT] = '\0';
+	rwp_kmsg("test-begin", t->name);
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
@@ -193,10 +290,18 @@ static int rwp_run_one(const struct rwp_test *t, int idx)
 		fflush(stdout);
 		_exit(RWP_EXIT_PASS);
 	}
-	if (pid < 0 || waitpid(pid, &status, 0) < 0) {
+	if (pid < 0 || rwp_wait_child(pid, t->name, &status) < 0) {
 		printf("not ok %d %s # fork/wait failed: %s\n", idx, t->name, strerror(errno));
 		return 1;
 	}
+	rwp_kmsg("test-end", t->name);
+	if (rwp_marks)
+		printf("@@RWPSUB %s %ld %ld %lld\n", t->name, taint0, rwp_taint(), rwp_now_ns() - t0);
+	return rwp_result(t, idx, status);
+}
+
+static int rwp_result(const struct rwp_test *t, int idx, int status)
+{
 	if (rwp_reason[RWP_XFAIL_AT] && !(WIFEXITED(status) && WEXITSTATUS(status) == RWP_EXIT_SKIP)) {
 		if (WIFEXITED(status) && WEXITSTATUS(status) == RWP_EXIT_PASS) {
 			printf("# expected failure did not happen: %s\n", rwp_reason + RWP_XFAIL_AT);
@@ -227,6 +332,7 @@ static int rwp_main(int argc, char **argv)
 	char want[RWP_MAX_TESTS];
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	rwp_marks = getenv("RWP_MARKS");
 	qsort(rwp_tests, rwp_ntests, sizeof(rwp_tests[0]), rwp_by_line);
 	if (argc > 1 && !strcmp(argv[1], "--list")) {
 		for (i = 0; i < rwp_ntests; i++)

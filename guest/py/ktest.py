@@ -9,9 +9,16 @@ next test.
 import os
 import signal
 import sys
+import time
 import traceback
 
 DEADLINE_S = 20
+# The child's alarm cannot end a task stuck in the kernel; the parent's can.
+PARENT_GRACE_S = 10
+# Batch mode (the host sets RWP_MARKS to a token): each test is bracketed in
+# the kernel log and reports its taint and run time, so that the host can
+# judge every test of one program run as precisely as one run per test.
+MARKS = os.environ.get("RWP_MARKS")
 EXIT_PASS, EXIT_FAIL, EXIT_SKIP = 0, 1, 4
 NO_RWP_REASON = "kernel does not advertise UFFD_FEATURE_RWP"
 
@@ -49,18 +56,76 @@ def _child(fn, reason_w: int) -> None:
     os._exit(code)
 
 
+def _kmsg(what: str, name: str) -> None:
+    if MARKS:
+        try:
+            with open("/dev/kmsg", "w") as f:
+                f.write(f"rwp-harness: {what} {MARKS}/{name}\n")
+        except OSError:
+            pass
+
+
+def _taint() -> int:
+    try:
+        with open("/proc/sys/kernel/tainted") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return -1
+
+
+class _Overdue(Exception):
+    pass
+
+
+def _overdue(signum, frame):
+    raise _Overdue()
+
+
+def _sysrq(key: str) -> None:
+    try:
+        with open("/proc/sysrq-trigger", "w") as f:
+            f.write(key)
+    except OSError:
+        pass
+
+
+def _wait(pid: int, name: str) -> int:
+    """The child's wait status; if it outlives its deadline, dump the task
+    stacks, say so and end the program: later tests would run in a kernel
+    that may still hold the stuck task's locks."""
+    deadline = DEADLINE_S + PARENT_GRACE_S
+    old = signal.signal(signal.SIGALRM, _overdue)
+    signal.alarm(deadline)
+    try:
+        return os.waitpid(pid, 0)[1]
+    except _Overdue:
+        print(f"@@RWPTIMEOUT {deadline} {name}", flush=True)
+        _sysrq("w")
+        _sysrq("t")
+        os.kill(pid, signal.SIGKILL)
+        os._exit(3)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def _run_one(index: int, fn) -> bool:
+    name = fn.__name__
+    taint0, t0 = _taint(), time.monotonic_ns()
     reason_r, reason_w = os.pipe()
+    _kmsg("test-begin", name)
     sys.stdout.flush()
     pid = os.fork()
     if pid == 0:
         os.close(reason_r)
         _child(fn, reason_w)
     os.close(reason_w)
-    _, status = os.waitpid(pid, 0)
+    status = _wait(pid, name)
     reason = os.read(reason_r, 256).decode(errors="replace")
     os.close(reason_r)
-    name = fn.__name__
+    _kmsg("test-end", name)
+    if MARKS:
+        print(f"@@RWPSUB {name} {taint0} {_taint()} {time.monotonic_ns() - t0}", flush=True)
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_PASS:
         print(f"ok {index} {name}", flush=True)
         return True
