@@ -147,6 +147,10 @@ def _spawn(req: VMRequest, accel: str, timeout: float) -> VM:
     began = time.monotonic()
     child = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8",
                           codec_errors="replace", timeout=timeout, dimensions=(50, 500))
+    # pexpect sleeps 50 ms before each send, for terminals that drop input
+    # sent before they are ready; a shell reading its tty does not need it,
+    # and a run sends hundreds of lines.
+    child.delaybeforesend = None
     if req.console_log:
         req.console_log.parent.mkdir(parents=True, exist_ok=True)
         child.logfile_read = open(req.console_log, "a", encoding="utf-8")

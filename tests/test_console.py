@@ -76,3 +76,10 @@ def test_panic_on_the_console_ends_the_command_at_once(console):
     with pytest.raises(GuestDied) as e:
         console.run(fake, timeout=60)
     assert "dumptest ]---" in e.value.output and "Kernel Offset" in e.value.output
+
+
+def test_a_line_longer_than_the_tty_takes_is_refused_at_once(console):
+    from harness.errors import InfraError
+    with pytest.raises(InfraError, match="longer than the guest's tty takes"):
+        console.run("echo " + "x" * 5000, timeout=5)
+    assert console.run("echo still-here", timeout=5).output.strip() == "still-here"

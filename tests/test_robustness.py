@@ -2,7 +2,9 @@
 
 The harness must charge each report to the test that caused it, survive a
 panic and a hang by rebooting, keep running the tests after them, and leave
-nothing behind when it is interrupted.
+nothing behind when it is interrupted: one test per guest command
+(--one-by-one) and in a batch, where a panic or a hang sends the tests it
+cost back to one at a time.
 """
 
 import json
@@ -28,8 +30,13 @@ FAULT_TESTS = ["healthy_before", "warning", "healthy_after_warning", "bug", "pan
 def fault_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("faults")
     selection = [a for t in FAULT_TESTS for a in ("-k", f"lkdtm_faults::{t}")]
+    return _fault_check(out, selection, "--one-by-one")
+
+
+def _fault_check(out, selection, *extra):
     res = subprocess.run(harness_argv("check", "--suite", "selftest", *selection, "--results-dir",
-                                 str(out), "--json"), capture_output=True, text=True, timeout=3600)
+                                      str(out), "--json", *extra),
+                         capture_output=True, text=True, timeout=3600)
     [run_dir] = list(out.iterdir())
     doc = json.loads(res.stdout)
     return res, run_dir, doc, {t["id"].split("::")[1]: t for t in doc["tests"]}
@@ -94,6 +101,51 @@ def test_junit_and_ktap_agree_with_json(fault_run):
     assert sum(l.startswith("not ok") for l in ktap) == 4
 
 
+BATCH_TESTS = ["healthy_before", "warning", "healthy_after_warning", "bug", "hung_task",
+               "healthy_after_hang"]
+
+
+@pytest.fixture(scope="module")
+def batch_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("batch-faults")
+    return _fault_check(out, [a for t in BATCH_TESTS for a in ("-k", f"lkdtm_faults::{t}")])
+
+
+def test_in_a_batch_each_splat_is_charged_to_its_own_test(batch_run):
+    res, _, doc, tests = batch_run
+    assert res.returncode == ExitStatus.TESTS_FAILED, res.stderr[-2000:]
+    assert list(tests) == BATCH_TESTS
+    w, b = tests["warning"], tests["bug"]
+    assert w["status"] == "fail" and w["reason"].startswith("kernel splat: WARNING:")
+    assert [s["kind"] for s in w["splats"]] == ["warning"]
+    assert w["taint_before"] != w["taint_after"]
+    assert b["status"] == "fail" and b["splats"][0]["kind"] in ("bug", "oops")
+    assert "lkdtm_WARNING" not in b["kernel_log"] and "lkdtm_BUG" not in w["kernel_log"]
+    for name in ("healthy_before", "healthy_after_warning", "healthy_after_hang"):
+        assert tests[name]["status"] == "pass" and tests[name]["splats"] == [], tests[name]
+
+
+def test_a_hang_in_a_batch_reruns_it_and_the_rest_alone(batch_run):
+    res, _, doc, tests = batch_run
+    assert "hung_task hit its deadline; running 2 test(s) one at a time" in res.stderr
+    t = tests["hung_task"]
+    assert t["status"] == "error" and "deadline of 15s expired" in t["reason"]
+    assert any(s["kind"] == "hung-task" for s in t["splats"])
+    # one after the batch's hang, one after the hang alone
+    assert doc["manifest"]["reboots"] == 2
+
+
+def test_a_panic_in_a_batch_reruns_the_batch_alone(tmp_path):
+    names = ["healthy_before", "panic", "healthy_after_panic"]
+    res, _, doc, tests = _fault_check(tmp_path, [a for t in names for a in
+                                                 ("-k", f"lkdtm_faults::{t}")])
+    assert "the VM died during the batch; running 3 test(s) one at a time" in res.stderr
+    assert tests["panic"]["status"] == "fail"
+    assert tests["panic"]["reason"].startswith("kernel panic")
+    assert tests["healthy_before"]["status"] == tests["healthy_after_panic"]["status"] == "pass"
+    assert doc["manifest"]["reboots"] == 2
+
+
 def _processes_mentioning(text: str) -> list[int]:
     pids = []
     for proc in os.listdir("/proc"):
@@ -109,8 +161,9 @@ def _processes_mentioning(text: str) -> list[int]:
 
 def test_interrupt_kills_the_guest_and_keeps_partial_results(tmp_path):
     token = secrets.token_hex(6)
+    # One by one, so that healthy_before's result is out before the sleeper runs.
     proc = subprocess.Popen(harness_argv("check", "--suite", "selftest", "-k", "healthy_before",
-                                    "-k", "sleeper", "--append", f"rwp_itest={token}",
+                                    "-k", "sleeper", "--one-by-one", "--append", f"rwp_itest={token}",
                                     "--results-dir", str(tmp_path)),
                             stderr=subprocess.PIPE, text=True)
     seen = []

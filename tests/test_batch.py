@@ -1,0 +1,179 @@
+"""Batch mode: per-test results from one program run, and the fall-backs.
+
+The batch output and its kernel log are saved from a real run of
+c/rwp_basic on 7.3.4; splats are spliced into that log where a test would
+have caused them. The guest is faked at the console: what the harness sends
+decides what comes back.
+"""
+
+import re
+from pathlib import Path
+
+from harness import batch, ktap, splats
+from harness.console import CommandResult, GuestDied
+from harness.guestprogs import GuestProgram, Staged
+
+from helpers import DATA
+
+OUT = (DATA / "batch-rwp_basic.out").read_text()
+KMSG = (DATA / "batch-rwp_basic.kmsg").read_text()
+TOKEN = "292e1ed9aef4"
+WARNING = "".join(l for l in (DATA / "kmsg-warning.log").read_text().splitlines(True)
+                  if "rwp-harness" not in l)
+SUBS = ["api_advertises_rwp", "register_rwp", "rwprotect_populated_keeps_contents",
+        "sync_read_fault", "sync_write_fault", "async_resolves_without_message",
+        "register_wp_and_rwp_refused"]
+PROG = GuestProgram("c/rwp_basic", "c", Path("guest/c/rwp_basic.c"), tuple(SUBS))
+
+
+def _after(log: str, marker: str, text: str) -> str:
+    """log with text inserted after the line holding marker."""
+    i = log.index(marker)
+    i = log.index("\n", i) + 1
+    return log[:i] + text + log[i:]
+
+
+def test_marks_and_output_are_read_per_test():
+    marks = batch.sub_marks(OUT)
+    assert list(marks) == SUBS
+    assert marks["sync_read_fault"].seconds == 0.010348955
+    assert marks["register_rwp"].taint_before == marks["register_rwp"].taint_after == 0
+    parts = batch.split_output(OUT)
+    assert parts["register_rwp"] == "ok 2 register_rwp\n"
+    assert "@@RWPSUB" not in "".join(parts.values())
+
+
+def test_each_test_gets_its_own_slice_of_the_kernel_log():
+    before, slices = batch.slice_log(KMSG, TOKEN)
+    assert f"rwp-harness: begin {TOKEN}" in before and "test-begin" not in before
+    assert list(slices) == SUBS
+    assert "test-end 292e1ed9aef4/sync_read_fault" in slices["sync_read_fault"]
+    assert "sync_write_fault" not in slices["sync_read_fault"]
+
+
+def test_a_splat_after_a_test_ended_is_still_charged_to_it():
+    log = _after(KMSG, f"test-end {TOKEN}/register_rwp", WARNING)
+    _, slices = batch.slice_log(log, TOKEN)
+    assert splats.find(slices["register_rwp"])
+    assert not splats.find(slices["api_advertises_rwp"])
+    assert not splats.find(slices["rwprotect_populated_keeps_contents"])
+
+
+def test_chunks_keep_order_and_respect_the_budget():
+    names = [f"t{i:03}" for i in range(100)]        # 5 bytes each with the space
+    parts = batch.chunks(names, budget=50)
+    assert [n for p in parts for n in p] == names
+    assert all(len(" ".join(p)) + 1 <= 50 for p in parts) and len(parts) == 10
+    assert batch.chunks(["a" * 80], budget=50) == [["a" * 80]]
+
+
+class FakeConsole:
+    """Answers the batch command with out (its token put in), dmesg with kmsg,
+    and a one-test command with a pass, recording what it was sent."""
+
+    def __init__(self, out: str, kmsg: str, die: bool = False):
+        self.out, self.kmsg, self.die = out, kmsg, die
+        self.sent: list[str] = []
+        self.token = TOKEN
+
+    def run(self, command: str, timeout: float) -> CommandResult:
+        self.sent.append(command)
+        m = re.search(r"RWP_MARKS=(\w+)", command)
+        if m:
+            if self.die:
+                raise GuestDied("the VM exited", "Kernel panic - not syncing: boom")
+            self.token = m.group(1)
+            return CommandResult(command, self.out, 0, 1.0)
+        if command.startswith("dmesg"):
+            return CommandResult(command, self.kmsg.replace(TOKEN, self.token), 0, 0.1)
+        name = command.split()[-1]          # run-one.sh ... program NAME
+        return CommandResult(command, f"@@RWPTAINT0 0\nKTAP version 1\n1..1\nok 1 {name}\n"
+                                      "@@RWPGUESTNS 1000000\n@@RWPTAINT1 0\n", 0, 0.5)
+
+
+class FakeGuest:
+    def __init__(self, console: FakeConsole):
+        self._console = console
+        self.staged = Staged(Path("/g"))
+        self.reboots: list[str] = []
+        self.guest_seconds = 0.0
+
+    def console(self):
+        return self._console
+
+    def reboot(self, why: str) -> None:
+        self.reboots.append(why)
+
+
+def _run(out=OUT, kmsg=KMSG, die=False, subs=SUBS):
+    guest = FakeGuest(FakeConsole(out, kmsg, die))
+    res = batch.run_program(guest, PROG, list(subs), lambda s: 60.0, splats.Allowlist())
+    singles = [c for c in guest._console.sent if "RWP_MARKS" not in c and "dmesg" not in c]
+    return {r.test_id.split("::")[1]: r for r in res}, guest, singles
+
+
+def test_clean_batch_is_one_command_and_every_test_passes():
+    res, guest, singles = _run()
+    assert all(r.status == ktap.Status.PASS for r in res.values()) and list(res) == SUBS
+    assert singles == [] and guest.reboots == []
+    assert res["sync_read_fault"].guest_seconds == 0.0103
+    assert guest.guest_seconds == 0.2008
+
+
+def test_a_warning_fails_only_the_test_that_caused_it():
+    kmsg = _after(KMSG, f"test-begin {TOKEN}/sync_write_fault", WARNING)
+    out = OUT.replace("@@RWPSUB sync_write_fault 0 0", "@@RWPSUB sync_write_fault 0 512")
+    res, _, singles = _run(out, kmsg)
+    assert res["sync_write_fault"].status == ktap.Status.FAIL
+    assert res["sync_write_fault"].reason.startswith("kernel splat: WARNING")
+    assert res["sync_write_fault"].taint == (0, 512)
+    assert [s for s, r in res.items() if r.status != ktap.Status.PASS] == ["sync_write_fault"]
+    assert singles == []
+
+
+def test_a_taint_change_without_text_fails_its_test():
+    out = OUT.replace("@@RWPSUB register_rwp 0 0", "@@RWPSUB register_rwp 0 4096")
+    res, _, _ = _run(out)
+    assert res["register_rwp"].status == ktap.Status.FAIL
+    assert res["register_rwp"].reason == "kernel taint changed from 0 to 4096"
+
+
+def test_tests_the_program_never_reported_run_one_at_a_time():
+    cut = OUT.index("@@RWPSUB sync_write_fault")
+    res, guest, singles = _run(OUT[:cut])
+    assert [s.split()[-1] for s in singles] == SUBS[4:]
+    assert all(r.status == ktap.Status.PASS for r in res.values())
+    assert guest.reboots == []
+
+
+def test_a_hung_test_reboots_and_it_and_the_rest_run_one_at_a_time():
+    cut = OUT.index("@@RWPSUB sync_read_fault")
+    out = OUT[:cut] + "@@RWPTIMEOUT 30 sync_read_fault\n"
+    res, guest, singles = _run(out)
+    assert [s.split()[-1] for s in singles] == SUBS[3:]
+    assert len(guest.reboots) == 1 and "sync_read_fault" in guest.reboots[0]
+    assert res["register_rwp"].status == ktap.Status.PASS
+
+
+def test_a_dead_vm_reruns_the_whole_batch_after_a_reboot():
+    res, guest, singles = _run(die=True)
+    assert [s.split()[-1] for s in singles] == SUBS and len(guest.reboots) == 1
+
+
+def test_a_splat_before_the_first_test_reruns_the_batch():
+    kmsg = _after(KMSG, f"rwp-harness: begin {TOKEN}", WARNING)
+    res, _, singles = _run(kmsg=kmsg)
+    assert [s.split()[-1] for s in singles] == SUBS
+
+
+def test_a_kernel_log_that_lost_the_start_reruns_the_batch():
+    kmsg = KMSG[KMSG.index("\n") + 1:]
+    _, _, singles = _run(kmsg=kmsg)
+    assert [s.split()[-1] for s in singles] == SUBS
+
+
+def test_one_by_one_sends_no_batch():
+    guest = FakeGuest(FakeConsole(OUT, KMSG))
+    batch.run_program(guest, PROG, SUBS[:2], lambda s: 60.0, splats.Allowlist(),
+                      one_by_one=True)
+    assert not any("RWP_MARKS" in c for c in guest._console.sent)
