@@ -93,7 +93,10 @@ def vng_argv(req: VMRequest, accel: str) -> list[str]:
     # log_buf_len: a batch's kernel log is read back once at its end, and the
     # trimmed config's 128 KiB would lose its start behind one task dump.
     extra = tcg_clock_args() if accel == "tcg" else []
-    for a in ("root=/dev/root", "panic=-1", "log_buf_len=4M", *extra, *req.append):
+    # numa=fake=2: two NUMA nodes for the migration and NUMA-balancing tests
+    # (ignored by a kernel without CONFIG_NUMA_EMU).
+    for a in ("root=/dev/root", "panic=-1", "log_buf_len=4M", "numa=fake=2", *extra,
+              *req.append):
         argv += ["--append", a]
     return argv
 
