@@ -96,13 +96,17 @@ def _hung_test(output: str) -> str | None:
 
 
 def run_batch(guest: Guest, prog: GuestProgram, subs: list[str],
-              timeout_of: Callable[[str], float], allow: splats.Allowlist) -> BatchOutcome:
+              timeout_of: Callable[[str], float], allow: splats.Allowlist,
+              name_them: bool = True) -> BatchOutcome:
+    """subs run as one command; without name_them the program runs all its
+    tests, which must then be subs."""
     console = guest.console()
     token = secrets.token_hex(6)
     # A backstop only: a stuck test is ended by the program's own deadline.
     deadline = sum(timeout_of(s) for s in subs)
     command = _bracketed(guest, token, deadline,
-                         f"env RWP_MARKS={token} {guest.staged.command(prog, tuple(subs))}")
+                         f"env RWP_MARKS={token} "
+                         f"{guest.staged.command(prog, tuple(subs) if name_them else ())}")
     out = BatchOutcome()
     try:
         res = console.run(command, timeout=deadline + HOST_GRACE_S)
@@ -177,8 +181,10 @@ def run_program(guest: Guest, prog: GuestProgram, subs: list[str],
     runs: dict[str, list[TestResult]] = {s: [] for s in subs}
     for _ in range(repeat):
         rerun = list(subs) if one_by_one else []
-        for part in ([] if one_by_one else chunks(subs)):
-            batch = run_batch(guest, prog, part, timeout_of, allow)
+        # The whole program needs no names: one command however many tests.
+        whole = list(subs) == list(prog.subtests)
+        for part in [] if one_by_one else [list(subs)] if whole else chunks(subs):
+            batch = run_batch(guest, prog, part, timeout_of, allow, name_them=not whole)
             guest.guest_seconds += batch.guest_seconds
             for sub, r in batch.results.items():
                 runs[sub].append(r)

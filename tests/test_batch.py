@@ -172,6 +172,15 @@ def test_a_kernel_log_that_lost_the_start_reruns_the_batch():
     assert [s.split()[-1] for s in singles] == SUBS
 
 
+def test_a_whole_program_is_one_command_without_names_and_a_part_names_them():
+    _, guest, _ = _run()
+    [sent] = [c for c in guest._console.sent if "RWP_MARKS" in c]
+    assert sent.rstrip().endswith("bin/rwp_basic")
+    _, guest, _ = _run(subs=SUBS[:2])
+    [sent] = [c for c in guest._console.sent if "RWP_MARKS" in c]
+    assert sent.rstrip().endswith("bin/rwp_basic api_advertises_rwp register_rwp")
+
+
 def test_one_by_one_sends_no_batch():
     guest = FakeGuest(FakeConsole(OUT, KMSG))
     batch.run_program(guest, PROG, SUBS[:2], lambda s: 60.0, splats.Allowlist(),

@@ -1,0 +1,830 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The RWP contract (docs/contract.md area J) against the kernel's own memory
+ * management: swap, swapoff, migration, THP split and collapse, NUMA
+ * balancing and mTHP. Each test first proves from pagemap or /proc/vmstat
+ * that the kernel really did the thing (a page that was never swapped out
+ * proves nothing about swap), and fails if it did not. Each test names its
+ * contract ids in the comment right above it.
+ */
+#include "rwp_mem.h"
+#include <sys/swap.h>
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+#define MPOL_MF_MOVE (1 << 1)
+#define PM_SWAP_BIT 62
+#define HPAGE_NR (HPAGE_SIZE / 4096)
+#define SPLIT_CTL "/sys/kernel/debug/split_huge_pages"
+#define NUMA_SYSCTL "/proc/sys/kernel/numa_balancing"
+#define NUMA_DEBUGFS "/sys/kernel/debug/sched/numa_balancing/"
+#define MTHP_64K "/sys/kernel/mm/transparent_hugepage/hugepages-64kB/"
+
+#define ok(call, what)								\
+	do {									\
+		int r_ = (call);						\
+		if (r_)								\
+			FAIL("%s: %s", what, strerror(-r_));			\
+	} while (0)
+
+/* ---- /proc and /sys ---- */
+
+static long long vmstat(const char *name)
+{
+	char key[64];
+	long long v, found = -1;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	CHECK(f != NULL, "open /proc/vmstat");
+	while (fscanf(f, "%63s %lld", key, &v) == 2)
+		if (!strcmp(key, name))
+			found = v;
+	fclose(f);
+	if (found < 0)
+		FAIL("/proc/vmstat has no %s: is the kernel configured for it?", name);
+	return found;
+}
+
+static int read_text(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+static int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+/*
+ * The first active swap device and its priority; the test skips without one,
+ * because everything it would check depends on pages reaching swap.
+ */
+static void require_swap(char *dev, size_t len, int *prio)
+{
+	char line[256], name[200], type[32];
+	long size, used;
+	int p;
+	FILE *f = fopen("/proc/swaps", "r");
+
+	CHECK(f != NULL, "open /proc/swaps");
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%199s %31s %ld %ld %d", name, type, &size, &used, &p) == 5) {
+			fclose(f);
+			if (dev)
+				snprintf(dev, len, "%s", name);
+			if (prio)
+				*prio = p;
+			return;
+		}
+	}
+	fclose(f);
+	SKIP("no active swap device (/proc/swaps is empty)");
+}
+
+static void require_two_nodes(void)
+{
+	char buf[64];
+
+	if (read_text("/sys/devices/system/node/online", buf, sizeof(buf)) || !strcmp(buf, "0"))
+		SKIP("needs 2 NUMA nodes (online nodes: %s)", buf);
+}
+
+/* ---- pagemap ---- */
+
+static void pagemap_range(void *addr, size_t n, uint64_t *out)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	CHECK(fd >= 0, "open pagemap");
+	CHECK(pread(fd, out, n * 8, (off_t)((unsigned long)addr / page_size() * 8)) ==
+	      (ssize_t)(n * 8), "pread pagemap");
+	close(fd);
+}
+
+static int pm_bit(void *addr, int bit)
+{
+	return (int)((pagemap_entry(addr) >> bit) & 1);
+}
+
+/* Fails unless every one of the n pages at addr has bit == want. */
+static void want_bits(void *addr, size_t n, int bit, int want, const char *what)
+{
+	uint64_t *e = calloc(n, 8);
+
+	CHECK(e != NULL, "calloc");
+	pagemap_range(addr, n, e);
+	for (size_t i = 0; i < n; i++)
+		if ((int)((e[i] >> bit) & 1) != want)
+			FAIL("%s: page %zu of %zu has pagemap bit %d = %d (entry 0x%llx)", what, i,
+			     n, bit, !want, (unsigned long long)e[i]);
+	free(e);
+}
+
+/* ---- uffd ---- */
+
+static struct mem mm_map(enum mem_type t, size_t n, int *fd, __u64 features)
+{
+	struct mem m;
+
+	require_rwp();
+	m = mem_map(t, n);
+	*fd = uffd_new(UFFD_FEATURE_RWP | features);
+	ok(uffd_register(*fd, m.addr, m.len, UFFDIO_REGISTER_MODE_RWP, NULL), "UFFDIO_REGISTER");
+	return m;
+}
+
+static void arm(int fd, void *addr, size_t len)
+{
+	ok(uffd_rwprotect(fd, addr, len, UFFDIO_RWPROTECT_MODE_RWP), "RWPROTECT(RWP)");
+}
+
+static void disarm(int fd, void *addr, size_t len)
+{
+	ok(uffd_rwprotect(fd, addr, len, 0), "RWPROTECT(resolve)");
+}
+
+static void want_fault(int fd, __u64 flags, unsigned long addr)
+{
+	struct uffd_msg msg;
+	int n = uffd_read_msg(fd, &msg, RWP_WAIT_MS);
+
+	if (n != 1)
+		FAIL("no fault message within %d ms (%d)", RWP_WAIT_MS, n);
+	if (msg.event != UFFD_EVENT_PAGEFAULT)
+		FAIL("event 0x%x, want a page fault", msg.event);
+	if (msg.arg.pagefault.flags != flags || msg.arg.pagefault.address != addr)
+		FAIL("fault flags 0x%llx at 0x%llx, want 0x%llx at 0x%lx",
+		     (unsigned long long)msg.arg.pagefault.flags,
+		     (unsigned long long)msg.arg.pagefault.address, (unsigned long long)flags, addr);
+}
+
+static void want_quiet(int fd, const char *when)
+{
+	struct uffd_msg msg;
+
+	if (uffd_read_msg(fd, &msg, 0) != 0)
+		FAIL("%s: unexpected message (event 0x%x, flags 0x%llx at 0x%llx)", when, msg.event,
+		     (unsigned long long)msg.arg.pagefault.flags,
+		     (unsigned long long)msg.arg.pagefault.address);
+}
+
+/*
+ * A read of p from another thread must raise an RWP fault for the page (or
+ * huge page) at base; once resolved, it must read want.
+ */
+static void read_faults(int fd, char *p, unsigned long base, size_t len, char want)
+{
+	struct accessor acc;
+
+	accessor_start(&acc, p, 0, 0);
+	want_fault(fd, UFFD_PAGEFAULT_FLAG_RWP, base);
+	CHECK(!__atomic_load_n(&acc.done, __ATOMIC_ACQUIRE), "the read finished before the resolve");
+	disarm(fd, (void *)base, len);
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the reader did not resume after the resolve");
+	if (acc.value != want)
+		FAIL("read 0x%x at %p after the resolve, want 0x%x", acc.value, (void *)p, want);
+}
+
+/* ---- reclaim ---- */
+
+/* MADV_PAGEOUT of the range; fails unless every page ends up in swap (bit 62). */
+static void page_out(void *addr, size_t len)
+{
+	long long out0 = vmstat("pswpout");
+
+	CHECK(madvise(addr, len, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
+	want_bits(addr, len / page_size(), PM_SWAP_BIT, 1, "after MADV_PAGEOUT (swapped)");
+	CHECK(vmstat("pswpout") > out0, "pswpout did not grow: nothing was written to swap");
+}
+
+/*
+ * Runs fn in a child and then always runs restore, even if fn failed or
+ * hung: a test that changes a system-wide setting must not leave it changed
+ * for the tests after it. The child's result becomes the test's result.
+ */
+static void run_then_restore(void (*fn)(void *), void *arg, void (*restore)(void *), void *rarg)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		restore(rarg);
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		signal(SIGALRM, SIG_DFL);
+		alarm(RWP_DEADLINE_S - 5);
+		fn(arg);
+		fflush(stdout);
+		_exit(RWP_EXIT_PASS);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	restore(rarg);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == RWP_EXIT_SKIP)
+		_exit(RWP_EXIT_SKIP);
+	if (WIFSIGNALED(status))
+		FAIL("the test's child died by signal %d (%s)", WTERMSIG(status),
+		     WTERMSIG(status) == SIGALRM ? "deadline" : strsignal(WTERMSIG(status)));
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == RWP_EXIT_PASS,
+	      "the test's child failed (status 0x%x)", status);
+}
+
+/* ---- J1, J2: swap-out and swap-in of anon pages ---- */
+
+/* J1: a protected anon page is swapped out with its uffd bit and swapped back in still protected */
+RWP_TEST(swap_out_keeps_protection_anon)
+{
+	int fd;
+	struct mem m;
+	size_t ps = page_size();
+	long long in0;
+
+	require_swap(NULL, 0, NULL);
+	m = mm_map(MEM_ANON, 4, &fd, 0);
+	arm(fd, m.addr, m.len);
+	page_out(m.addr, m.len);
+	want_bits(m.addr, 4, PM_UFFD_BIT, 1, "swap entries of protected pages");
+	want_bits(m.addr, 4, PM_PRESENT_BIT, 0, "swapped pages");
+	in0 = vmstat("pswpin");
+	read_faults(fd, m.addr + ps + 5, (unsigned long)m.addr + ps, ps, mem_unit_pattern(1));
+	CHECK(vmstat("pswpin") > in0, "pswpin did not grow: the page never came back from swap");
+	/* The write fault's swap-in must not COW or map writable: it must trap too. */
+	{
+		struct accessor acc;
+
+		accessor_start(&acc, m.addr + 2 * ps, 1, 'W');
+		want_fault(fd, UFFD_PAGEFAULT_FLAG_RWP | UFFD_PAGEFAULT_FLAG_WRITE,
+			   (unsigned long)m.addr + 2 * ps);
+		CHECK(pm_bit(m.addr + 2 * ps, PM_PRESENT_BIT) && pm_bit(m.addr + 2 * ps, PM_UFFD_BIT),
+		      "while the writer waits, the page should be present and still protected");
+		disarm(fd, m.addr + 2 * ps, ps);
+		CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the writer did not resume");
+	}
+	CHECK(m.addr[2 * ps] == 'W' && m.addr[2 * ps + 1] == mem_unit_pattern(2),
+	      "page 2 after the write: 0x%x 0x%x", m.addr[2 * ps], m.addr[2 * ps + 1]);
+	CHECK(pm_bit(m.addr + 3 * ps, PM_SWAP_BIT) && pm_bit(m.addr + 3 * ps, PM_UFFD_BIT),
+	      "page 3, never touched, should still be a protected swap entry");
+	want_quiet(fd, "after the resolved faults");
+}
+
+/* J1: with RWP_ASYNC a swapped-out protected page is swapped in and resolved without a message */
+RWP_TEST(swap_in_async_resolves_anon)
+{
+	int fd;
+	struct mem m;
+	size_t ps = page_size();
+
+	require_swap(NULL, 0, NULL);
+	m = mm_map(MEM_ANON, 4, &fd, UFFD_FEATURE_RWP_ASYNC);
+	arm(fd, m.addr, m.len);
+	page_out(m.addr, m.len);
+	want_bits(m.addr, 4, PM_UFFD_BIT, 1, "swap entries of protected pages");
+	CHECK(m.addr[ps + 9] == mem_unit_pattern(1), "read 0x%x", m.addr[ps + 9]);
+	m.addr[2 * ps] = 'W';
+	want_quiet(fd, "async accesses");
+	CHECK(!pm_bit(m.addr + ps, PM_UFFD_BIT) && pm_bit(m.addr + ps, PM_PRESENT_BIT),
+	      "page 1 should be present and resolved after the read");
+	CHECK(!pm_bit(m.addr + 2 * ps, PM_UFFD_BIT), "page 2 should be resolved after the write");
+	CHECK(m.addr[2 * ps] == 'W' && m.addr[2 * ps + 1] == mem_unit_pattern(2), "page 2 contents");
+	CHECK(pm_bit(m.addr + 3 * ps, PM_SWAP_BIT) && pm_bit(m.addr + 3 * ps, PM_UFFD_BIT),
+	      "page 3, never touched, should still be a protected swap entry");
+}
+
+/* J1, J6: a protected anon THP is split on swap-out and every 4K swap entry keeps the uffd bit */
+RWP_TEST(swap_out_keeps_protection_anon_thp)
+{
+	int fd;
+	struct mem m;
+	size_t ps = page_size();
+
+	require_swap(NULL, 0, NULL);
+	m = mm_map(MEM_ANON_THP, 1, &fd, 0);
+	arm(fd, m.addr, m.len);
+	page_out(m.addr, m.len);
+	want_bits(m.addr, HPAGE_NR, PM_UFFD_BIT, 1, "swap entries of the protected THP");
+	read_faults(fd, m.addr + 77 * ps + 1, (unsigned long)m.addr + 77 * ps, ps,
+		    mem_unit_pattern(0));
+	/* The fault resolved one 4K page, not the whole former THP. */
+	CHECK(pm_bit(m.addr + 78 * ps, PM_UFFD_BIT) && pm_bit(m.addr + 76 * ps, PM_UFFD_BIT),
+	      "the neighbours of the resolved page lost their protection");
+	read_faults(fd, m.addr + 400 * ps, (unsigned long)m.addr + 400 * ps, ps, mem_unit_pattern(0));
+	want_quiet(fd, "after the resolved faults");
+}
+
+/* J2: an accessed (unprotected) page goes through swap with no uffd activity */
+RWP_TEST(swap_unprotected_page_silent_anon)
+{
+	int fd;
+	struct mem m;
+	size_t ps = page_size();
+	struct page_region r[4];
+	long n;
+
+	require_swap(NULL, 0, NULL);
+	m = mm_map(MEM_ANON, 4, &fd, 0);
+	arm(fd, m.addr, m.len);
+	disarm(fd, m.addr, 2 * ps);
+	page_out(m.addr, m.len);
+	want_bits(m.addr, 2, PM_UFFD_BIT, 0, "swap entries of resolved pages");
+	want_bits(m.addr + 2 * ps, 2, PM_UFFD_BIT, 1, "swap entries of protected pages");
+	n = scan_pages(m.addr, m.len, PAGE_IS_ACCESSED, 0, r, 4);
+	CHECK(n == 1 && r[0].start == (unsigned long)m.addr &&
+	      r[0].end == (unsigned long)m.addr + 2 * ps,
+	      "PAGEMAP_SCAN(ACCESSED) found %ld regions, first [0x%llx, 0x%llx), want pages 0-1",
+	      n, n > 0 ? (unsigned long long)r[0].start : 0ULL,
+	      n > 0 ? (unsigned long long)r[0].end : 0ULL);
+	CHECK(m.addr[3] == mem_unit_pattern(0) && m.addr[ps + 3] == mem_unit_pattern(1),
+	      "contents of the swapped-in pages");
+	m.addr[ps] = 'W';
+	want_quiet(fd, "accesses to unprotected swapped pages");
+	CHECK(pm_bit(m.addr, PM_PRESENT_BIT) && !pm_bit(m.addr, PM_UFFD_BIT),
+	      "page 0 after swap-in: present, no uffd bit");
+}
+
+/* ---- J3: swapoff ---- */
+
+struct swapdev {
+	char dev[200];
+	int prio;
+};
+
+static void swapon_again(void *arg)
+{
+	struct swapdev *s = arg;
+	int flags = s->prio >= 0 ? SWAP_FLAG_PREFER |
+		(s->prio & SWAP_FLAG_PRIO_MASK) << SWAP_FLAG_PRIO_SHIFT : 0;
+
+	if (swapon(s->dev, flags) && errno != EBUSY)
+		printf("# swapon %s failed: %s: later tests lose their swap\n", s->dev,
+		       strerror(errno));
+}
+
+static void swapoff_body(void *arg)
+{
+	struct swapdev *s = arg;
+	int fd;
+	struct mem m = mm_map(MEM_ANON, 4, &fd, 0);
+	size_t ps = page_size();
+
+	arm(fd, m.addr, m.len);
+	disarm(fd, m.addr, ps);
+	page_out(m.addr, m.len);
+	CHECK(swapoff(s->dev) == 0, "swapoff %s", s->dev);
+	want_bits(m.addr, 4, PM_PRESENT_BIT, 1, "after swapoff (present)");
+	want_bits(m.addr + ps, 3, PM_UFFD_BIT, 1, "protected pages after swapoff");
+	CHECK(!pm_bit(m.addr, PM_UFFD_BIT), "the resolved page gained the uffd bit in swapoff");
+	CHECK(m.addr[1] == mem_unit_pattern(0), "resolved page contents");
+	want_quiet(fd, "swapoff and the read of a resolved page");
+	read_faults(fd, m.addr + 2 * ps + 2, (unsigned long)m.addr + 2 * ps, ps,
+		    mem_unit_pattern(2));
+}
+
+/* J3: swapoff brings protected pages back still protected, and they still fault */
+RWP_TEST(swapoff_keeps_protection_anon)
+{
+	struct swapdev s;
+
+	require_rwp();
+	require_swap(s.dev, sizeof(s.dev), &s.prio);
+	run_then_restore(swapoff_body, &s, swapon_again, &s);
+}
+
+/* ---- J4: migration ---- */
+
+static long move_pages(int count, void **pages, const int *nodes, int *status, int flags)
+{
+	return syscall(__NR_move_pages, 0, (unsigned long)count, pages, nodes, status, flags);
+}
+
+/* J4: moving protected pages to the other NUMA node keeps the uffd bit and the RWP fault */
+RWP_TEST_MEM(migration_keeps_protection)
+{
+	enum { N = 2 };
+	int fd, node[N], status[N];
+	void *pages[N];
+	struct mem m;
+	long long mig0;
+	long r;
+
+	require_two_nodes();
+	m = mm_map(type, N, &fd, 0);
+	arm(fd, m.addr, m.len);
+	for (int i = 0; i < N; i++)
+		pages[i] = m.addr + i * m.unit;
+	CHECK(move_pages(N, pages, NULL, status, 0) == 0, "move_pages query");
+	for (int i = 0; i < N; i++) {
+		CHECK(status[i] >= 0, "unit %d: node query gave %d", i, status[i]);
+		node[i] = !status[i];
+	}
+	mig0 = vmstat("pgmigrate_success");
+	r = move_pages(N, pages, node, status, MPOL_MF_MOVE);
+	CHECK(r == 0, "move_pages returned %ld", r);
+	for (int i = 0; i < N; i++)
+		CHECK(status[i] == node[i], "unit %d is on node %d after the move, want %d", i,
+		      status[i], node[i]);
+	CHECK(vmstat("pgmigrate_success") > mig0, "pgmigrate_success did not grow");
+	for (int i = 0; i < N; i++) {
+		CHECK(pm_bit(m.addr + i * m.unit, PM_PRESENT_BIT), "unit %d not present", i);
+		CHECK(page_uffd_bit(m.addr + i * m.unit), "unit %d lost its uffd bit", i);
+	}
+	CHECK(page_uffd_bit(m.addr + m.unit - page_size()), "last 4K of unit 0 lost its uffd bit");
+	read_faults(fd, m.addr + m.unit + 11, (unsigned long)m.addr + m.unit,
+		    mem_is_huge(type) ? m.unit : page_size(), mem_unit_pattern(1));
+	want_quiet(fd, "after the resolved fault");
+}
+
+/* ---- J6: THP split ---- */
+
+/* J4, J6: splitting a protected THP (through migration entries) leaves 512 protected PTEs */
+RWP_TEST(thp_split_keeps_protection_anon_thp)
+{
+	int fd;
+	char cmd[128];
+	struct mem m;
+	size_t ps = page_size();
+	long long split0;
+
+	if (access(SPLIT_CTL, W_OK))
+		SKIP("no %s (debugfs not mounted?)", SPLIT_CTL);
+	m = mm_map(MEM_ANON_THP, 1, &fd, 0);
+	arm(fd, m.addr, m.len);
+	split0 = vmstat("thp_split_page");
+	snprintf(cmd, sizeof(cmd), "%d,0x%lx,0x%lx", getpid(), (unsigned long)m.addr,
+		 (unsigned long)m.addr + m.len);
+	ok(write_text(SPLIT_CTL, cmd), "write " SPLIT_CTL);
+	CHECK(!vma_has_anon_thp(m.addr), "the THP is still PMD-mapped after the split request");
+	CHECK(vmstat("thp_split_page") > split0, "thp_split_page did not grow");
+	want_bits(m.addr, HPAGE_NR, PM_PRESENT_BIT, 1, "after the split (present)");
+	want_bits(m.addr, HPAGE_NR, PM_UFFD_BIT, 1, "after the split (uffd bit)");
+	read_faults(fd, m.addr + 5 * ps, (unsigned long)m.addr + 5 * ps, ps, mem_unit_pattern(0));
+	CHECK(page_uffd_bit(m.addr + 4 * ps) && page_uffd_bit(m.addr + 6 * ps),
+	      "resolving one 4K page resolved its neighbours");
+	read_faults(fd, m.addr + 511 * ps + 9, (unsigned long)m.addr + 511 * ps, ps,
+		    mem_unit_pattern(0));
+	want_quiet(fd, "after the resolved faults");
+}
+
+/* J6: resolving one 4K page of a protected THP splits the PMD and keeps the other 511 protected */
+RWP_TEST(partial_resolve_splits_thp_anon_thp)
+{
+	int fd;
+	struct mem m;
+	size_t ps = page_size();
+	uint64_t *e = calloc(HPAGE_NR, 8);
+
+	CHECK(e != NULL, "calloc");
+	m = mm_map(MEM_ANON_THP, 1, &fd, 0);
+	arm(fd, m.addr, m.len);
+	disarm(fd, m.addr + 7 * ps, ps);
+	CHECK(!vma_has_anon_thp(m.addr), "the PMD is still mapped after a 4K resolve");
+	pagemap_range(m.addr, HPAGE_NR, e);
+	for (size_t i = 0; i < HPAGE_NR; i++)
+		if (((e[i] >> PM_UFFD_BIT) & 1) != (i != 7))
+			FAIL("page %zu: uffd bit %d after resolving page 7 only", i,
+			     (int)((e[i] >> PM_UFFD_BIT) & 1));
+	CHECK(m.addr[7 * ps + 1] == mem_unit_pattern(0), "resolved page contents");
+	want_quiet(fd, "read of the resolved page");
+	read_faults(fd, m.addr + 8 * ps, (unsigned long)m.addr + 8 * ps, ps, mem_unit_pattern(0));
+	free(e);
+}
+
+/* ---- J7, J8: collapse ---- */
+
+/* 2 MiB of anon at a 2 MiB boundary, filled with 4K pages (THP stays off: enabled=madvise). */
+static char *map_collapsible(int *fd)
+{
+	char *raw = mmap(NULL, 2 * HPAGE_SIZE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p;
+
+	require_rwp();
+	CHECK(raw != MAP_FAILED, "mmap");
+	p = (char *)(((unsigned long)raw + HPAGE_SIZE - 1) & ~(HPAGE_SIZE - 1));
+	for (size_t i = 0; i < HPAGE_NR; i++)
+		p[i * page_size()] = (char)('A' + i % 26);
+	if (vma_has_anon_thp(p))
+		FAIL("the region got a THP at fault time: is THP enabled=always?");
+	*fd = uffd_new(UFFD_FEATURE_RWP);
+	ok(uffd_register(*fd, p, HPAGE_SIZE, UFFDIO_REGISTER_MODE_RWP, NULL), "UFFDIO_REGISTER");
+	return p;
+}
+
+/* J7: MADV_COLLAPSE over protected PTEs is refused with EINVAL and changes nothing */
+RWP_TEST(collapse_refused_over_protected_anon)
+{
+	int fd, r;
+	char *p = map_collapsible(&fd);
+
+	arm(fd, p, 8 * page_size());
+	r = madvise(p, HPAGE_SIZE, MADV_COLLAPSE);
+	CHECK(r == -1 && errno == EINVAL, "MADV_COLLAPSE returned %d, want EINVAL", r);
+	CHECK(!vma_has_anon_thp(p), "a THP appeared");
+	want_bits(p, 8, PM_UFFD_BIT, 1, "protected pages after the refused collapse");
+	want_bits(p + 8 * page_size(), HPAGE_NR - 8, PM_UFFD_BIT, 0, "unprotected pages");
+	read_faults(fd, p + 3 * page_size(), (unsigned long)p + 3 * page_size(), page_size(),
+		    'A' + 3);
+}
+
+/* J7: with every page resolved MADV_COLLAPSE succeeds and the THP is unprotected */
+RWP_TEST(collapse_of_resolved_range_anon)
+{
+	int fd, r;
+	char *p = map_collapsible(&fd);
+	long long c0 = vmstat("thp_collapse_alloc");
+	struct page_region reg[4];
+	long n;
+
+	arm(fd, p, HPAGE_SIZE);
+	disarm(fd, p, HPAGE_SIZE);
+	r = madvise(p, HPAGE_SIZE, MADV_COLLAPSE);
+	CHECK(r == 0, "MADV_COLLAPSE returned %d", r);
+	CHECK(vma_has_anon_thp(p), "no PMD-mapped THP after MADV_COLLAPSE");
+	CHECK(vmstat("thp_collapse_alloc") > c0, "thp_collapse_alloc did not grow");
+	want_bits(p, HPAGE_NR, PM_UFFD_BIT, 0, "the collapsed THP");
+	n = scan_pages(p, HPAGE_SIZE, PAGE_IS_ACCESSED, 0, reg, 4);
+	CHECK(n == 1 && reg[0].start == (unsigned long)p && reg[0].end == (unsigned long)p + HPAGE_SIZE,
+	      "PAGEMAP_SCAN(ACCESSED) found %ld regions, want the whole THP", n);
+	for (size_t i = 0; i < HPAGE_NR; i += 97)
+		CHECK(p[i * page_size()] == (char)('A' + i % 26), "page %zu contents", i);
+	want_quiet(fd, "reads of the collapsed THP");
+}
+
+/* J7: an armed VMA allows no empty PTE in a collapse: EBUSY */
+RWP_TEST(collapse_with_hole_busy_anon)
+{
+	int fd, r;
+	char *p = map_collapsible(&fd);
+
+	CHECK(madvise(p + 100 * page_size(), page_size(), MADV_DONTNEED) == 0, "MADV_DONTNEED");
+	r = madvise(p, HPAGE_SIZE, MADV_COLLAPSE);
+	CHECK(r == -1 && errno == EBUSY, "MADV_COLLAPSE returned %d, want EBUSY", r);
+	CHECK(!vma_has_anon_thp(p), "a THP appeared");
+	CHECK(!pm_bit(p + 100 * page_size(), PM_PRESENT_BIT), "the hole was filled");
+}
+
+/* J8: MADV_COLLAPSE of protected shmem unmaps the protected PTEs, and the next access is silent */
+RWP_TEST(collapse_drops_protection_shmem)
+{
+	int fd, mfd;
+	char *raw, *p;
+	long long c0 = vmstat("thp_collapse_alloc");
+	size_t ps = page_size();
+	struct accessor acc;
+	struct uffd_msg msg;
+	int r, e;
+
+	require_rwp();
+	mfd = memfd_create("j8", MFD_CLOEXEC);
+	CHECK(mfd >= 0, "memfd_create");
+	CHECK(ftruncate(mfd, HPAGE_SIZE) == 0, "ftruncate");
+	raw = mmap(NULL, 2 * HPAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(raw != MAP_FAILED, "reserve");
+	p = (char *)(((unsigned long)raw + HPAGE_SIZE - 1) & ~(HPAGE_SIZE - 1));
+	CHECK(mmap(p, HPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mfd, 0) == p,
+	      "mmap memfd at a 2 MiB boundary");
+	for (size_t i = 0; i < HPAGE_NR; i++)
+		p[i * ps] = (char)('A' + i % 26);
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	ok(uffd_register(fd, p, HPAGE_SIZE, UFFDIO_REGISTER_MODE_RWP, NULL), "UFFDIO_REGISTER");
+	arm(fd, p, HPAGE_SIZE);
+	r = madvise(p, HPAGE_SIZE, MADV_COLLAPSE);
+	e = errno;
+	printf("# MADV_COLLAPSE returned %d (%s)\n", r, r ? strerror(e) : "ok");
+	CHECK(vmstat("thp_collapse_alloc") > c0,
+	      "thp_collapse_alloc did not grow: the page cache was not collapsed");
+	RWP_EXPECT_FAIL("J8: collapse_file() (khugepaged.c:2437-2439) try_to_unmap()s the protected "
+			"shmem PTEs and installs no marker; the uffd bit and the RWP fault are lost");
+	CHECK(page_uffd_bit(p + 3 * ps), "page 3 lost its uffd bit in the collapse (pagemap 0x%llx)",
+	      (unsigned long long)pagemap_entry(p + 3 * ps));
+	accessor_start(&acc, p + 3 * ps, 0, 0);
+	if (uffd_read_msg(fd, &msg, RWP_WAIT_MS) != 1) {
+		accessor_wait(&acc, RWP_WAIT_MS);
+		FAIL("no RWP fault for a protected page after the collapse (read 0x%x)", acc.value);
+	}
+	disarm(fd, p + 3 * ps, ps);
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "reader did not resume");
+}
+
+/* ---- J5: shmem reclaim ---- */
+
+/* J5: a protected shmem page reclaimed to swap should still fault when it comes back */
+RWP_TEST(swap_out_drops_protection_shmem)
+{
+	int fd;
+	struct mem m;
+	size_t ps = page_size();
+	long long out0;
+	struct accessor acc;
+	struct uffd_msg msg;
+
+	require_swap(NULL, 0, NULL);
+	m = mm_map(MEM_SHMEM, 4, &fd, 0);
+	arm(fd, m.addr, m.len);
+	out0 = vmstat("pswpout");
+	CHECK(madvise(m.addr, m.len, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
+	CHECK(vmstat("pswpout") > out0, "pswpout did not grow: the shmem pages were not reclaimed");
+	want_bits(m.addr, 4, PM_PRESENT_BIT, 0, "after MADV_PAGEOUT (unmapped)");
+	RWP_EXPECT_FAIL("J5: try_to_unmap_one() clears file PTEs and only uffd-wp gets a marker "
+			"(memory.c:1705-1724, rmap.c:2340-2345); rst 386-389 says protection is "
+			"preserved across reclaim");
+	CHECK(page_uffd_bit(m.addr + ps), "reclaimed protected shmem page has no uffd bit (0x%llx)",
+	      (unsigned long long)pagemap_entry(m.addr + ps));
+	accessor_start(&acc, m.addr + ps, 0, 0);
+	if (uffd_read_msg(fd, &msg, RWP_WAIT_MS) != 1) {
+		accessor_wait(&acc, RWP_WAIT_MS);
+		FAIL("no RWP fault for the reclaimed protected page (read 0x%x)", acc.value);
+	}
+	disarm(fd, m.addr + ps, ps);
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "reader did not resume");
+}
+
+/* ---- J9: NUMA balancing ---- */
+
+struct saved {
+	const char *path;
+	char value[64];
+	int have;
+};
+
+static struct saved numa_saved[3] = {
+	{ .path = NUMA_SYSCTL },
+	{ .path = NUMA_DEBUGFS "scan_delay_ms" },
+	{ .path = NUMA_DEBUGFS "scan_period_min_ms" },
+};
+
+static void numa_restore(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 3; i++)
+		if (numa_saved[i].have && write_text(numa_saved[i].path, numa_saved[i].value))
+			printf("# could not restore %s to %s\n", numa_saved[i].path,
+			       numa_saved[i].value);
+}
+
+#define NUMA_PAGES 64
+
+static void numa_body(void *arg)
+{
+	int fd;
+	struct mem m = mm_map(MEM_ANON, NUMA_PAGES, &fd, 0);
+	size_t ps = page_size(), half = NUMA_PAGES / 2 * ps;
+	long long upd0 = vmstat("numa_pte_updates"), hint0 = vmstat("numa_hint_faults");
+	long long t_end = rwp_now_ns() + 9000000000LL;
+	struct page_region r[4];
+	long n;
+	volatile char sink = 0;
+
+	(void)arg;
+	arm(fd, m.addr + half, half);
+	ok(write_text(NUMA_SYSCTL, "1"), "enable numa_balancing");
+	/*
+	 * Spin touching the resolved half: the scanner runs from this task's
+	 * ticks, so the task must be on the CPU, and its hinting faults must
+	 * land on the resolved pages.
+	 */
+	while (rwp_now_ns() < t_end) {
+		long long t_check = rwp_now_ns() + 100000000LL;
+
+		while (rwp_now_ns() < t_check)
+			for (size_t i = 0; i < NUMA_PAGES / 2; i++)
+				sink += m.addr[i * ps];
+		if (vmstat("numa_hint_faults") > hint0 && vmstat("numa_pte_updates") > upd0 + NUMA_PAGES)
+			break;
+	}
+	(void)sink;
+	ok(write_text(NUMA_SYSCTL, "0"), "disable numa_balancing");
+	printf("# numa_pte_updates +%lld, numa_hint_faults +%lld\n",
+	       vmstat("numa_pte_updates") - upd0, vmstat("numa_hint_faults") - hint0);
+	CHECK(vmstat("numa_pte_updates") > upd0 && vmstat("numa_hint_faults") > hint0,
+	      "the NUMA scanner made no PTE updates or hinting faults in 9 s");
+	want_quiet(fd, "NUMA balancing");
+	want_bits(m.addr + half, NUMA_PAGES / 2, PM_UFFD_BIT, 1, "protected half after NUMA scans");
+	want_bits(m.addr, NUMA_PAGES / 2, PM_UFFD_BIT, 0, "resolved half after NUMA scans");
+	n = scan_pages(m.addr, m.len, PAGE_IS_ACCESSED, 0, r, 4);
+	CHECK(n == 1 && r[0].start == (unsigned long)m.addr && r[0].end == (unsigned long)m.addr + half,
+	      "PAGEMAP_SCAN(ACCESSED) found %ld regions, want exactly the resolved half", n);
+	for (size_t i = 0; i < NUMA_PAGES / 2; i++)
+		CHECK(m.addr[i * ps + 1] == mem_unit_pattern(i), "resolved page %zu contents", i);
+	read_faults(fd, m.addr + half + 3 * ps, (unsigned long)m.addr + half + 3 * ps, ps,
+		    mem_unit_pattern(NUMA_PAGES / 2 + 3));
+	want_quiet(fd, "after the resolved fault");
+}
+
+/* J9: NUMA balancing scans an RWP VMA without RWP messages and without touching protected PTEs */
+RWP_TEST(numa_balancing_no_rwp_faults_anon)
+{
+	require_rwp();
+	require_two_nodes();
+	if (access(NUMA_SYSCTL, W_OK))
+		SKIP("no %s (CONFIG_NUMA_BALANCING off)", NUMA_SYSCTL);
+	for (int i = 0; i < 3; i++)
+		numa_saved[i].have = !read_text(numa_saved[i].path, numa_saved[i].value,
+						sizeof(numa_saved[i].value));
+	CHECK(numa_saved[0].have, "read %s", NUMA_SYSCTL);
+	/* Scan soon and often: TCG is slow and the test has a deadline. */
+	if (numa_saved[1].have)
+		write_text(numa_saved[1].path, "50");
+	if (numa_saved[2].have)
+		write_text(numa_saved[2].path, "100");
+	run_then_restore(numa_body, NULL, numa_restore, NULL);
+}
+
+/* ---- J10: mTHP ---- */
+
+static char mthp_old[64];
+
+static void mthp_restore(void *arg)
+{
+	(void)arg;
+	/* The file shows "always [inherit] madvise never": write the bracketed word. */
+	char *lb = strchr(mthp_old, '['), *rb = lb ? strchr(lb, ']') : NULL;
+
+	if (lb && rb) {
+		*rb = '\0';
+		if (write_text(MTHP_64K "enabled", lb + 1))
+			printf("# could not restore " MTHP_64K "enabled to %s\n", lb + 1);
+	}
+}
+
+static long long mthp_faults(void)
+{
+	char buf[64];
+
+	ok(read_text(MTHP_64K "stats/anon_fault_alloc", buf, sizeof(buf)), "read mTHP stats");
+	return atoll(buf);
+}
+
+/* 1 MiB of untouched anon at a 64K boundary, so a 64K mTHP fits every slot. */
+static char *map_64k_aligned(void)
+{
+	size_t len = 1 << 20;
+	char *raw = mmap(NULL, 2 * len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p;
+
+	CHECK(raw != MAP_FAILED, "mmap");
+	p = (char *)(((unsigned long)raw + 0xffff) & ~0xffffUL);
+	return p;
+}
+
+static void mthp_body(void *arg)
+{
+	int fd;
+	size_t len = 1 << 20, ps = page_size();
+	char *ctl = map_64k_aligned(), *armed = map_64k_aligned();
+	long long f0;
+
+	(void)arg;
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	ok(uffd_register(fd, armed, len, UFFDIO_REGISTER_MODE_RWP, NULL), "UFFDIO_REGISTER");
+	f0 = mthp_faults();
+	for (size_t i = 0; i < len; i += ps)
+		ctl[i] = 1;
+	CHECK(mthp_faults() > f0, "64K mTHP faults did not happen outside uffd: the control failed");
+	f0 = mthp_faults();
+	for (size_t i = 0; i < len; i += ps)
+		armed[i] = 1;
+	CHECK(mthp_faults() == f0, "%lld 64K mTHP folios were allocated in the armed VMA",
+	      mthp_faults() - f0);
+	want_quiet(fd, "first touch of unprotected pages");
+	/* Protecting then resolving one page must act on exactly that page. */
+	arm(fd, armed, len);
+	disarm(fd, armed + 3 * ps, ps);
+	CHECK(page_uffd_bit(armed + 2 * ps) && page_uffd_bit(armed + 4 * ps) &&
+	      !page_uffd_bit(armed + 3 * ps), "a 4K resolve changed its neighbours");
+}
+
+/* J10: first-touch faults in an armed VMA allocate order-0 pages even with 64K mTHP enabled */
+RWP_TEST(mthp_not_used_in_armed_vma_anon)
+{
+	require_rwp();
+	if (read_text(MTHP_64K "enabled", mthp_old, sizeof(mthp_old)))
+		SKIP("no %s (no 64K mTHP on this kernel)", MTHP_64K "enabled");
+	ok(write_text(MTHP_64K "enabled", "always"), "enable 64K mTHP");
+	run_then_restore(mthp_body, NULL, mthp_restore, NULL);
+}
+
+RWP_MAIN
