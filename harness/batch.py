@@ -22,7 +22,7 @@ import re
 import secrets
 import sys
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from . import ktap, splats
 from .console import GuestDied
@@ -175,25 +175,44 @@ def chunks(subs: list[str], budget: int = NAMES_PER_COMMAND) -> list[list[str]]:
 
 def run_program(guest: Guest, prog: GuestProgram, subs: list[str],
                 timeout_of: Callable[[str], float], allow: splats.Allowlist,
-                repeat: int = 1, one_by_one: bool = False) -> list[TestResult]:
-    """Every named test of one program, in batches unless one_by_one; with
-    repeat, each test's runs are combined as in runner.run_test."""
+                repeat: int = 1, one_by_one: bool = False) -> Iterator[TestResult]:
+    """Every named test of one program, in batches unless one_by_one, in the
+    order of subs. Each result is yielded as soon as it is final, so that an
+    interrupted run keeps it; with repeat, each test's runs are combined as in
+    runner.run_test, at the end."""
+    if repeat == 1:
+        yield from _one_round(guest, prog, subs, timeout_of, allow, one_by_one)
+        return
     runs: dict[str, list[TestResult]] = {s: [] for s in subs}
     for _ in range(repeat):
-        rerun = list(subs) if one_by_one else []
-        # The whole program needs no names: one command however many tests.
-        whole = list(subs) == list(prog.subtests)
-        for part in [] if one_by_one else [list(subs)] if whole else chunks(subs):
-            batch = run_batch(guest, prog, part, timeout_of, allow, name_them=not whole)
-            guest.guest_seconds += batch.guest_seconds
-            for sub, r in batch.results.items():
-                runs[sub].append(r)
-            rerun += batch.rerun
-            if batch.rerun:
-                print(f"[run] {prog.name}: {batch.why}; running {len(batch.rerun)} test(s) "
-                      "one at a time", file=sys.stderr, flush=True)
-        for sub in rerun:
-            r = run_once(guest, prog, sub, timeout_of(sub), allow)
-            guest.guest_seconds += r.guest_seconds or 0.0
-            runs[sub].append(r)
-    return [_combine(runs[s]) for s in subs]
+        for r in _one_round(guest, prog, subs, timeout_of, allow, one_by_one):
+            runs[r.test_id.split("::", 1)[1]].append(r)
+    for s in subs:
+        yield _combine(runs[s])
+
+
+def _one_round(guest: Guest, prog: GuestProgram, subs: list[str],
+               timeout_of: Callable[[str], float], allow: splats.Allowlist,
+               one_by_one: bool) -> Iterator[TestResult]:
+    if one_by_one:
+        for sub in subs:
+            yield _alone(guest, prog, sub, timeout_of, allow)
+        return
+    # The whole program needs no names: one command however many tests.
+    whole = prog.runs_all(subs)
+    for part in [list(subs)] if whole else chunks(subs):
+        batch = run_batch(guest, prog, part, timeout_of, allow, name_them=not whole)
+        guest.guest_seconds += batch.guest_seconds
+        if batch.rerun:
+            print(f"[run] {prog.name}: {batch.why}; running {len(batch.rerun)} test(s) "
+                  "one at a time", file=sys.stderr, flush=True)
+        for sub in part:
+            yield (_combine([batch.results[sub]]) if sub in batch.results
+                   else _alone(guest, prog, sub, timeout_of, allow))
+
+
+def _alone(guest: Guest, prog: GuestProgram, sub: str,
+           timeout_of: Callable[[str], float], allow: splats.Allowlist) -> TestResult:
+    r = run_once(guest, prog, sub, timeout_of(sub), allow)
+    guest.guest_seconds += r.guest_seconds or 0.0
+    return _combine([r])

@@ -41,8 +41,14 @@ class GuestProgram:
     name: str                 # stable id prefix, e.g. c/rwp_basic or py/rwp_basic
     lang: str                 # "c" or "py"
     source: Path
-    subtests: tuple[str, ...]
+    subtests: tuple[str, ...]              # the ones to run
     timeouts: tuple[tuple[str, int], ...] = ()
+    # Every test the program declares, whatever was selected: run without
+    # names, the program runs these.
+    declared: tuple[str, ...] = ()
+
+    def runs_all(self, subtests) -> bool:
+        return tuple(subtests) == (self.declared or self.subtests)
 
     def timeout(self, subtest: str, default: float) -> float:
         return float(dict(self.timeouts).get(subtest, default))
@@ -85,7 +91,7 @@ def _program(suite: str, src: Path) -> GuestProgram | None:
     if not subtests:
         return None
     timeouts = tuple((m.group(1), int(m.group(2))) for m in _TIMEOUT.finditer(src.read_text()))
-    return GuestProgram(f"{suite}/{src.stem}", lang, src, subtests, timeouts)
+    return GuestProgram(f"{suite}/{src.stem}", lang, src, subtests, timeouts, subtests)
 
 
 def discover(suites: tuple[str, ...] = DEFAULT_SUITES,
@@ -108,7 +114,7 @@ def select(progs: list[GuestProgram], patterns: list[str]) -> list[GuestProgram]
         subs = tuple(s for s in p.subtests
                      if any(pat in f"{p.name}::{s}" for pat in patterns))
         if subs:
-            chosen.append(GuestProgram(p.name, p.lang, p.source, subs, p.timeouts))
+            chosen.append(GuestProgram(p.name, p.lang, p.source, subs, p.timeouts, p.declared))
     return chosen
 
 

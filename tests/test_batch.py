@@ -107,7 +107,7 @@ class FakeGuest:
 
 def _run(out=OUT, kmsg=KMSG, die=False, subs=SUBS):
     guest = FakeGuest(FakeConsole(out, kmsg, die))
-    res = batch.run_program(guest, PROG, list(subs), lambda s: 60.0, splats.Allowlist())
+    res = list(batch.run_program(guest, PROG, list(subs), lambda s: 60.0, splats.Allowlist()))
     singles = [c for c in guest._console.sent if "RWP_MARKS" not in c and "dmesg" not in c]
     return {r.test_id.split("::")[1]: r for r in res}, guest, singles
 
@@ -181,8 +181,24 @@ def test_a_whole_program_is_one_command_without_names_and_a_part_names_them():
     assert sent.rstrip().endswith("bin/rwp_basic api_advertises_rwp register_rwp")
 
 
+def test_a_selection_is_named_even_when_it_is_all_the_program_was_narrowed_to():
+    narrowed = GuestProgram(PROG.name, "c", PROG.source, tuple(SUBS[:2]), (), tuple(SUBS))
+    guest = FakeGuest(FakeConsole(OUT, KMSG))
+    list(batch.run_program(guest, narrowed, SUBS[:2], lambda s: 60.0, splats.Allowlist()))
+    [sent] = [c for c in guest._console.sent if "RWP_MARKS" in c]
+    assert sent.rstrip().endswith("bin/rwp_basic api_advertises_rwp register_rwp")
+
+
 def test_one_by_one_sends_no_batch():
     guest = FakeGuest(FakeConsole(OUT, KMSG))
-    batch.run_program(guest, PROG, SUBS[:2], lambda s: 60.0, splats.Allowlist(),
-                      one_by_one=True)
+    list(batch.run_program(guest, PROG, SUBS[:2], lambda s: 60.0, splats.Allowlist(),
+                           one_by_one=True))
     assert not any("RWP_MARKS" in c for c in guest._console.sent)
+
+
+def test_repeat_combines_each_tests_runs():
+    guest = FakeGuest(FakeConsole(OUT, KMSG))
+    res = list(batch.run_program(guest, PROG, SUBS, lambda s: 60.0, splats.Allowlist(),
+                                 repeat=3))
+    assert [r.test_id.split("::")[1] for r in res] == SUBS
+    assert all(r.runs == ["pass"] * 3 for r in res)
