@@ -39,14 +39,6 @@ struct uffdio_move {
 #define SYSCTL_UNPRIV "/proc/sys/vm/unprivileged_userfaultfd"
 #define NOBODY 65534
 
-/* ok(call, what): call returns 0 or -errno; anything but 0 fails the test. */
-#define ok(call, what)								\
-	do {									\
-		int r_ = (call);						\
-		if (r_)								\
-			FAIL("%s: %s", what, strerror(-r_));			\
-	} while (0)
-
 /* refused(call, err, what): call must return -err. */
 #define refused(call, err, what)						\
 	do {									\
@@ -98,42 +90,6 @@ static struct mem lc_map(enum mem_type t, int *fd, __u64 features, __u64 mode)
 	*fd = uffd_new(UFFD_FEATURE_RWP | features);
 	ok(uffd_register(*fd, m.addr, m.len, mode, NULL), "UFFDIO_REGISTER");
 	return m;
-}
-
-static void arm(int fd, void *addr, size_t len)
-{
-	ok(uffd_rwprotect(fd, addr, len, UFFDIO_RWPROTECT_MODE_RWP), "RWPROTECT(RWP)");
-}
-
-static void disarm(int fd, void *addr, size_t len)
-{
-	ok(uffd_rwprotect(fd, addr, len, 0), "RWPROTECT(resolve)");
-}
-
-/* The next message, which must be a page fault with these flags at addr. */
-static struct uffd_msg want_fault(int fd, __u64 flags, unsigned long addr)
-{
-	struct uffd_msg msg;
-	int n = uffd_read_msg(fd, &msg, RWP_WAIT_MS);
-
-	if (n != 1)
-		FAIL("no fault message within %d ms (%d)", RWP_WAIT_MS, n);
-	if (msg.event != UFFD_EVENT_PAGEFAULT)
-		FAIL("event 0x%x, want a page fault", msg.event);
-	if (msg.arg.pagefault.flags != flags || msg.arg.pagefault.address != addr)
-		FAIL("fault flags 0x%llx at 0x%llx, want 0x%llx at 0x%lx",
-		     (unsigned long long)msg.arg.pagefault.flags,
-		     (unsigned long long)msg.arg.pagefault.address, (unsigned long long)flags, addr);
-	return msg;
-}
-
-static void want_quiet(int fd, const char *when)
-{
-	struct uffd_msg msg;
-
-	if (uffd_read_msg(fd, &msg, 0) != 0)
-		FAIL("%s: unexpected message (event 0x%x, flags 0x%llx)", when, msg.event,
-		     (unsigned long long)msg.arg.pagefault.flags);
 }
 
 /* An HPAGE-aligned stretch of len bytes of address space, reserved PROT_NONE. */
