@@ -38,6 +38,9 @@ PANIC_DRAIN_S = 10.0
 # A canonical-mode tty takes at most 4095 bytes per line; a longer command
 # would never reach the shell and its end marker never come back.
 MAX_LINE = 4000
+SETTLE_S = 0.2
+SHELL_ATTEMPTS = 3
+SHELL_ANSWER_S = 30.0
 # Bytes of base64 per console line: well under that limit with the framing.
 PUSH_CHUNK = 3000
 
@@ -86,10 +89,15 @@ class GuestConsole:
         except pexpect.EOF:
             self._panicked_at_boot()
             raise InfraError("the VM exited before reaching a shell")
-        self.child.sendline("stty -echo -onlcr cols 500; export PS1='' PS2='' TERM=dumb")
-        res = self.run("true", timeout=timeout)
-        if res.status != 0:
-            raise InfraError("the guest shell does not answer framed commands")
+        # Input typed while the shell is still setting up its terminal can
+        # be flushed (dash says "turning off NDELAY mode"): settle, and ask
+        # again if the first framed command goes unanswered.
+        time.sleep(SETTLE_S)
+        for _ in range(SHELL_ATTEMPTS):
+            self.child.sendline("stty -echo -onlcr cols 500; export PS1='' PS2='' TERM=dumb")
+            if self.run("true", timeout=min(timeout, SHELL_ANSWER_S)).status == 0:
+                return
+        raise InfraError("the guest shell does not answer framed commands")
 
     def _panicked_at_boot(self) -> None:
         seen = clean_output(_text(self.child.before))

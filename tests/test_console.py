@@ -83,3 +83,20 @@ def test_a_line_longer_than_the_tty_takes_is_refused_at_once(console):
     with pytest.raises(InfraError, match="longer than the guest's tty takes"):
         console.run("echo " + "x" * 5000, timeout=5)
     assert console.run("echo still-here", timeout=5).output.strip() == "still-here"
+
+
+def test_a_shell_that_loses_the_first_lines_is_asked_again(monkeypatch):
+    # Stands in for a guest shell whose tty flushes what was typed while it
+    # was starting: the first two lines (set-up and a framed command) vanish.
+    from harness import console as console_mod
+    monkeypatch.setattr(console_mod, "SHELL_ANSWER_S", 2.0)
+    env = dict(os.environ, PS1="# ", TERM="dumb")
+    child = pexpect.spawn("bash", ["--norc", "--noprofile", "-c",
+                                   "printf '# '; read -r a; read -r b; exec bash --norc -i"],
+                          env=env, encoding="utf-8", timeout=20)
+    try:
+        c = GuestConsole(child)
+        c.wait_for_shell(timeout=20)
+        assert c.run("echo answered", timeout=10).output.strip() == "answered"
+    finally:
+        child.close(force=True)
