@@ -37,27 +37,6 @@ static int api_raw(int fd, struct uffdio_api *api, __u64 features)
 	return ioctl(fd, UFFDIO_API, api) ? -errno : 0;
 }
 
-static int set_mode(int fd, __u64 enable, __u64 disable)
-{
-	struct uffdio_set_mode m = { .enable = enable, .disable = disable };
-
-	return ioctl(fd, UFFDIO_SET_MODE, &m) ? -errno : 0;
-}
-
-static int uffd_unregister(int fd, void *addr, size_t len)
-{
-	struct uffdio_range r = { .start = (unsigned long)addr, .len = len };
-
-	return ioctl(fd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
-}
-
-static int uffd_wake(int fd, void *addr, size_t len)
-{
-	struct uffdio_range r = { .start = (unsigned long)addr, .len = len };
-
-	return ioctl(fd, UFFDIO_WAKE, &r) ? -errno : 0;
-}
-
 /* A mapping of the type, registered for RWP on a new uffd with extra features. */
 static struct mem rwp_mem(enum mem_type t, int *uffd, __u64 features)
 {
@@ -155,6 +134,37 @@ RWP_TEST(rwp_refused_when_not_advertised)
 		   "REGISTER MODE_RWP");
 }
 
+/*
+ * A12: without RWP the new ioctls are unknown commands, REGISTER's ioctls
+ * mask omits them, and PAGEMAP_SCAN knows no ACCESSED category (runs only
+ * there).
+ */
+RWP_TEST(rwp_ioctls_unknown_when_not_advertised)
+{
+	size_t ps = page_size();
+	char *p = map_anon(ps);
+	struct uffdio_rwprotect rw = { .range = { (unsigned long)p, ps },
+				       .mode = UFFDIO_RWPROTECT_MODE_RWP };
+	struct uffdio_set_mode sm = { .enable = UFFD_FEATURE_RWP_ASYNC };
+	struct page_region r;
+	__u64 ioctls = 0;
+	int fd;
+
+	if (uffd_kernel_features() & UFFD_FEATURE_RWP)
+		SKIP("kernel advertises UFFD_FEATURE_RWP: the refusal path does not apply");
+	p[0] = 1;	/* populated: the scan must refuse the category, not find nothing */
+	fd = uffd_open();
+	EXPECT_OK(uffd_api(fd, 0, NULL, NULL), "API(0)");
+	EXPECT_OK(uffd_register(fd, p, ps, UFFDIO_REGISTER_MODE_MISSING, &ioctls),
+		  "REGISTER MODE_MISSING");
+	CHECK(!(ioctls & (1ULL << _UFFDIO_RWPROTECT)) && !(ioctls & (1ULL << _UFFDIO_SET_MODE)),
+	      "REGISTER's ioctls mask 0x%llx names RWPROTECT or SET_MODE", (unsigned long long)ioctls);
+	EXPECT_ERR(ioctl(fd, UFFDIO_RWPROTECT, &rw) ? -errno : 0, EINVAL, "UFFDIO_RWPROTECT");
+	EXPECT_ERR(ioctl(fd, UFFDIO_SET_MODE, &sm) ? -errno : 0, EINVAL, "UFFDIO_SET_MODE");
+	EXPECT_ERR(scan_pages(p, ps, PAGE_IS_ACCESSED, 0, &r, 1) < 0 ? -errno : 0, EINVAL,
+		   "PAGEMAP_SCAN(ACCESSED)");
+}
+
 /* A4 */
 RWP_TEST(api_rwp_async_without_rwp_refused)
 {
@@ -207,7 +217,7 @@ RWP_TEST(ioctls_before_api_refused)
 		   "REGISTER before API");
 	EXPECT_ERR(uffd_rwprotect(fd, p, page_size(), UFFDIO_RWPROTECT_MODE_RWP), EINVAL,
 		   "RWPROTECT before API");
-	EXPECT_ERR(set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), EINVAL, "SET_MODE before API");
+	EXPECT_ERR(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), EINVAL, "SET_MODE before API");
 }
 
 /* ---- B. registration ---- */
@@ -677,12 +687,12 @@ RWP_TEST(set_mode_validation)
 
 	require_rwp();
 	fd = uffd_new(UFFD_FEATURE_RWP);
-	EXPECT_ERR(set_mode(fd, UFFD_FEATURE_RWP_ASYNC, UFFD_FEATURE_RWP_ASYNC), EINVAL,
+	EXPECT_ERR(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, UFFD_FEATURE_RWP_ASYNC), EINVAL,
 		   "enable and disable the same bit");
-	EXPECT_ERR(set_mode(fd, UFFD_FEATURE_RWP, 0), EINVAL, "enable a non-toggleable bit");
-	EXPECT_ERR(set_mode(fd, UFFD_FEATURE_WP_ASYNC, 0), EINVAL, "enable WP_ASYNC");
+	EXPECT_ERR(uffd_set_mode(fd, UFFD_FEATURE_RWP, 0), EINVAL, "enable a non-toggleable bit");
+	EXPECT_ERR(uffd_set_mode(fd, UFFD_FEATURE_WP_ASYNC, 0), EINVAL, "enable WP_ASYNC");
 	plain = uffd_new(0);
-	EXPECT_ERR(set_mode(plain, UFFD_FEATURE_RWP_ASYNC, 0), EINVAL,
+	EXPECT_ERR(uffd_set_mode(plain, UFFD_FEATURE_RWP_ASYNC, 0), EINVAL,
 		   "enable RWP_ASYNC on a context without RWP");
 }
 
@@ -692,13 +702,13 @@ RWP_TEST(set_mode_idempotent)
 	int fd;
 	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
 
-	EXPECT_OK(set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "enable async");
-	EXPECT_OK(set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "enable async again");
+	EXPECT_OK(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "enable async");
+	EXPECT_OK(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "enable async again");
 	protect_all(fd, &m);
 	CHECK(m.addr[1] == mem_unit_pattern(0), "async read");
 	expect_no_message(fd, "async after SET_MODE");
-	EXPECT_OK(set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "disable async");
-	EXPECT_OK(set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "disable async again");
+	EXPECT_OK(uffd_set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "disable async");
+	EXPECT_OK(uffd_set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "disable async again");
 }
 
 /* F3: an empty request changes nothing */
@@ -707,7 +717,7 @@ RWP_TEST(set_mode_empty_request)
 	int fd;
 	struct mem m = rwp_mem(MEM_ANON, &fd, 0);
 
-	EXPECT_OK(set_mode(fd, 0, 0), "SET_MODE(0, 0)");
+	EXPECT_OK(uffd_set_mode(fd, 0, 0), "SET_MODE(0, 0)");
 	protect_all(fd, &m);
 	read_faults_until_resolved(fd, m.addr, m.len);
 }
@@ -721,10 +731,10 @@ RWP_TEST(set_mode_async_releases_blocked_fault)
 
 	protect_all(fd, &m);
 	block_reader(fd, &acc, m.addr + page_size());
-	EXPECT_OK(set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "enable async");
+	EXPECT_OK(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "enable async");
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "enabling async did not release the fault");
 	CHECK(acc.value == mem_unit_pattern(1), "read 0x%x", acc.value);
-	EXPECT_OK(set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "back to sync");
+	EXPECT_OK(uffd_set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "back to sync");
 	block_reader(fd, &acc, m.addr + 2 * page_size());
 	EXPECT_OK(uffd_rwprotect(fd, m.addr, m.len, 0), "resolve");
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");

@@ -50,6 +50,25 @@ def blocked_reader(u: uffd.Uffd, addr: int) -> uffd.Accessor:
 # ---- A. negotiation ----
 
 @test
+def rwp_refused_when_not_advertised():
+    """A12: a kernel without RWP refuses the feature, the register mode, the
+    new ioctls and the ACCESSED scan category (runs only there)."""
+    probe = uffd.Uffd()
+    features, _ = probe.api(0)
+    if features & uffd.FEATURE_RWP:
+        raise ktest.Skip("kernel advertises UFFD_FEATURE_RWP: the refusal path does not apply")
+    assert not features & uffd.FEATURE_RWP_ASYNC, "RWP_ASYNC advertised without RWP"
+    expect_errno(errno.EINVAL, uffd.Uffd().api, uffd.FEATURE_RWP)
+    m = Mem("anon", 1)
+    expect_errno(errno.EINVAL, probe.register, m.addr, PAGE, uffd.REGISTER_MODE_RWP)
+    ioctls = probe.register(m.addr, PAGE, uffd.REGISTER_MODE_MISSING)
+    assert not ioctls & (1 << uffd._UFFDIO_RWPROTECT), f"ioctls mask {ioctls:#x} names RWPROTECT"
+    expect_errno(errno.EINVAL, probe.rwprotect, m.addr, PAGE, uffd.RWPROTECT_MODE_RWP)
+    expect_errno(errno.EINVAL, probe.set_mode, uffd.FEATURE_RWP_ASYNC)
+    expect_errno(errno.EINVAL, scan, m.addr, PAGE, PAGE_IS_ACCESSED)
+
+
+@test
 def api_rwp_async_without_rwp_refused():
     """A4"""
     require_rwp()
