@@ -134,11 +134,7 @@ RWP_TEST(rwp_refused_when_not_advertised)
 		   "REGISTER MODE_RWP");
 }
 
-/*
- * A12: without RWP the new ioctls are unknown commands, REGISTER's ioctls
- * mask omits them, and PAGEMAP_SCAN knows no ACCESSED category (runs only
- * there).
- */
+/* A12: without RWP the new ioctls are unknown and PAGEMAP_SCAN has no ACCESSED (runs only there) */
 RWP_TEST(rwp_ioctls_unknown_when_not_advertised)
 {
 	size_t ps = page_size();

@@ -14,21 +14,6 @@
 
 #define NU 4
 
-/* The build host's headers may predate UFFDIO_MOVE; the values are the 7.3 UAPI. */
-#ifndef UFFD_FEATURE_MOVE
-#define UFFD_FEATURE_MOVE (1ULL << 16)
-#endif
-#ifndef UFFDIO_MOVE
-#define _UFFDIO_MOVE (0x05)
-struct uffdio_move {
-	__u64 dst;
-	__u64 src;
-	__u64 len;
-	__u64 mode;
-	__s64 move;
-};
-#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
-#endif
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
 #endif
@@ -51,20 +36,6 @@ struct uffdio_move {
 static int ioctl_err(int fd, unsigned long req, void *arg)
 {
 	return ioctl(fd, req, arg) ? -errno : 0;
-}
-
-static int range_ioctl(int fd, unsigned long req, void *addr, size_t len)
-{
-	struct uffdio_range r = { .start = (unsigned long)addr, .len = len };
-
-	return ioctl_err(fd, req, &r);
-}
-
-static int mode_set(int fd, __u64 enable, __u64 disable)
-{
-	struct uffdio_set_mode sm = { .enable = enable, .disable = disable };
-
-	return ioctl_err(fd, UFFDIO_SET_MODE, &sm);
 }
 
 static int is_shared(enum mem_type t)
@@ -314,7 +285,7 @@ RWP_TEST_MEM(fork_with_event_child_keeps_protection)
 	CHECK(!job_wait(&forker, 200), "fork() returned before its event was read");
 	refused(uffd_rwprotect(fd, m.addr, m.len, UFFDIO_RWPROTECT_MODE_RWP), EAGAIN,
 		"RWPROTECT with the fork event unread");
-	ok(mode_set(fd, 0, UFFD_FEATURE_RWP_ASYNC), "SET_MODE with the fork event unread");
+	ok(uffd_set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "SET_MODE with the fork event unread");
 	CHECK(uffd_read_msg(fd, &msg, 0) == 1, "read the fork event");
 	CHECK(msg.event == UFFD_EVENT_FORK, "event 0x%x, want UFFD_EVENT_FORK", msg.event);
 	ufd = (int)msg.arg.fork.ufd;
@@ -512,7 +483,7 @@ RWP_TEST(hole_punch_under_blocked_fault)
 		CHECK(!(pagemap_entry(m.addr + m.unit) >> PM_PRESENT_BIT & 1),
 		      "%s: punched unit still mapped", name);
 		CHECK(!accessor_wait(&acc, 300), "%s: the punch woke the blocked thread", name);
-		ok(range_ioctl(fd, UFFDIO_WAKE, m.addr + m.unit, m.unit), "UFFDIO_WAKE");
+		ok(uffd_wake(fd, m.addr + m.unit, m.unit), "UFFDIO_WAKE");
 		want_fault(fd, 0, (unsigned long)m.addr + m.unit);	/* MISSING, a read */
 		ok(ioctl_err(fd, UFFDIO_COPY, &copy), "UFFDIO_COPY");
 		CHECK(copy.copy == (__s64)m.unit, "%s: copy = %lld", name, (long long)copy.copy);
@@ -630,17 +601,6 @@ RWP_TEST(continue_into_rwp_range)
 		want_quiet(fd, "after CONTINUE");
 		close(fd);
 	}
-}
-
-static int uffd_move(int fd, void *dst, void *src, size_t len, __s64 *moved)
-{
-	struct uffdio_move mv = {
-		.dst = (unsigned long)dst, .src = (unsigned long)src, .len = len,
-	};
-	int err = ioctl_err(fd, UFFDIO_MOVE, &mv);
-
-	*moved = mv.move;
-	return err;
 }
 
 static int move_fd(void)
@@ -925,7 +885,7 @@ RWP_TEST_MEM(proc_mem_read_sync_eio_async_resolves)
 	want_quiet(fd, "sync /proc/self/mem read");
 	CHECK(page_uffd_bit(m.addr + m.unit), "the failed read unprotected the unit");
 
-	ok(mode_set(fd, UFFD_FEATURE_RWP_ASYNC, 0), "SET_MODE async");
+	ok(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "SET_MODE async");
 	job_start(&j, do_pread);
 	job_finishes(&j, "async pread(/proc/self/mem)");
 	CHECK(j.ret == (long)sizeof(buf), "async pread returned %ld (%s)", j.ret, strerror(j.err));
@@ -1047,7 +1007,7 @@ RWP_TEST_MEM(populate_faults_each_protected_unit)
 	CHECK(j.ret == 0, "MADV_POPULATE_READ: %s", strerror(j.err));
 
 	arm(fd, m.addr, m.len);
-	ok(mode_set(fd, UFFD_FEATURE_RWP_ASYNC, 0), "SET_MODE async");
+	ok(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "SET_MODE async");
 	j.arg = MADV_POPULATE_WRITE;
 	job_start(&j, do_madvise);
 	job_finishes(&j, "async MADV_POPULATE_WRITE");

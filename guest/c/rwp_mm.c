@@ -19,7 +19,6 @@
 #define MADV_COLLAPSE 25
 #endif
 #define MPOL_MF_MOVE (1 << 1)
-#define PM_SWAP_BIT 62
 #define HPAGE_NR (HPAGE_SIZE / 4096)
 #define SPLIT_CTL "/sys/kernel/debug/split_huge_pages"
 #define NUMA_SYSCTL "/proc/sys/kernel/numa_balancing"
@@ -58,83 +57,6 @@ static void want_grown(const char *name, long long before)
 		FAIL("%s did not grow (%lld)", name, now);
 }
 
-/* A "Key:   N kB" line of /proc/meminfo, or of smaps for the VMA holding addr. */
-static long long kb_field(const char *path, void *addr, const char *key)
-{
-	unsigned long a = (unsigned long)addr, lo, hi;
-	char line[256];
-	size_t klen = strlen(key);
-	long long v = -1;
-	int inside = !addr;
-	FILE *f = fopen(path, "r");
-
-	CHECK(f != NULL, "open %s", path);
-	while (fgets(line, sizeof(line), f)) {
-		if (addr && sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
-			inside = lo <= a && a < hi;
-		else if (inside && !strncmp(line, key, klen) && line[klen] == ':')
-			v = atoll(line + klen + 1);
-	}
-	fclose(f);
-	if (v < 0)
-		FAIL("%s has no %s line", path, key);
-	return v;
-}
-
-static int read_text(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
-}
-
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n < 0 ? -errno : 0;
-}
-
-/*
- * The first active swap device and its priority; the test skips without one,
- * because everything it would check depends on pages reaching swap.
- */
-static void require_swap(char *dev, size_t len, int *prio)
-{
-	char line[256], name[200], type[32];
-	long size, used;
-	int p;
-	FILE *f = fopen("/proc/swaps", "r");
-
-	CHECK(f != NULL, "open /proc/swaps");
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%199s %31s %ld %ld %d", name, type, &size, &used, &p) == 5) {
-			fclose(f);
-			if (dev)
-				snprintf(dev, len, "%s", name);
-			if (prio)
-				*prio = p;
-			return;
-		}
-	}
-	fclose(f);
-	SKIP("no active swap device (/proc/swaps is empty)");
-}
-
 static void require_two_nodes(void)
 {
 	char buf[64];
@@ -144,35 +66,6 @@ static void require_two_nodes(void)
 }
 
 /* ---- pagemap ---- */
-
-static void pagemap_range(void *addr, size_t n, uint64_t *out)
-{
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-
-	CHECK(fd >= 0, "open pagemap");
-	CHECK(pread(fd, out, n * 8, (off_t)((unsigned long)addr / page_size() * 8)) ==
-	      (ssize_t)(n * 8), "pread pagemap");
-	close(fd);
-}
-
-static int pm_bit(void *addr, int bit)
-{
-	return (int)((pagemap_entry(addr) >> bit) & 1);
-}
-
-/* Fails unless every one of the n pages at addr has bit == want. */
-static void want_bits(void *addr, size_t n, int bit, int want, const char *what)
-{
-	uint64_t *e = calloc(n, 8);
-
-	CHECK(e != NULL, "calloc");
-	pagemap_range(addr, n, e);
-	for (size_t i = 0; i < n; i++)
-		if ((int)((e[i] >> bit) & 1) != want)
-			FAIL("%s: page %zu of %zu has pagemap bit %d = %d (entry 0x%llx)", what, i,
-			     n, bit, !want, (unsigned long long)e[i]);
-	free(e);
-}
 
 /* ---- uffd ---- */
 
@@ -240,40 +133,6 @@ static void page_out(void *addr, size_t len)
 	CHECK(madvise(addr, len, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
 	want_bits(addr, len / page_size(), PM_SWAP_BIT, 1, "after MADV_PAGEOUT (swapped)");
 	want_grown("pswpout", out0);
-}
-
-/*
- * Runs fn in a child and then always runs restore, even if fn failed or
- * hung: a test that changes a system-wide setting must not leave it changed
- * for the tests after it. The child's result becomes the test's result.
- */
-static void run_then_restore(void (*fn)(void *), void *arg, void (*restore)(void *), void *rarg)
-{
-	int status;
-	pid_t pid;
-
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		restore(rarg);
-	CHECK(pid >= 0, "fork");
-	if (pid == 0) {
-		signal(SIGALRM, SIG_DFL);
-		alarm(RWP_DEADLINE_S - 5);
-		fn(arg);
-		fflush(stdout);
-		_exit(RWP_EXIT_PASS);
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	restore(rarg);
-	if (WIFEXITED(status) && WEXITSTATUS(status) == RWP_EXIT_SKIP)
-		_exit(RWP_EXIT_SKIP);
-	if (WIFSIGNALED(status))
-		FAIL("the test's child died by signal %d (%s)", WTERMSIG(status),
-		     WTERMSIG(status) == SIGALRM ? "deadline" : strsignal(WTERMSIG(status)));
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == RWP_EXIT_PASS,
-	      "the test's child failed (status 0x%x)", status);
 }
 
 /* ---- J1, J2: swap-out and swap-in of anon pages ---- */

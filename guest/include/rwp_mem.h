@@ -131,6 +131,7 @@ static inline struct mem mem_map(enum mem_type t, size_t n)
 /* ---- pagemap ---- */
 
 #define PM_UFFD_BIT 57
+#define PM_SWAP_BIT 62
 #define PM_PRESENT_BIT 63
 
 static inline uint64_t pagemap_entry(void *addr)
@@ -200,6 +201,60 @@ static inline long scan_pages(void *start, size_t len, __u64 category, int inver
 	n = ioctl(fd, PAGEMAP_SCAN, &arg);
 	close(fd);
 	return n;
+}
+
+/* A "Key:   N kB" line of /proc/meminfo, or of smaps for the VMA holding addr. */
+static inline long long kb_field(const char *path, void *addr, const char *key)
+{
+	unsigned long a = (unsigned long)addr, lo, hi;
+	char line[256];
+	size_t klen = strlen(key);
+	long long v = -1;
+	int inside = !addr;
+	FILE *f = fopen(path, "r");
+
+	CHECK(f != NULL, "open %s", path);
+	while (fgets(line, sizeof(line), f)) {
+		if (addr && sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			inside = lo <= a && a < hi;
+		else if (inside && !strncmp(line, key, klen) && line[klen] == ':')
+			v = atoll(line + klen + 1);
+	}
+	fclose(f);
+	if (v < 0)
+		FAIL("%s has no %s line", path, key);
+	return v;
+}
+
+/* ---- pagemap of a range ---- */
+
+static inline void pagemap_range(void *addr, size_t n, uint64_t *out)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	CHECK(fd >= 0, "open pagemap");
+	CHECK(pread(fd, out, n * 8, (off_t)((unsigned long)addr / page_size() * 8)) ==
+	      (ssize_t)(n * 8), "pread pagemap");
+	close(fd);
+}
+
+static inline int pm_bit(void *addr, int bit)
+{
+	return (int)((pagemap_entry(addr) >> bit) & 1);
+}
+
+/* Fails unless every one of the n pages at addr has bit == want. */
+static inline void want_bits(void *addr, size_t n, int bit, int want, const char *what)
+{
+	uint64_t *e = calloc(n, 8);
+
+	CHECK(e != NULL, "calloc");
+	pagemap_range(addr, n, e);
+	for (size_t i = 0; i < n; i++)
+		if ((int)((e[i] >> bit) & 1) != want)
+			FAIL("%s: page %zu of %zu has pagemap bit %d = %d (entry 0x%llx)", what, i,
+			     n, bit, !want, (unsigned long long)e[i]);
+	free(e);
 }
 
 #endif /* RWP_MEM_H */

@@ -65,6 +65,21 @@ struct uffdio_set_mode {
 #define UFFDIO_SET_MODE		_IOW(UFFDIO, _UFFDIO_SET_MODE, struct uffdio_set_mode)
 #endif
 
+/* The build host's headers may predate UFFDIO_MOVE; the values are the 7.3 UAPI. */
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1ULL << 16)
+#endif
+#ifndef UFFDIO_MOVE
+#define _UFFDIO_MOVE (0x05)
+struct uffdio_move {
+	__u64 dst;
+	__u64 src;
+	__u64 len;
+	__u64 mode;
+	__s64 move;
+};
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#endif
 #define RWP_NO_FEATURE_REASON "kernel does not advertise UFFD_FEATURE_RWP"
 /* Long enough for a TCG guest under load; a stuck fault fails, it never hangs. */
 #define RWP_DEADLINE_S 20
@@ -447,6 +462,39 @@ static inline int uffd_rwprotect(int fd, void *addr, size_t len, __u64 mode)
 	return ioctl(fd, UFFDIO_RWPROTECT, &rwp) ? -errno : 0;
 }
 
+static inline int uffd_set_mode(int fd, __u64 enable, __u64 disable)
+{
+	struct uffdio_set_mode m = { .enable = enable, .disable = disable };
+
+	return ioctl(fd, UFFDIO_SET_MODE, &m) ? -errno : 0;
+}
+
+static inline int uffd_unregister(int fd, void *addr, size_t len)
+{
+	struct uffdio_range r = { .start = (unsigned long)addr, .len = len };
+
+	return ioctl(fd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
+}
+
+static inline int uffd_wake(int fd, void *addr, size_t len)
+{
+	struct uffdio_range r = { .start = (unsigned long)addr, .len = len };
+
+	return ioctl(fd, UFFDIO_WAKE, &r) ? -errno : 0;
+}
+
+/* UFFDIO_MOVE; 0 or -errno, the bytes moved in *moved. */
+static inline int uffd_move(int fd, void *dst, void *src, size_t len, __s64 *moved)
+{
+	struct uffdio_move mv = {
+		.dst = (unsigned long)dst, .src = (unsigned long)src, .len = len,
+	};
+	int err = ioctl(fd, UFFDIO_MOVE, &mv) ? -errno : 0;
+
+	*moved = mv.move;
+	return err;
+}
+
 /* Wait up to timeout_ms for one message: 1 read, 0 timed out, -errno. */
 static inline int uffd_read_msg(int fd, struct uffd_msg *msg, int timeout_ms)
 {
@@ -556,6 +604,97 @@ static inline int accessor_wait(struct accessor *a, int timeout_ms)
 		nanosleep(&ts, NULL);
 	}
 	return 0;
+}
+
+/* ---- /proc and /sys ---- */
+
+/* The first line of a small file, without its newline; 0 or -errno. */
+static inline int read_text(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+static inline int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+/*
+ * Runs fn in a child and then always runs restore, even if fn failed or
+ * hung: a test that changes a system-wide setting must not leave it changed
+ * for the tests after it. The child's result becomes the test's result.
+ */
+static inline void run_then_restore(void (*fn)(void *), void *arg, void (*restore)(void *), void *rarg)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		restore(rarg);
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		signal(SIGALRM, SIG_DFL);
+		alarm(RWP_DEADLINE_S - 5);
+		fn(arg);
+		fflush(stdout);
+		_exit(RWP_EXIT_PASS);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	restore(rarg);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == RWP_EXIT_SKIP)
+		_exit(RWP_EXIT_SKIP);
+	if (WIFSIGNALED(status))
+		FAIL("the test's child died by signal %d (%s)", WTERMSIG(status),
+		     WTERMSIG(status) == SIGALRM ? "deadline" : strsignal(WTERMSIG(status)));
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == RWP_EXIT_PASS,
+	      "the test's child failed (status 0x%x)", status);
+}
+
+/*
+ * The first active swap device and its priority; the test skips without one,
+ * because everything it would check depends on pages reaching swap.
+ */
+static inline void require_swap(char *dev, size_t len, int *prio)
+{
+	char line[256], name[200], type[32];
+	long size, used;
+	int p;
+	FILE *f = fopen("/proc/swaps", "r");
+
+	CHECK(f != NULL, "open /proc/swaps");
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%199s %31s %ld %ld %d", name, type, &size, &used, &p) == 5) {
+			fclose(f);
+			if (dev)
+				snprintf(dev, len, "%s", name);
+			if (prio)
+				*prio = p;
+			return;
+		}
+	}
+	fclose(f);
+	SKIP("no active swap device (/proc/swaps is empty)");
 }
 
 #endif /* RWP_TEST_H */

@@ -1,0 +1,1829 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The edges of the RWP contract (docs/contract.md): the entries of areas A-I
+ * and K that the other programs leave open. Negotiation details (A), the
+ * corners of registration (B) and of RWPROTECT (C), who is woken and when
+ * (D, F), async resolution by kernel accesses and copy-on-write (E),
+ * PAGEMAP_SCAN and smaps reporting (G), teardown by another process (H), core
+ * dumps (K), and a bounded race of fork() and mremap() against protect,
+ * resolve and faults. Each test names its contract ids in the comment right
+ * above it.
+ */
+#include "rwp_mem.h"
+#include <elf.h>
+#include <setjmp.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef PAGE_IS_PRESENT
+#define PAGE_IS_WPALLOWED (1 << 0)
+#define PAGE_IS_WRITTEN (1 << 1)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#define PAGE_IS_PFNZERO (1 << 5)
+#define PAGE_IS_HUGE (1 << 6)
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+#endif
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+
+#define NP 4
+#define PFN_MASK ((1ULL << 55) - 1)
+#define CORE_PATTERN "/proc/sys/kernel/core_pattern"
+#define SHMEM_THP "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+
+/* refused(call, err, what): call (0 or -errno) must return -err. */
+#define refused(call, err, what)						\
+	do {									\
+		int r_ = (call);						\
+		if (r_ != -(err))						\
+			FAIL("%s returned %d (%s), want %s", what, r_,		\
+			     r_ ? strerror(-r_) : "success", #err);		\
+	} while (0)
+
+static int ioctl_err(int fd, unsigned long req, void *arg)
+{
+	return ioctl(fd, req, arg) ? -errno : 0;
+}
+
+/* n pages of private anon memory, filled, registered with mode on a new uffd. */
+static char *anon_rwp(size_t n, int *fd, __u64 features, __u64 mode)
+{
+	char *p;
+
+	require_rwp();
+	p = map_anon(n * page_size());
+	for (size_t i = 0; i < n; i++)
+		memset(p + i * page_size(), mem_unit_pattern(i), page_size());
+	*fd = uffd_new(UFFD_FEATURE_RWP | features);
+	ok(uffd_register(*fd, p, n * page_size(), mode, NULL), "UFFDIO_REGISTER");
+	return p;
+}
+
+static struct mem mem_rwp(enum mem_type t, size_t n, int *fd, __u64 features)
+{
+	struct mem m;
+
+	require_rwp();
+	m = mem_map(t, n);
+	*fd = uffd_new(UFFD_FEATURE_RWP | features);
+	ok(uffd_register(*fd, m.addr, m.len, UFFDIO_REGISTER_MODE_RWP, NULL), "UFFDIO_REGISTER");
+	return m;
+}
+
+static int zeropage(int fd, void *addr, size_t len)
+{
+	struct uffdio_zeropage zp = { .range = { .start = (unsigned long)addr, .len = len } };
+
+	return ioctl_err(fd, UFFDIO_ZEROPAGE, &zp);
+}
+
+static int copy_page_in(int fd, void *dst, void *src, size_t len)
+{
+	struct uffdio_copy c = { .dst = (unsigned long)dst, .src = (unsigned long)src, .len = len };
+
+	return ioctl_err(fd, UFFDIO_COPY, &c);
+}
+
+/* The VmFlags line of the VMA holding addr, into buf. */
+static void vmflags(void *addr, char *buf, size_t len)
+{
+	unsigned long a = (unsigned long)addr, lo, hi;
+	char line[512];
+	int inside = 0;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	CHECK(f != NULL, "open smaps");
+	buf[0] = '\0';
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			inside = lo <= a && a < hi;
+		else if (inside && !strncmp(line, "VmFlags:", 8))
+			snprintf(buf, len, "%s", line + 8);
+	}
+	fclose(f);
+	CHECK(buf[0], "no VMA with VmFlags at %p", addr);
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+static int has_vmflag(void *addr, const char *flag)
+{
+	char buf[512], want[8];
+
+	vmflags(addr, buf, sizeof(buf));
+	snprintf(want, sizeof(want), " %s ", flag);
+	strcat(buf, " ");
+	return strstr(buf, want) != NULL;
+}
+
+/* The VMA [lo, hi) that holds addr, from /proc/self/maps; 0 if none. */
+static int vma_bounds(void *addr, unsigned long *lo, unsigned long *hi)
+{
+	unsigned long a = (unsigned long)addr;
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "r");
+	int found = 0;
+
+	CHECK(f != NULL, "open maps");
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%lx-%lx ", lo, hi) == 2 && *lo <= a && a < *hi;
+	fclose(f);
+	return found;
+}
+
+/* The API line of the fd's fdinfo ("aa:features:ioctls"). */
+static void fdinfo_api(int fd, char *buf, size_t len)
+{
+	char path[64], line[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	CHECK(f != NULL, "open %s", path);
+	buf[0] = '\0';
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "API:\t", 5))
+			snprintf(buf, len, "%s", line + 5);
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	CHECK(buf[0], "fdinfo of fd %d has no API line", fd);
+}
+
+/* Waits up to ms for pid; returns 1 with *status, or 0 if it is still running. */
+static int wait_pid_ms(pid_t pid, int *status, int ms)
+{
+	struct timespec step = { 0, 1000000 };
+
+	for (int i = 0; i <= ms; i++) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+
+		if (r == pid)
+			return 1;
+		CHECK(r == 0, "waitpid %d", pid);
+		nanosleep(&step, NULL);
+	}
+	return 0;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* The next message must be a fault with flags at addr; the access must still be blocked. */
+static void blocked_with(int fd, struct accessor *a, __u64 flags, void *addr)
+{
+	want_fault(fd, flags, (unsigned long)addr);
+	CHECK(!__atomic_load_n(&a->done, __ATOMIC_ACQUIRE), "the access finished while protected");
+}
+
+/* A thread that writes one byte and reports SIGSEGV instead of dying. */
+struct segv_writer {
+	pthread_t thread;
+	volatile char *addr;
+	volatile int done, segv;
+};
+
+static __thread sigjmp_buf segv_env;
+
+static void on_segv(int sig)
+{
+	siglongjmp(segv_env, sig);
+}
+
+static void *segv_writer_fn(void *arg)
+{
+	struct segv_writer *w = arg;
+
+	if (sigsetjmp(segv_env, 1) == 0)
+		*w->addr = 'z';
+	else
+		w->segv = 1;
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Writes 'z' at addr from another thread; 1 if it raised SIGSEGV, 0 if it succeeded. */
+static int write_segv(void *addr)
+{
+	struct sigaction sa = { .sa_handler = on_segv, .sa_flags = SA_NODEFER }, old;
+	struct segv_writer w = { .addr = addr };
+	struct timespec step = { 0, 1000000 };
+
+	CHECK(sigaction(SIGSEGV, &sa, &old) == 0, "sigaction");
+	errno = pthread_create(&w.thread, NULL, segv_writer_fn, &w);
+	CHECK(errno == 0, "pthread_create");
+	for (int i = 0; i < RWP_WAIT_MS && !__atomic_load_n(&w.done, __ATOMIC_ACQUIRE); i++)
+		nanosleep(&step, NULL);
+	CHECK(w.done, "the write to %p blocked", addr);
+	pthread_join(w.thread, NULL);
+	sigaction(SIGSEGV, &old, NULL);
+	return w.segv;
+}
+
+/* ---- SCM_RIGHTS ---- */
+
+static void send_fd(int sock, int fd)
+{
+	char data = 'F', cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { &data, 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			      .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	CHECK(sendmsg(sock, &msg, 0) == 1, "sendmsg SCM_RIGHTS");
+}
+
+static int recv_fd(int sock)
+{
+	char data, cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &data, 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			      .msg_controllen = sizeof(cbuf) };
+	struct pollfd pfd = { .fd = sock, .events = POLLIN };
+	struct cmsghdr *c;
+	int fd;
+
+	CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1, "no fd from the other process within %d ms",
+	      RWP_WAIT_MS);
+	CHECK(recvmsg(sock, &msg, 0) == 1, "recvmsg");
+	c = CMSG_FIRSTHDR(&msg);
+	CHECK(c && c->cmsg_type == SCM_RIGHTS, "no SCM_RIGHTS in the message");
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+/* ---- A. feature negotiation ---- */
+
+/* A2, A3: fdinfo shows the negotiated features with the INITIALIZED bit */
+RWP_TEST(api_features_in_fdinfo)
+{
+	char line[128];
+	int fd;
+
+	require_rwp();
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	fdinfo_api(fd, line, sizeof(line));
+	CHECK(!strcmp(line, "aa:80020000:80000000000007ff"), "RWP alone: API line '%s'", line);
+	close(fd);
+	fd = uffd_new(UFFD_FEATURE_RWP | UFFD_FEATURE_RWP_ASYNC);
+	fdinfo_api(fd, line, sizeof(line));
+	CHECK(!strcmp(line, "aa:80060000:80000000000007ff"), "RWP|RWP_ASYNC: API line '%s'", line);
+}
+
+/* A6: a wrong API number is EINVAL and the struct comes back zeroed; the fd stays usable */
+RWP_TEST(api_wrong_number_refused)
+{
+	struct uffdio_api api = { .api = 0xAB, .features = UFFD_FEATURE_RWP, .ioctls = 7 };
+	int fd = uffd_open();
+
+	require_rwp();
+	refused(ioctl_err(fd, UFFDIO_API, &api), EINVAL, "UFFDIO_API api=0xAB");
+	CHECK(api.api == 0 && api.features == 0 && api.ioctls == 0,
+	      "struct not zeroed: api 0x%llx features 0x%llx ioctls 0x%llx",
+	      (unsigned long long)api.api, (unsigned long long)api.features,
+	      (unsigned long long)api.ioctls);
+	ok(uffd_api(fd, UFFD_FEATURE_RWP, NULL, NULL), "UFFDIO_API after the refused one");
+}
+
+/* A10, A11: unknown or mis-sized commands are EINVAL, not ENOTTY; a bad pointer is EFAULT */
+RWP_TEST(api_unknown_ioctl_and_bad_pointer)
+{
+	int fd;
+	struct uffdio_range r = { 0 };
+	char big[64] = { 0 };
+
+	require_rwp();
+	fd = uffd_open();
+	refused(ioctl_err(fd, UFFDIO_API, (void *)1), EFAULT, "UFFDIO_API with pointer 1");
+	ok(uffd_api(fd, UFFD_FEATURE_RWP, NULL, NULL), "UFFDIO_API");
+	refused(ioctl_err(fd, _IOWR(UFFDIO, 0x0B, struct uffdio_range), &r), EINVAL,
+		"unknown command 0x0B");
+	refused(ioctl_err(fd, _IOWR(UFFDIO, _UFFDIO_RWPROTECT, char[40]), big), EINVAL,
+		"RWPROTECT encoded with size 40");
+}
+
+/* ---- B. registration ---- */
+
+/* B5: MISSING|RWP on anon and MINOR|RWP on shmem are accepted; MINOR|RWP on anon is not */
+RWP_TEST(register_missing_or_minor_with_rwp)
+{
+	__u64 ioctls = 0;
+	int fd, mfd;
+	char *a, *s;
+
+	require_rwp();
+	fd = uffd_new(UFFD_FEATURE_RWP | UFFD_FEATURE_MINOR_SHMEM);
+	a = map_anon(NP * page_size());
+	ok(uffd_register(fd, a, NP * page_size(),
+			 UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP, &ioctls),
+	   "REG(anon, MISSING|RWP)");
+	CHECK(ioctls == 0x33C, "anon MISSING|RWP ioctls 0x%llx, want 0x33C",
+	      (unsigned long long)ioctls);
+	CHECK(has_vmflag(a, "um") && has_vmflag(a, "ur"), "VmFlags lack 'um ur'");
+
+	mfd = memfd_create("b5", MFD_CLOEXEC);
+	CHECK(mfd >= 0 && ftruncate(mfd, NP * page_size()) == 0, "memfd");
+	s = mmap(NULL, NP * page_size(), PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	CHECK(s != MAP_FAILED, "mmap memfd");
+	ok(uffd_register(fd, s, NP * page_size(),
+			 UFFDIO_REGISTER_MODE_MINOR | UFFDIO_REGISTER_MODE_RWP, &ioctls),
+	   "REG(shmem, MINOR|RWP)");
+	CHECK(ioctls == 0x3BC, "shmem MINOR|RWP ioctls 0x%llx, want 0x3BC",
+	      (unsigned long long)ioctls);
+	CHECK(has_vmflag(s, "ui") && has_vmflag(s, "ur"), "VmFlags lack 'ur ui'");
+
+	a = map_anon(NP * page_size());
+	refused(uffd_register(fd, a, NP * page_size(),
+			      UFFDIO_REGISTER_MODE_MINOR | UFFDIO_REGISTER_MODE_RWP, NULL),
+		EINVAL, "REG(anon, MINOR|RWP)");
+	CHECK(!has_vmflag(a, "ur"), "the refused registration changed the VMA");
+}
+
+/* B9: the vdso and a MAP_DROPPABLE mapping cannot be registered */
+RWP_TEST(register_special_mappings_refused)
+{
+	unsigned long lo = 0, hi = 0;
+	char line[512];
+	FILE *f;
+	char *d;
+	int fd;
+
+	require_rwp();
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	f = fopen("/proc/self/maps", "r");
+	CHECK(f != NULL, "open maps");
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "[vdso]"))
+			sscanf(line, "%lx-%lx", &lo, &hi);
+	fclose(f);
+	CHECK(lo && hi > lo, "no [vdso] in /proc/self/maps");
+	refused(uffd_register(fd, (void *)lo, hi - lo, UFFDIO_REGISTER_MODE_RWP, NULL), EINVAL,
+		"REG over [vdso]");
+	d = mmap(NULL, NP * page_size(), PROT_READ | PROT_WRITE,
+		 0x08 /* MAP_DROPPABLE */ | MAP_ANONYMOUS, -1, 0);
+	CHECK(d != MAP_FAILED, "mmap MAP_DROPPABLE");
+	refused(uffd_register(fd, d, NP * page_size(), UFFDIO_REGISTER_MODE_RWP, NULL), EINVAL,
+		"REG over MAP_DROPPABLE");
+}
+
+/* B23: once the process that made the uffd has exited, REGISTER is ENOMEM */
+RWP_TEST(register_after_creator_exits)
+{
+	int sv[2], fd, status;
+	char *p;
+	pid_t pid;
+
+	require_rwp();
+	p = map_anon(NP * page_size());
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		send_fd(sv[1], uffd_new(UFFD_FEATURE_RWP));
+		_exit(RWP_EXIT_PASS);
+	}
+	fd = recv_fd(sv[0]);
+	CHECK(wait_pid_ms(pid, &status, RWP_WAIT_MS) && WIFEXITED(status) &&
+	      WEXITSTATUS(status) == 0, "creator status 0x%x", status);
+	refused(uffd_register(fd, p, NP * page_size(), UFFDIO_REGISTER_MODE_RWP, NULL), ENOMEM,
+		"REG through a uffd whose mm has exited");
+	CHECK(!has_vmflag(p, "ur"), "the caller's VMA was registered");
+}
+
+/* B13: a shared mapping without VM_MAYWRITE is EPERM; a private one of the same fd is accepted */
+RWP_TEST(register_needs_maywrite)
+{
+	char path[64], *p;
+	int fd, mfd, ro;
+
+	require_rwp();
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	mfd = memfd_create("b13", MFD_CLOEXEC);
+	CHECK(mfd >= 0 && ftruncate(mfd, NP * page_size()) == 0, "memfd");
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", mfd);
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(ro >= 0, "reopen the memfd read-only");
+	p = mmap(NULL, NP * page_size(), PROT_READ, MAP_SHARED, ro, 0);
+	CHECK(p != MAP_FAILED, "mmap read-only shared");
+	refused(uffd_register(fd, p, NP * page_size(), UFFDIO_REGISTER_MODE_RWP, NULL), EPERM,
+		"REG of a MAP_SHARED mapping of an O_RDONLY fd");
+	p = mmap(NULL, NP * page_size(), PROT_READ, MAP_PRIVATE, ro, 0);
+	CHECK(p != MAP_FAILED, "mmap read-only private");
+	ok(uffd_register(fd, p, NP * page_size(), UFFDIO_REGISTER_MODE_RWP, NULL),
+	   "REG of a MAP_PRIVATE mapping of the same fd");
+}
+
+/* B15, B16: holes in the range are skipped; a partial range splits the VMA */
+RWP_TEST(register_skips_holes_and_splits)
+{
+	size_t ps = page_size();
+	char *p;
+	unsigned long lo, hi;
+	int fd;
+
+	require_rwp();
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	p = map_anon(8 * ps);
+	CHECK(munmap(p + 3 * ps, 2 * ps) == 0, "munmap the gap");
+	ok(uffd_register(fd, p, 8 * ps, UFFDIO_REGISTER_MODE_RWP, NULL), "REG across the hole");
+	CHECK(has_vmflag(p, "ur") && has_vmflag(p + 5 * ps, "ur"), "one side is not registered");
+	CHECK(!vma_bounds(p + 3 * ps, &lo, &hi), "the gap got mapped: %lx-%lx", lo, hi);
+
+	p = map_anon(8 * ps);
+	ok(uffd_register(fd, p + 2 * ps, 3 * ps, UFFDIO_REGISTER_MODE_RWP, NULL), "REG the middle");
+	/* The outer ends may have merged with neighbouring anon VMAs: check only the cuts. */
+	CHECK(vma_bounds(p, &lo, &hi) && lo <= (unsigned long)p && hi == (unsigned long)p + 2 * ps,
+	      "head VMA %lx-%lx", lo, hi);
+	CHECK(vma_bounds(p + 2 * ps, &lo, &hi) && lo == (unsigned long)p + 2 * ps &&
+	      hi == (unsigned long)p + 5 * ps, "middle VMA %lx-%lx", lo, hi);
+	CHECK(vma_bounds(p + 5 * ps, &lo, &hi) && lo == (unsigned long)p + 5 * ps &&
+	      hi >= (unsigned long)p + 8 * ps, "tail VMA %lx-%lx", lo, hi);
+	CHECK(!has_vmflag(p, "ur") && has_vmflag(p + 2 * ps, "ur") && !has_vmflag(p + 5 * ps, "ur"),
+	      "only the middle VMA may be 'ur'");
+}
+
+/* B21: re-registering with RWP alone over MISSING|RWP reports success but keeps MISSING */
+RWP_TEST(reregister_subset_keeps_missing)
+{
+	__u64 ioctls = 0;
+	struct accessor acc;
+	struct uffd_msg msg;
+	int fd, n;
+	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP);
+
+	CHECK(madvise(p + page_size(), page_size(), MADV_DONTNEED) == 0, "DONTNEED page 1");
+	ok(uffd_register(fd, p, NP * page_size(), UFFDIO_REGISTER_MODE_RWP, &ioctls),
+	   "REG(RWP) over MISSING|RWP");
+	CHECK(ioctls == 0x33C, "ioctls 0x%llx, want 0x33C", (unsigned long long)ioctls);
+	accessor_start(&acc, p + page_size(), 0, 0);
+	n = uffd_read_msg(fd, &msg, 1000);
+	if (n == 1) {
+		ok(zeropage(fd, p + page_size(), page_size()), "ZEROPAGE to release the reader");
+		CHECK(msg.arg.pagefault.flags == 0, "flags 0x%llx, want a MISSING read fault",
+		      (unsigned long long)msg.arg.pagefault.flags);
+	}
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the reader of the unpopulated page did not finish");
+	rwp_diag("after REG(RWP): VmFlags has um %d; first touch raised %s", has_vmflag(p, "um"),
+		 n == 1 ? "a MISSING fault" : "no fault");
+	RWP_EXPECT_FAIL("B21: userfaultfd_register_range() skips a VMA whose flags already "
+			"contain all requested bits (uffd.c:2344-2346), so MISSING stays although "
+			"the ioctl reports the RWP-only ioctls");
+	CHECK(!has_vmflag(p, "um") && n == 0, "MISSING is still registered");
+}
+
+/* B22: registering arms nothing: no faults, bit 57 clear, every present page ACCESSED */
+RWP_TEST(register_does_not_arm)
+{
+	struct page_region r[4];
+	int fd;
+	char *p = anon_rwp(8, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	long n;
+
+	want_bits(p, 8, PM_UFFD_BIT, 0, "after REG");
+	want_bits(p, 8, PM_PRESENT_BIT, 1, "after REG");
+	n = scan_pages(p, 8 * page_size(), PAGE_IS_ACCESSED, 0, r, 4);
+	CHECK(n == 1 && r[0].start == (unsigned long)p && r[0].end == (unsigned long)p + 8 * page_size(),
+	      "scan: %ld regions, first %llx-%llx", n, (unsigned long long)r[0].start,
+	      (unsigned long long)r[0].end);
+	for (int i = 0; i < 8; i++)
+		CHECK(p[i * page_size() + 1] == mem_unit_pattern(i), "page %d data", i);
+	want_quiet(fd, "accesses after REG");
+}
+
+/* B24: a read in an RWP shmem VMA maps only the faulting page (no fault-around) */
+RWP_TEST(no_fault_around_in_rwp_shmem)
+{
+	size_t ps = page_size(), n = 16;
+	char *w, *p;
+	int fd, mfd;
+	uint64_t e[16];
+
+	require_rwp();
+	mfd = memfd_create("b24", MFD_CLOEXEC);
+	CHECK(mfd >= 0 && ftruncate(mfd, (off_t)(n * ps)) == 0, "memfd");
+	w = mmap(NULL, n * ps, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	CHECK(w != MAP_FAILED, "mmap");
+	memset(w, 'x', n * ps);
+	/* The control: without RWP the same read maps its neighbours too. */
+	p = mmap(NULL, n * ps, PROT_READ, MAP_SHARED, mfd, 0);
+	CHECK(p != MAP_FAILED, "control mmap");
+	CHECK(p[0] == 'x', "read page 0 of the control");
+	pagemap_range(p, n, e);
+	CHECK(e[1] >> PM_PRESENT_BIT & 1, "no fault-around without RWP either (0x%llx)",
+	      (unsigned long long)e[1]);
+	p = mmap(NULL, n * ps, PROT_READ, MAP_SHARED, mfd, 0);
+	CHECK(p != MAP_FAILED, "second mmap");
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	ok(uffd_register(fd, p, n * ps, UFFDIO_REGISTER_MODE_RWP, NULL), "REG");
+	CHECK(p[0] == 'x', "read page 0");
+	pagemap_range(p, n, e);
+	CHECK(e[0] >> PM_PRESENT_BIT & 1, "page 0 not present after the read");
+	for (size_t i = 1; i < n; i++)
+		CHECK(!(e[i] >> PM_PRESENT_BIT & 1), "page %zu was faulted around (0x%llx)", i,
+		      (unsigned long long)e[i]);
+}
+
+/* ---- C. UFFDIO_RWPROTECT ---- */
+
+/* C9: a resolved exclusive anon page is writable at once; PROT_READ stays read-only */
+RWP_TEST(resolve_restores_vma_permissions)
+{
+	struct rusage r0, r1;
+	int fd;
+	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	volatile char *v = p;
+
+	arm(fd, p, NP * page_size());
+	disarm(fd, p, NP * page_size());
+	getrusage(RUSAGE_THREAD, &r0);
+	v[0] = 'W';
+	getrusage(RUSAGE_THREAD, &r1);
+	CHECK(r1.ru_minflt == r0.ru_minflt, "the write after UNRWP took %ld faults, want 0",
+	      r1.ru_minflt - r0.ru_minflt);
+	CHECK(p[0] == 'W', "write lost");
+	want_quiet(fd, "write after UNRWP");
+
+	CHECK(mprotect(p + page_size(), page_size(), PROT_READ) == 0, "mprotect READ");
+	arm(fd, p + page_size(), page_size());
+	disarm(fd, p + page_size(), page_size());
+	CHECK(v[page_size()] == 'b', "read of the resolved PROT_READ page");
+	CHECK(write_segv(p + page_size()), "a write to the resolved PROT_READ page succeeded");
+	want_quiet(fd, "accesses to the resolved PROT_READ page");
+}
+
+/* C13: the shared zero page is protected too and reads 0 after the resolve */
+RWP_TEST(zero_page_is_protected)
+{
+	struct page_region r[2];
+	struct accessor acc;
+	char *p;
+	int fd;
+	long n;
+
+	require_rwp();
+	p = map_anon(NP * page_size());
+	CHECK(madvise(p, NP * page_size(), MADV_NOHUGEPAGE) == 0, "NOHUGEPAGE");
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	ok(uffd_register(fd, p, NP * page_size(), UFFDIO_REGISTER_MODE_RWP, NULL), "REG");
+	CHECK(((volatile char *)p)[0] == 0, "zero page reads non-zero");
+	n = scan_pages(p, page_size(), PAGE_IS_PFNZERO | PAGE_IS_PRESENT | PAGE_IS_ACCESSED, 0, r, 2);
+	CHECK(n == 1 && r[0].categories == (PAGE_IS_PFNZERO | PAGE_IS_PRESENT | PAGE_IS_ACCESSED),
+	      "before RWP: %ld regions, categories 0x%llx", n, (unsigned long long)r[0].categories);
+	arm(fd, p, page_size());
+	CHECK(page_uffd_bit(p), "bit 57 clear on the protected zero page");
+	{
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg), .start = (unsigned long)p,
+			.end = (unsigned long)p + page_size(), .vec = (unsigned long)r, .vec_len = 2,
+			.category_anyof_mask = PAGE_IS_PFNZERO | PAGE_IS_PRESENT | PAGE_IS_ACCESSED,
+			.return_mask = PAGE_IS_PFNZERO | PAGE_IS_PRESENT | PAGE_IS_ACCESSED,
+		};
+		int pfd = open("/proc/self/pagemap", O_RDONLY);
+
+		n = ioctl(pfd, PAGEMAP_SCAN, &arg);
+		close(pfd);
+		CHECK(n == 1 && r[0].categories == (PAGE_IS_PFNZERO | PAGE_IS_PRESENT),
+		      "after RWP: %ld regions, categories 0x%llx", n,
+		      (unsigned long long)r[0].categories);
+	}
+	accessor_start(&acc, p, 0, 1);
+	blocked_with(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, p);
+	disarm(fd, p, page_size());
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the reader did not resume");
+	CHECK(acc.value == 0, "read 0x%x from the zero page", acc.value);
+}
+
+/* C15, G6: an aligned 2M RWP keeps an anon THP huge; resolving 4K splits it and keeps the rest */
+RWP_TEST(thp_protect_whole_then_split_anon_thp)
+{
+	struct page_region r[4];
+	int fd;
+	struct mem m = mem_rwp(MEM_ANON_THP, 1, &fd, 0);
+	size_t nr = HPAGE_SIZE / page_size();
+	long n;
+
+	arm(fd, m.addr, HPAGE_SIZE);
+	n = scan_pages(m.addr, HPAGE_SIZE, PAGE_IS_HUGE | PAGE_IS_PRESENT, 0, r, 4);
+	CHECK(n == 1 && r[0].end - r[0].start == HPAGE_SIZE,
+	      "protected THP: %ld HUGE|PRESENT regions", n);
+	CHECK(scan_pages(m.addr, HPAGE_SIZE, PAGE_IS_ACCESSED, 0, r, 4) == 0,
+	      "a protected THP page scans as ACCESSED");
+	CHECK(vma_has_anon_thp(m.addr), "protecting the whole PMD split it");
+	want_bits(m.addr, nr, PM_UFFD_BIT, 1, "protected THP");
+
+	disarm(fd, m.addr + 5 * page_size(), page_size());
+	n = scan_pages(m.addr, HPAGE_SIZE, PAGE_IS_ACCESSED, 0, r, 4);
+	CHECK(n == 1 && r[0].start == (unsigned long)m.addr + 5 * page_size() &&
+	      r[0].end == r[0].start + page_size(), "after a 4K resolve: %ld ACCESSED regions", n);
+	CHECK(!page_uffd_bit(m.addr + 5 * page_size()), "the resolved page kept bit 57");
+	want_bits(m.addr, 5, PM_UFFD_BIT, 1, "pages before the resolved one");
+	want_bits(m.addr + 6 * page_size(), nr - 6, PM_UFFD_BIT, 1, "pages after the resolved one");
+	CHECK(m.addr[5 * page_size()] == 'a', "data of the resolved page");
+	want_quiet(fd, "read of the resolved page");
+}
+
+/* G6: a protected hugetlb page is HUGE|PRESENT, not ACCESSED, bit 57 on every 4K entry */
+RWP_TEST(hugetlb_scan_reporting)
+{
+	struct page_region r[4];
+	int fd;
+	struct mem m = mem_rwp(MEM_HUGETLB, 1, &fd, 0);
+	long n;
+
+	arm(fd, m.addr, HPAGE_SIZE);
+	n = scan_pages(m.addr, HPAGE_SIZE, PAGE_IS_HUGE | PAGE_IS_PRESENT, 0, r, 4);
+	CHECK(n == 1 && r[0].end - r[0].start == HPAGE_SIZE, "%ld HUGE|PRESENT regions", n);
+	CHECK(scan_pages(m.addr, HPAGE_SIZE, PAGE_IS_ACCESSED, 0, r, 4) == 0,
+	      "the protected huge page scans as ACCESSED");
+	want_bits(m.addr, HPAGE_SIZE / page_size(), PM_UFFD_BIT, 1, "protected huge page");
+	disarm(fd, m.addr, HPAGE_SIZE);
+	CHECK(m.addr[7] == 'a', "data");
+	n = scan_pages(m.addr, HPAGE_SIZE, PAGE_IS_ACCESSED, 0, r, 4);
+	CHECK(n == 1 && r[0].end - r[0].start == HPAGE_SIZE, "resolved: %ld ACCESSED regions", n);
+}
+
+/* The C16 test proper; its caller set shmem_enabled to advise if it was never. */
+static void shmem_thp_body(void *arg)
+{
+	size_t len = HPAGE_SIZE;
+	struct accessor acc;
+	struct uffd_msg msg;
+	char *p;
+	int fd, mfd, got;
+	uint64_t e;
+
+	(void)arg;
+	mfd = memfd_create("c16", MFD_CLOEXEC);
+	CHECK(mfd >= 0 && ftruncate(mfd, (off_t)len) == 0, "memfd");
+	p = mmap(NULL, 2 * len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(p != MAP_FAILED, "reserve");
+	p = (char *)(((unsigned long)p + len - 1) & ~(len - 1));
+	p = mmap(p, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mfd, 0);
+	CHECK(p != MAP_FAILED, "mmap memfd at an aligned address");
+	CHECK(madvise(p, len, MADV_HUGEPAGE) == 0, "MADV_HUGEPAGE");
+	memset(p, 'T', len);
+	if (kb_field("/proc/self/smaps", p, "ShmemPmdMapped") < 2048)
+		SKIP("the memfd did not get a PMD-mapped THP (ShmemPmdMapped %lld kB)",
+		     kb_field("/proc/self/smaps", p, "ShmemPmdMapped"));
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	ok(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_RWP, NULL), "REG");
+	arm(fd, p, len);
+	e = pagemap_entry(p + 4096);
+	accessor_start(&acc, p + 4096, 0, 0);
+	got = uffd_read_msg(fd, &msg, 1000);
+	if (got == 1)
+		disarm(fd, p, len);
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the reader did not finish");
+	CHECK(acc.value == 'T', "read 0x%x", acc.value);
+	rwp_diag("after RWP: pagemap 0x%llx (present %d, uffd %d); the read %s",
+		 (unsigned long long)e, (int)(e >> PM_PRESENT_BIT & 1), (int)(e >> PM_UFFD_BIT & 1),
+		 got == 1 ? "faulted" : "was silent");
+	RWP_EXPECT_FAIL("C16: change_pmd_range() splits (zaps) a file PMD for RWP "
+			"(mprotect.c:446-455, huge_memory.c:3210-3239) and installs nothing, so "
+			"the next access refaults through shmem_fault without an RWP fault");
+	CHECK(got == 1 && msg.arg.pagefault.flags == UFFD_PAGEFAULT_FLAG_RWP,
+	      "a read of the protected shmem THP raised no RWP fault");
+}
+
+static char shmem_thp_saved[64];
+
+static void shmem_thp_restore(void *arg)
+{
+	(void)arg;
+	if (shmem_thp_saved[0])
+		write_text(SHMEM_THP, shmem_thp_saved);
+}
+
+/* C16: RWPROTECT of a PMD-mapped shmem THP must leave it protected */
+RWP_TEST(shmem_thp_protect_keeps_protection)
+{
+	char cur[256], *b, *e;
+
+	require_rwp();
+	if (read_text(SHMEM_THP, cur, sizeof(cur)))
+		SKIP("no %s (no shmem THP)", SHMEM_THP);
+	b = strchr(cur, '[');
+	e = b ? strchr(b, ']') : NULL;
+	CHECK(b && e, "cannot parse %s: %s", SHMEM_THP, cur);
+	*e = '\0';
+	if (!strcmp(b + 1, "never") || !strcmp(b + 1, "deny")) {
+		snprintf(shmem_thp_saved, sizeof(shmem_thp_saved), "%s", b + 1);
+		ok(write_text(SHMEM_THP, "advise"), "set shmem_enabled=advise");
+	}
+	run_then_restore(shmem_thp_body, NULL, shmem_thp_restore, NULL);
+}
+
+/* C17: a uffd can protect and resolve a range registered on another uffd; the wake misses */
+RWP_TEST(rwprotect_via_other_uffd)
+{
+	struct accessor acc;
+	int fd1, fd2, r;
+	char *p = anon_rwp(NP, &fd2, 0, UFFDIO_REGISTER_MODE_RWP);
+
+	fd1 = uffd_new(UFFD_FEATURE_RWP);
+	r = uffd_rwprotect(fd1, p, NP * page_size(), UFFDIO_RWPROTECT_MODE_RWP);
+	if (r == 0) {
+		CHECK(page_uffd_bit(p), "fd1's RWP returned 0 but did not protect");
+		accessor_start(&acc, p, 0, 0);
+		blocked_with(fd2, &acc, UFFD_PAGEFAULT_FLAG_RWP, p);
+		want_quiet(fd1, "fd1 after fd2's fault");
+		ok(uffd_rwprotect(fd1, p, page_size(), 0), "UNRWP via fd1");
+		CHECK(!page_uffd_bit(p), "fd1's UNRWP did not resolve");
+		CHECK(!accessor_wait(&acc, 300), "fd1's UNRWP woke fd2's waiter");
+		ok(uffd_wake(fd2, p, page_size()), "UFFDIO_WAKE on fd2");
+		CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the reader did not resume after WAKE");
+		CHECK(acc.value == 'a', "read 0x%x", acc.value);
+	}
+	RWP_EXPECT_FAIL("C17: mrwprotect_range() checks only userfaultfd_rwp(vma) "
+			"(uffd.c:1198-1199), never that the VMA's ctx is the caller's; the wake "
+			"then goes to the caller's ctx (uffd.c:4313-4317)");
+	CHECK(r != 0, "RWPROTECT via fd1 on fd2's range returned 0");
+}
+
+/* C18: a monitor process holding the uffd protects and resolves the target's pages */
+RWP_TEST(rwprotect_from_other_process)
+{
+	int sv[2], go[2], fd, status;
+	char *p, c;
+	pid_t pid;
+
+	require_rwp();
+	p = map_anon(NP * page_size());
+	memset(p, 'M', NP * page_size());
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0 && pipe(go) == 0, "socketpair/pipe");
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		int mfd = recv_fd(sv[1]);
+
+		/* The monitor: it shares nothing with the target but the fd and the addresses. */
+		ok(uffd_rwprotect(mfd, p, NP * page_size(), UFFDIO_RWPROTECT_MODE_RWP), "RWP");
+		c = 1;
+		CHECK(write(go[1], &c, 1) == 1, "signal protect");
+		CHECK(read(sv[1], &c, 1) == 1, "wait for the target");
+		ok(uffd_rwprotect(mfd, p, page_size(), 0), "UNRWP page 0");
+		CHECK(write(go[1], &c, 1) == 1, "signal resolve");
+		_exit(RWP_EXIT_PASS);
+	}
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	ok(uffd_register(fd, p, NP * page_size(), UFFDIO_REGISTER_MODE_RWP, NULL), "REG");
+	send_fd(sv[0], fd);
+	{
+		struct pollfd pfd = { .fd = go[0], .events = POLLIN };
+
+		CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1 && read(go[0], &c, 1) == 1,
+		      "the monitor did not protect");
+	}
+	want_bits(p, NP, PM_UFFD_BIT, 1, "after the monitor's RWP");
+	CHECK(write(sv[0], &c, 1) == 1, "signal the monitor");
+	{
+		struct pollfd pfd = { .fd = go[0], .events = POLLIN };
+
+		CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1 && read(go[0], &c, 1) == 1,
+		      "the monitor did not resolve");
+	}
+	CHECK(!page_uffd_bit(p), "page 0 still protected after the monitor's UNRWP");
+	want_bits(p + page_size(), NP - 1, PM_UFFD_BIT, 1, "pages 1-3");
+	CHECK(wait_pid_ms(pid, &status, RWP_WAIT_MS), "the monitor did not exit");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the monitor failed (0x%x)", status);
+	CHECK(p[0] == 'M', "data");
+	want_quiet(fd, "read of the resolved page");
+}
+
+/* C19: RWPROTECT works while the VMA is PROT_NONE; protection shows once it is accessible again */
+RWP_TEST(rwprotect_while_prot_none)
+{
+	struct accessor acc;
+	size_t ps = page_size();
+	int fd;
+	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+
+	CHECK(mprotect(p, NP * ps, PROT_NONE) == 0, "mprotect NONE");
+	arm(fd, p, NP * ps);
+	disarm(fd, p + ps, ps);
+	CHECK(page_uffd_bit(p), "page 0 not protected");
+	CHECK(!page_uffd_bit(p + ps), "page 1 still has bit 57 after UNRWP under PROT_NONE");
+	CHECK(mprotect(p, NP * ps, PROT_READ | PROT_WRITE) == 0, "mprotect RW");
+	CHECK(page_uffd_bit(p), "page 0 lost protection over the mprotect round trip");
+	CHECK(p[ps + 1] == 'b', "page 1 data");
+	want_quiet(fd, "read of the page resolved under PROT_NONE");
+	accessor_start(&acc, p, 0, 0);
+	blocked_with(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, p);
+	disarm(fd, p, ps);
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS) && acc.value == 'a', "reader of page 0");
+}
+
+/* C20: WRITEPROTECT on an RWP VMA and RWPROTECT on a WP VMA are both ENOENT */
+RWP_TEST(wp_and_rwp_ioctls_exclusive)
+{
+	struct uffdio_writeprotect wp;
+	size_t len = NP * page_size();
+	char *a, *b;
+	int fd;
+
+	require_rwp();
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	a = map_anon(len);
+	b = map_anon(len);
+	ok(uffd_register(fd, a, len, UFFDIO_REGISTER_MODE_RWP, NULL), "REG(RWP)");
+	ok(uffd_register(fd, b, len, UFFDIO_REGISTER_MODE_WP, NULL), "REG(WP)");
+	wp = (struct uffdio_writeprotect){ .range = { (unsigned long)a, len },
+					    .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+	refused(ioctl_err(fd, UFFDIO_WRITEPROTECT, &wp), ENOENT, "WRITEPROTECT on the RWP VMA");
+	refused(uffd_rwprotect(fd, b, len, UFFDIO_RWPROTECT_MODE_RWP), ENOENT,
+		"RWPROTECT on the WP VMA");
+	CHECK(!page_uffd_bit(a) && !page_uffd_bit(b), "a refused ioctl set bit 57");
+}
+
+/* ---- D. synchronous faults: who is woken ---- */
+
+/*
+ * UNRWP of [P0, P2) wakes the RWP waiter on P0 and the MISSING waiter on P1,
+ * not the RWP waiter on P2; P1's waiter faults again.
+ */
+/* C12, D9: a resolve wakes the waiters inside its range, whatever their fault, and no other */
+RWP_TEST(resolve_wakes_waiters_in_range_only)
+{
+	struct accessor t1, t2, t3;
+	size_t ps = page_size();
+	int fd;
+	char *p = anon_rwp(3, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP);
+
+	CHECK(madvise(p + ps, ps, MADV_DONTNEED) == 0, "DONTNEED P1");
+	arm(fd, p, 3 * ps);
+	accessor_start(&t1, p, 0, 0);
+	blocked_with(fd, &t1, UFFD_PAGEFAULT_FLAG_RWP, p);
+	accessor_start(&t3, p + ps, 0, 0);
+	blocked_with(fd, &t3, 0, p + ps);
+	accessor_start(&t2, p + 2 * ps, 0, 0);
+	blocked_with(fd, &t2, UFFD_PAGEFAULT_FLAG_RWP, p + 2 * ps);
+
+	disarm(fd, p, 2 * ps);
+	CHECK(accessor_wait(&t1, RWP_WAIT_MS) && t1.value == 'a', "T1 (P0) did not resume");
+	want_fault(fd, 0, (unsigned long)p + ps);
+	CHECK(!t3.done, "T3 finished without P1 being filled");
+	CHECK(!accessor_wait(&t2, 300), "T2 (P2, outside the range) was woken");
+	want_quiet(fd, "after the resolve of [P0, P2)");
+
+	ok(zeropage(fd, p + ps, ps), "ZEROPAGE P1");
+	CHECK(accessor_wait(&t3, RWP_WAIT_MS) && t3.value == 0, "T3 did not resume after ZEROPAGE");
+	CHECK(!t2.done, "T2 finished while P2 is protected");
+	disarm(fd, p + 2 * ps, ps);
+	CHECK(accessor_wait(&t2, RWP_WAIT_MS) && t2.value == 'c', "T2 did not resume");
+}
+
+/* D10: a fault message not yet read is withdrawn when its thread is woken */
+RWP_TEST(pending_message_withdrawn_on_wake)
+{
+	struct pollfd pfd;
+	struct accessor acc;
+	char buf[sizeof(struct uffd_msg)];
+	int fd;
+	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+
+	arm(fd, p, NP * page_size());
+	accessor_start(&acc, p, 0, 0);
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1 && (pfd.revents & POLLIN), "no pending fault");
+	disarm(fd, p, page_size());
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the reader did not resume");
+	errno = 0;
+	CHECK(read(fd, buf, sizeof(buf)) == -1 && errno == EAGAIN,
+	      "the woken thread's message was still readable");
+}
+
+/* D16: closing the uffd with a fault message still unread releases the thread normally */
+RWP_TEST(close_with_pending_fault_releases_thread)
+{
+	struct pollfd pfd;
+	struct accessor acc;
+	int fd;
+	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+
+	arm(fd, p, NP * page_size());
+	accessor_start(&acc, p + page_size(), 0, 0);
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1, "no pending fault");
+	CHECK(!acc.done, "the access finished while protected");
+	CHECK(close(fd) == 0, "close");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the thread stayed blocked after close");
+	CHECK(acc.value == 'b', "read 0x%x", acc.value);
+	want_bits(p, NP, PM_UFFD_BIT, 0, "after the release");
+}
+
+static volatile sig_atomic_t usr1_count;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	usr1_count++;
+}
+
+/* D11: a signal interrupts a blocked RWP fault, which faults again; SIGKILL ends the task */
+RWP_TEST(blocked_fault_interruptible)
+{
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	struct accessor acc;
+	int fd, status, go[2];
+	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	pid_t pid;
+
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction");
+	arm(fd, p, NP * page_size());
+	accessor_start(&acc, p, 0, 0);
+	blocked_with(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, p);
+	CHECK(pthread_kill(acc.thread, SIGUSR1) == 0, "pthread_kill");
+	want_fault(fd, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)p);
+	CHECK(usr1_count == 1, "the handler ran %d times", (int)usr1_count);
+	CHECK(!acc.done, "the access completed after the signal");
+	disarm(fd, p, page_size());
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS) && acc.value == 'a', "the reader did not resume");
+
+	CHECK(pipe(go) == 0, "pipe");
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		int cfd;
+		char *c = anon_rwp(1, &cfd, 0, UFFDIO_REGISTER_MODE_RWP);
+
+		arm(cfd, c, page_size());
+		(void)!write(go[1], "x", 1);
+		/* Nobody resolves this: only SIGKILL ends the child. */
+		(void)*(volatile char *)c;
+		_exit(RWP_EXIT_FAIL);
+	}
+	{
+		struct pollfd pfd = { .fd = go[0], .events = POLLIN };
+		char c;
+
+		CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1 && read(go[0], &c, 1) == 1, "child not ready");
+	}
+	sleep_ms(200);
+	CHECK(!wait_pid_ms(pid, &status, 0), "the child's access did not block (0x%x)", status);
+	kill(pid, SIGKILL);
+	CHECK(wait_pid_ms(pid, &status, RWP_WAIT_MS), "SIGKILL did not end the blocked child");
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status 0x%x", status);
+}
+
+/* D14, I13: first touch of an unpopulated page in MISSING|RWP is a MISSING fault, COPY leaves it open */
+RWP_TEST(missing_first_touch_in_missing_rwp)
+{
+	struct accessor acc;
+	size_t ps = page_size();
+	char *src;
+	int fd;
+	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP);
+
+	CHECK(madvise(p + ps, 2 * ps, MADV_DONTNEED) == 0, "DONTNEED pages 1-2");
+	arm(fd, p, NP * ps);
+	accessor_start(&acc, p + ps + 9, 0, 0);
+	blocked_with(fd, &acc, 0, p + ps);
+	src = map_anon(ps);
+	memset(src, 'K', ps);
+	ok(copy_page_in(fd, p + ps, src, ps), "UFFDIO_COPY");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS) && acc.value == 'K', "reader after COPY");
+	accessor_start(&acc, p + 2 * ps, 1, 'w');
+	blocked_with(fd, &acc, UFFD_PAGEFAULT_FLAG_WRITE, p + 2 * ps);
+	ok(copy_page_in(fd, p + 2 * ps, src, ps), "UFFDIO_COPY");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "writer after COPY");
+	CHECK(p[2 * ps] == 'w' && p[2 * ps + 1] == 'K', "written data");
+	p[ps] = 'x';
+	want_quiet(fd, "accesses to the copied pages");
+}
+
+/* D15: a write to a protected page of a PROT_READ RWP VMA is SIGSEGV with no message */
+RWP_TEST_MEM(write_to_prot_read_rwp_vma)
+{
+	int fd;
+	struct mem m;
+
+	require_rwp();
+	m = mem_map(type, NP);
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	CHECK(mprotect(m.addr, m.len, PROT_READ) == 0, "mprotect READ");
+	ok(uffd_register(fd, m.addr, m.len, UFFDIO_REGISTER_MODE_RWP, NULL), "REG");
+	arm(fd, m.addr, m.len);
+	CHECK(write_segv(m.addr + m.unit), "the write to a PROT_READ VMA succeeded");
+	want_quiet(fd, "write to a PROT_READ RWP VMA");
+	CHECK(page_uffd_bit(m.addr + m.unit), "the failed write resolved the unit");
+}
+
+/* ---- E. async ---- */
+
+/* E5: anon pages shared with a child are COWed on an async write; the child keeps the old data */
+RWP_TEST(async_write_cows_shared_anon)
+{
+	int fd, status, go[2], back[2];
+	size_t ps = page_size();
+	char *p = anon_rwp(NP, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP);
+	uint64_t before, after;
+	pid_t pid;
+	char c;
+
+	CHECK(pipe(go) == 0 && pipe(back) == 0, "pipe");
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		struct pollfd pfd = { .fd = go[0], .events = POLLIN };
+
+		if (poll(&pfd, 1, RWP_WAIT_MS) != 1 || read(go[0], &c, 1) != 1)
+			_exit(2);
+		c = p[ps];
+		(void)!write(back[1], &c, 1);
+		_exit(0);
+	}
+	before = pagemap_entry(p + ps);
+	arm(fd, p, NP * ps);
+	p[ps] = 'P';
+	after = pagemap_entry(p + ps);
+	CHECK(write(go[1], "g", 1) == 1, "wake the child");
+	{
+		struct pollfd pfd = { .fd = back[0], .events = POLLIN };
+
+		CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1 && read(back[0], &c, 1) == 1, "child's answer");
+	}
+	CHECK(wait_pid_ms(pid, &status, RWP_WAIT_MS), "the child did not exit");
+	CHECK(c == 'b', "the child sees 0x%x, want the old 'b'", c);
+	CHECK(p[ps] == 'P', "the parent's write is lost");
+	CHECK((before & PFN_MASK) && (before & PFN_MASK) != (after & PFN_MASK),
+	      "no COW: PFN 0x%llx before, 0x%llx after", (unsigned long long)(before & PFN_MASK),
+	      (unsigned long long)(after & PFN_MASK));
+	CHECK(!(after >> PM_UFFD_BIT & 1), "the COWed page kept bit 57");
+	CHECK(page_uffd_bit(p + 2 * ps), "an untouched page lost protection");
+	want_quiet(fd, "async COW");
+}
+
+/* E5: an async write to a protected clean shmem_private page COWs; the file is unchanged */
+RWP_TEST(async_write_cows_shmem_private)
+{
+	int fd;
+	struct mem m = mem_rwp(MEM_SHMEM_PRIVATE, NP, &fd, UFFD_FEATURE_RWP_ASYNC);
+	char *w, c;
+
+	/* Drop the private copies mem_fill made, so unit 1 maps the file page again. */
+	w = mmap(NULL, m.len, PROT_READ | PROT_WRITE, MAP_SHARED, m.fd, 0);
+	CHECK(w != MAP_FAILED, "shared mmap");
+	memset(w + m.unit, 'F', m.unit);
+	CHECK(madvise(m.addr, m.len, MADV_DONTNEED) == 0, "DONTNEED");
+	CHECK(m.addr[m.unit] == 'F', "unit 1 does not show the file");
+	arm(fd, m.addr, m.len);
+	m.addr[m.unit] = 'P';
+	CHECK(m.addr[m.unit] == 'P', "write lost");
+	CHECK(!page_uffd_bit(m.addr + m.unit), "the COWed page kept bit 57");
+	CHECK(pread(m.fd, &c, 1, (off_t)m.unit) == 1 && c == 'F', "the file changed to 0x%x", c);
+	CHECK(w[m.unit] == 'F', "the shared mapping sees the private write");
+	want_quiet(fd, "async COW");
+}
+
+/* E6: in async mode a protected access resolves even with UFFD_FEATURE_SIGBUS */
+RWP_TEST(async_overrides_sigbus)
+{
+	int fd;
+	char *p = anon_rwp(NP, &fd, UFFD_FEATURE_RWP_ASYNC | UFFD_FEATURE_SIGBUS,
+			   UFFDIO_REGISTER_MODE_RWP);
+
+	arm(fd, p, NP * page_size());
+	/* A SIGBUS here kills the test child: the framework reports the signal. */
+	CHECK(((volatile char *)p)[page_size()] == 'b', "data");
+	CHECK(!page_uffd_bit(p + page_size()), "the page is still protected");
+	CHECK(page_uffd_bit(p), "page 0 lost protection");
+	want_quiet(fd, "async with SIGBUS");
+}
+
+/* E8: an async write to an exclusive anon page takes one fault and leaves it writable */
+RWP_TEST(async_write_one_fault)
+{
+	struct page_region r[2];
+	struct rusage r0, r1;
+	int fd;
+	char *p = anon_rwp(NP, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP);
+	volatile char *v = p;
+
+	arm(fd, p, NP * page_size());
+	getrusage(RUSAGE_THREAD, &r0);
+	v[0] = 'E';
+	getrusage(RUSAGE_THREAD, &r1);
+	CHECK(r1.ru_minflt - r0.ru_minflt == 1, "the async write took %ld faults, want 1",
+	      r1.ru_minflt - r0.ru_minflt);
+	CHECK(p[0] == 'E' && p[1] == 'a', "data");
+	CHECK(scan_pages(p, page_size(), PAGE_IS_ACCESSED, 0, r, 2) == 1, "page 0 not ACCESSED");
+	CHECK(!page_uffd_bit(p), "bit 57");
+}
+
+static long do_vmsplice(int pfd, void *addr, size_t len)
+{
+	struct iovec iov = { addr, len };
+
+	return vmsplice(pfd, &iov, 1, 0);
+}
+
+/*
+ * E7: kernel accesses (pipe read into and write from the page, vmsplice,
+ * process_vm_readv from another process, /proc/self/mem) resolve protected
+ * pages in async mode without blocking, for a normal or a user-mode-only uffd.
+ */
+static void async_kernel_accesses(int flags)
+{
+	size_t ps = page_size(), n = 6;
+	struct page_region r[8];
+	char *p, buf[64];
+	int fd, pip[2], mem, status;
+	pid_t pid, self = getpid();
+
+	require_rwp();
+	p = map_anon(n * ps);
+	for (size_t i = 0; i < n; i++)
+		memset(p + i * ps, mem_unit_pattern(i), ps);
+	fd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK | flags);
+	CHECK(fd >= 0, "userfaultfd(0x%x)", flags);
+	ok(uffd_api(fd, UFFD_FEATURE_RWP | UFFD_FEATURE_RWP_ASYNC, NULL, NULL), "API");
+	ok(uffd_register(fd, p, n * ps, UFFDIO_REGISTER_MODE_RWP, NULL), "REG");
+	arm(fd, p, n * ps);
+	CHECK(pipe2(pip, O_NONBLOCK) == 0, "pipe");
+
+	/* page 0: the kernel reads it for write(2) into the pipe */
+	CHECK(write(pip[1], p, 16) == 16, "write(pipe, page 0)");
+	CHECK(read(pip[0], buf, 16) == 16 && buf[3] == 'a', "pipe carried 0x%x", buf[3]);
+	/* page 1: the kernel writes it for read(2) from the pipe */
+	CHECK(write(pip[1], "PIPEDATA", 8) == 8, "fill the pipe");
+	CHECK(read(pip[0], p + ps, 8) == 8, "read(pipe, page 1)");
+	CHECK(!memcmp(p + ps, "PIPEDATA", 8) && p[ps + 8] == 'b', "page 1 after the pipe read");
+	/* page 2: vmsplice pins it with GUP */
+	CHECK(do_vmsplice(pip[1], p + 2 * ps, 16) == 16, "vmsplice page 2");
+	CHECK(read(pip[0], buf, 16) == 16 && buf[0] == 'c', "vmspliced 0x%x", buf[0]);
+	/* page 3: /proc/self/mem */
+	mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	CHECK(mem >= 0, "open /proc/self/mem");
+	CHECK(pread(mem, buf, 16, (off_t)(unsigned long)(p + 3 * ps)) == 16 && buf[0] == 'd',
+	      "/proc/self/mem read 0x%x", buf[0]);
+	close(mem);
+	/* page 4: process_vm_readv from a child */
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		struct iovec l = { buf, 16 }, rr = { p + 4 * ps, 16 };
+
+		if (process_vm_readv(self, &l, 1, &rr, 1, 0) != 16)
+			_exit(2);
+		_exit(buf[0] == 'e' ? 0 : 3);
+	}
+	CHECK(wait_pid_ms(pid, &status, RWP_WAIT_MS), "process_vm_readv did not return");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "process_vm_readv child 0x%x", status);
+
+	want_quiet(fd, "kernel accesses in async mode");
+	for (int i = 0; i < 5; i++)
+		CHECK(!page_uffd_bit(p + i * ps), "page %d still protected after a kernel access", i);
+	CHECK(page_uffd_bit(p + 5 * ps), "the untouched page 5 lost protection");
+	CHECK(scan_pages(p, n * ps, PAGE_IS_ACCESSED, 0, r, 8) == 1 &&
+	      r[0].start == (unsigned long)p && r[0].end == (unsigned long)p + 5 * ps,
+	      "ACCESSED is not exactly pages 0-4");
+}
+
+/* E7: kernel accesses resolve protected pages in async mode */
+RWP_TEST(async_kernel_accesses_resolve)
+{
+	async_kernel_accesses(0);
+}
+
+/* E7: the same with a UFFD_USER_MODE_ONLY uffd */
+RWP_TEST(async_kernel_accesses_user_mode_only)
+{
+	async_kernel_accesses(UFFD_USER_MODE_ONLY);
+}
+
+/* ---- F. SET_MODE ---- */
+
+/* F2: disabling RWP_ASYNC on a ctx without RWP is accepted and changes nothing */
+RWP_TEST(set_mode_disable_without_rwp)
+{
+	char before[128], after[128];
+	int fd;
+
+	require_rwp();
+	fd = uffd_new(0);
+	fdinfo_api(fd, before, sizeof(before));
+	ok(uffd_set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "SET_MODE(disable=RWP_ASYNC)");
+	fdinfo_api(fd, after, sizeof(after));
+	CHECK(!strcmp(before, after), "fdinfo changed: '%s' -> '%s'", before, after);
+	CHECK(!strncmp(after, "aa:80000000:", 12), "features '%s'", after);
+}
+
+/* F7: enabling async also wakes a MISSING waiter, which faults again with a second message */
+RWP_TEST(set_mode_async_wakes_missing_waiter)
+{
+	struct accessor acc;
+	struct uffd_msg msg;
+	size_t ps = page_size();
+	int fd, n;
+	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP);
+
+	CHECK(madvise(p + ps, ps, MADV_DONTNEED) == 0, "DONTNEED page 1");
+	accessor_start(&acc, p + ps, 0, 0);
+	blocked_with(fd, &acc, 0, p + ps);
+	ok(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "SET_MODE(enable=RWP_ASYNC)");
+	n = uffd_read_msg(fd, &msg, 1000);
+	CHECK(!acc.done, "the MISSING waiter finished without a fill");
+	ok(zeropage(fd, p + ps, ps), "ZEROPAGE");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the reader did not resume after ZEROPAGE");
+	if (n == 1)
+		rwp_diag("second message: event 0x%x flags 0x%llx at 0x%llx", msg.event,
+			 (unsigned long long)msg.arg.pagefault.flags,
+			 (unsigned long long)msg.arg.pagefault.address);
+	RWP_EXPECT_FAIL("F7: SET_MODE wakes every waiter with range.len = 0 (uffd.c:4410-4419), "
+			"so a MISSING waiter refaults and queues a duplicate MISSING message");
+	CHECK(n == 0, "SET_MODE(async) produced a duplicate message for the MISSING waiter");
+}
+
+struct forker {
+	pthread_t thread;
+	int go;
+	volatile pid_t pid;
+};
+
+/* fork() blocks until the FORK event is read, so it runs here while the test reads. */
+static void *forker_fn(void *arg)
+{
+	struct forker *f = arg;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct pollfd pfd = { .fd = f->go, .events = POLLIN };
+		char c;
+
+		_exit(poll(&pfd, 1, RWP_WAIT_MS) == 1 && read(f->go, &c, 1) == 1 ? 0 : 2);
+	}
+	f->pid = pid;
+	return NULL;
+}
+
+/* F8: a fork ctx inherits RWP_ASYNC; later SET_MODE on one ctx leaves the other alone */
+RWP_TEST(set_mode_inherited_by_fork_ctx)
+{
+	struct forker f = { 0 };
+	struct uffd_msg msg;
+	char line[128];
+	int fd, cfd, status, go[2];
+
+	anon_rwp(NP, &fd, UFFD_FEATURE_EVENT_FORK, UFFDIO_REGISTER_MODE_RWP);
+	ok(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "SET_MODE async");
+	CHECK(pipe(go) == 0, "pipe");
+	f.go = go[0];
+	fflush(stdout);
+	CHECK(pthread_create(&f.thread, NULL, forker_fn, &f) == 0, "pthread_create");
+	CHECK(uffd_read_msg(fd, &msg, RWP_WAIT_MS) == 1 && msg.event == UFFD_EVENT_FORK,
+	      "no FORK message");
+	pthread_join(f.thread, NULL);
+	CHECK(f.pid > 0, "fork failed");
+	cfd = (int)msg.arg.fork.ufd;
+	fdinfo_api(cfd, line, sizeof(line));
+	CHECK(!strncmp(line, "aa:80060002:", 12), "child ctx API line '%s'", line);
+	ok(uffd_set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "SET_MODE sync on the parent ctx");
+	fdinfo_api(cfd, line, sizeof(line));
+	CHECK(!strncmp(line, "aa:80060002:", 12), "child ctx changed with the parent: '%s'", line);
+	fdinfo_api(fd, line, sizeof(line));
+	CHECK(!strncmp(line, "aa:80020002:", 12), "parent ctx API line '%s'", line);
+	CHECK(write(go[1], "g", 1) == 1, "release the child");
+	CHECK(wait_pid_ms(f.pid, &status, RWP_WAIT_MS) && WIFEXITED(status) &&
+	      WEXITSTATUS(status) == 0, "child status 0x%x", status);
+}
+
+/* ---- G. PAGEMAP_SCAN and smaps ---- */
+
+/* G4: an inverted ACCESSED scan reports the protected pages and every unpopulated one */
+RWP_TEST(scan_inverted_includes_unpopulated)
+{
+	size_t ps = page_size(), n = 1024;
+	struct page_region r[8];
+	char *p;
+	int fd;
+	long k;
+
+	require_rwp();
+	p = map_anon(n * ps);
+	CHECK(madvise(p, n * ps, MADV_NOHUGEPAGE) == 0, "NOHUGEPAGE");
+	for (int i = 0; i < 8; i++)
+		p[i * ps] = 'x';
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	ok(uffd_register(fd, p, n * ps, UFFDIO_REGISTER_MODE_RWP, NULL), "REG");
+	arm(fd, p, 4 * ps);
+	k = scan_pages(p, n * ps, PAGE_IS_ACCESSED, 0, r, 8);
+	CHECK(k == 1 && r[0].start == (unsigned long)p + 4 * ps &&
+	      r[0].end == (unsigned long)p + 8 * ps, "(a) ACCESSED: %ld regions", k);
+	{
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg), .start = (unsigned long)p,
+			.end = (unsigned long)p + n * ps, .vec = (unsigned long)r, .vec_len = 8,
+			.category_mask = PAGE_IS_PRESENT | PAGE_IS_ACCESSED,
+			.category_inverted = PAGE_IS_ACCESSED, .return_mask = PAGE_IS_ACCESSED,
+		};
+		int pfd = open("/proc/self/pagemap", O_RDONLY);
+
+		k = ioctl(pfd, PAGEMAP_SCAN, &arg);
+		close(pfd);
+		CHECK(k == 1 && r[0].start == (unsigned long)p && r[0].end == (unsigned long)p + 4 * ps,
+		      "(c) PRESENT and not ACCESSED: %ld regions", k);
+	}
+	k = scan_pages(p, n * ps, PAGE_IS_ACCESSED, 1, r, 8);
+	rwp_diag("(b) inverted ACCESSED: %ld regions, first %llx-%llx, second %llx-%llx (base %p)",
+		 k, (unsigned long long)r[0].start, (unsigned long long)r[0].end,
+		 k > 1 ? (unsigned long long)r[1].start : 0ULL,
+		 k > 1 ? (unsigned long long)r[1].end : 0ULL, (void *)p);
+	CHECK(k >= 1 && r[0].start == (unsigned long)p && r[0].end >= (unsigned long)p + 4 * ps,
+	      "(b) does not start with the 4 protected pages");
+	RWP_EXPECT_FAIL("G4: pte_none entries and pte holes have no ACCESSED bit "
+			"(task_mmu.c:2442-2454, 3083-3104), so the inverted scan reports every "
+			"unpopulated page; rst 444-446 says only still-protected PTEs");
+	CHECK(k == 1 && r[0].end == (unsigned long)p + 4 * ps,
+	      "(b) the inverted scan reports unpopulated pages too");
+}
+
+/* G5: swapped pages: a protected one scans SWAPPED only, an accessed one SWAPPED|ACCESSED */
+RWP_TEST(scan_swapped_pages)
+{
+	size_t ps = page_size();
+	struct page_region r[4];
+	struct pm_scan_arg arg;
+	int fd, pfd;
+	char *p;
+	long k;
+
+	require_rwp();
+	require_swap(NULL, 0, NULL);
+	p = anon_rwp(2, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	arm(fd, p, ps);
+	CHECK(madvise(p, 2 * ps, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
+	want_bits(p, 2, PM_SWAP_BIT, 1, "after MADV_PAGEOUT");
+	CHECK(pm_bit(p, PM_UFFD_BIT) && !pm_bit(p + ps, PM_UFFD_BIT),
+	      "bit 57: protected %d, accessed %d", pm_bit(p, PM_UFFD_BIT), pm_bit(p + ps, PM_UFFD_BIT));
+	arg = (struct pm_scan_arg){ .size = sizeof(arg), .start = (unsigned long)p,
+				    .end = (unsigned long)p + 2 * ps, .vec = (unsigned long)r,
+				    .vec_len = 4,
+				    .category_anyof_mask = PAGE_IS_SWAPPED | PAGE_IS_ACCESSED,
+				    .return_mask = PAGE_IS_SWAPPED | PAGE_IS_ACCESSED };
+	pfd = open("/proc/self/pagemap", O_RDONLY);
+	k = ioctl(pfd, PAGEMAP_SCAN, &arg);
+	close(pfd);
+	CHECK(k == 2, "%ld regions, want 2", k);
+	CHECK(r[0].start == (unsigned long)p && r[0].categories == PAGE_IS_SWAPPED,
+	      "protected page: categories 0x%llx", (unsigned long long)r[0].categories);
+	CHECK(r[1].start == (unsigned long)p + ps &&
+	      r[1].categories == (PAGE_IS_SWAPPED | PAGE_IS_ACCESSED),
+	      "accessed page: categories 0x%llx", (unsigned long long)r[1].categories);
+	want_quiet(fd, "scan");
+}
+
+/* I17: MOVE out of an RWP source: the present page arrives clean, the swapped one must too */
+RWP_TEST(move_out_of_rwp_source)
+{
+	size_t ps = page_size();
+	struct accessor acc;
+	__s64 moved = 0;
+	char *src, *dst;
+	int fd, err = 0, bit, i;
+
+	require_rwp();
+	require_swap(NULL, 0, NULL);
+	if (!(uffd_kernel_features() & UFFD_FEATURE_MOVE))
+		SKIP("kernel does not advertise UFFD_FEATURE_MOVE");
+	src = anon_rwp(2, &fd, UFFD_FEATURE_MOVE, UFFDIO_REGISTER_MODE_RWP);
+	dst = map_anon(2 * ps);
+	ok(uffd_register(fd, dst, 2 * ps, UFFDIO_REGISTER_MODE_MISSING, NULL), "REG dst MISSING");
+	arm(fd, src, 2 * ps);
+	CHECK(madvise(src + ps, ps, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
+	CHECK(pm_bit(src + ps, PM_SWAP_BIT) && pm_bit(src + ps, PM_UFFD_BIT),
+	      "src page 1 is not a protected swap entry (0x%llx)",
+	      (unsigned long long)pagemap_entry(src + ps));
+
+	ok(uffd_move(fd, dst, src, ps, &moved), "MOVE the present page");
+	CHECK(moved == (__s64)ps, "moved %lld", (long long)moved);
+	CHECK(!pm_bit(dst, PM_UFFD_BIT) && pm_bit(dst, PM_PRESENT_BIT), "dst page 0: 0x%llx",
+	      (unsigned long long)pagemap_entry(dst));
+	CHECK(dst[3] == 'a', "dst page 0 data");
+	want_quiet(fd, "read of the moved present page");
+
+	/* A swap entry whose folio is still in the swap cache is EBUSY for a while. */
+	for (i = 0; i < 50; i++) {
+		err = uffd_move(fd, dst + ps, src + ps, ps, &moved);
+		if (err != -EBUSY && err != -EAGAIN)
+			break;
+		sleep_ms(20);
+	}
+	ok(err, "MOVE the swapped page");
+	CHECK(pm_bit(dst + ps, PM_SWAP_BIT), "dst page 1 is not a swap entry (0x%llx)",
+	      (unsigned long long)pagemap_entry(dst + ps));
+	bit = pm_bit(dst + ps, PM_UFFD_BIT);
+	accessor_start(&acc, dst + ps, 0, 0);
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the read of the moved swapped page blocked");
+	CHECK(acc.value == 'b', "dst page 1 reads 0x%x", acc.value);
+	want_quiet(fd, "read of the moved swapped page");
+	rwp_diag("moved swap entry: bit 57 %d before swap-in, %d after", bit,
+		 pm_bit(dst + ps, PM_UFFD_BIT));
+	RWP_EXPECT_FAIL("I17: move_swap_pte() keeps the source's swap-PTE uffd bit "
+			"(uffd.c:1449-1455), so the page lands in a non-RWP VMA still marked");
+	CHECK(!bit, "the swapped page arrived with the uffd bit in a non-RWP VMA");
+}
+
+/* G7, G8: WP categories never show in RWP VMAs; CHECK_WPASYNC is EPERM, WP_MATCHING skips them */
+RWP_TEST(scan_wp_categories_on_rwp)
+{
+	struct page_region r[4];
+	struct pm_scan_arg arg;
+	int fd, pfd;
+	char *p = anon_rwp(NP, &fd, UFFD_FEATURE_WP_ASYNC,
+			   UFFDIO_REGISTER_MODE_RWP);
+	long k;
+
+	arm(fd, p, 2 * page_size());
+	pfd = open("/proc/self/pagemap", O_RDONLY);
+	CHECK(pfd >= 0, "open pagemap");
+	arg = (struct pm_scan_arg){ .size = sizeof(arg), .start = (unsigned long)p,
+				    .end = (unsigned long)p + NP * page_size(),
+				    .vec = (unsigned long)r, .vec_len = 4,
+				    .category_anyof_mask = PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN,
+				    .return_mask = PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN };
+	k = ioctl(pfd, PAGEMAP_SCAN, &arg);
+	CHECK(k == 0, "WPALLOWED|WRITTEN in an RWP VMA: %ld regions (0x%llx)", k,
+	      (unsigned long long)r[0].categories);
+	arg.flags = PM_SCAN_CHECK_WPASYNC;
+	arg.category_anyof_mask = 0;
+	arg.category_mask = PAGE_IS_PRESENT;
+	arg.return_mask = PAGE_IS_PRESENT;
+	errno = 0;
+	CHECK(ioctl(pfd, PAGEMAP_SCAN, &arg) == -1 && errno == EPERM, "CHECK_WPASYNC not EPERM");
+	arg.flags = PM_SCAN_WP_MATCHING;
+	arg.category_mask = PAGE_IS_WRITTEN;
+	arg.return_mask = PAGE_IS_WRITTEN;
+	k = ioctl(pfd, PAGEMAP_SCAN, &arg);
+	CHECK(k == 0, "WP_MATCHING on an RWP VMA returned %ld", k);
+	close(pfd);
+	want_bits(p, 2, PM_UFFD_BIT, 1, "protected pages after WP_MATCHING");
+	want_bits(p + 2 * page_size(), 2, PM_UFFD_BIT, 0, "unprotected pages after WP_MATCHING");
+	CHECK(p[3 * page_size()] == 'd', "data");
+	want_quiet(fd, "unprotected read after WP_MATCHING");
+}
+
+/* G10: pages filled by COPY or ZEROPAGE count as ACCESSED */
+RWP_TEST(scan_filled_pages_are_accessed)
+{
+	size_t ps = page_size();
+	struct page_region r[4];
+	char *src;
+	int fd;
+	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP);
+	long k;
+
+	CHECK(madvise(p, NP * ps, MADV_DONTNEED) == 0, "DONTNEED");
+	src = map_anon(ps);
+	memset(src, 'S', ps);
+	ok(copy_page_in(fd, p, src, ps), "COPY page 0");
+	ok(zeropage(fd, p + ps, ps), "ZEROPAGE page 1");
+	want_quiet(fd, "filling");
+	want_bits(p, 2, PM_UFFD_BIT, 0, "filled pages");
+	k = scan_pages(p, 2 * ps, PAGE_IS_ACCESSED, 0, r, 4);
+	CHECK(k == 1 && r[0].end - r[0].start == 2 * ps, "filled pages: %ld ACCESSED regions", k);
+	RWP_EXPECT_FAIL("G10: ACCESSED means only 'no uffd bit' (task_mmu.c:2458-2466); pages "
+			"installed by COPY/ZEROPAGE were never accessed by the program, while "
+			"pagemap.rst says 'has been accessed since RWP was applied'");
+	CHECK(k == 0, "pages no user code touched are reported ACCESSED");
+}
+
+/* G11: VmFlags show ur, um ur, and neither after unregister */
+RWP_TEST(smaps_vmflags)
+{
+	size_t len = NP * page_size();
+	int fd;
+	char *a, *b;
+
+	require_rwp();
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	a = map_anon(len);
+	b = map_anon(len);
+	ok(uffd_register(fd, a, len, UFFDIO_REGISTER_MODE_RWP, NULL), "REG(RWP)");
+	ok(uffd_register(fd, b, len, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP, NULL),
+	   "REG(MISSING|RWP)");
+	CHECK(has_vmflag(a, "ur") && !has_vmflag(a, "um") && !has_vmflag(a, "uw"), "RWP VMA flags");
+	CHECK(has_vmflag(b, "ur") && has_vmflag(b, "um"), "MISSING|RWP VMA flags");
+	ok(uffd_unregister(fd, a, len), "UNREGISTER");
+	ok(uffd_unregister(fd, b, len), "UNREGISTER");
+	CHECK(!has_vmflag(a, "ur") && !has_vmflag(b, "ur") && !has_vmflag(b, "um"),
+	      "flags left after UNREGISTER");
+}
+
+/* ---- H. teardown ---- */
+
+/* H7: once the registering process is gone, the monitor's calls give ESRCH/ENOMEM, read EAGAIN */
+RWP_TEST(calls_after_registering_process_exits)
+{
+	int sv[2], fd, status;
+	char *p, buf[sizeof(struct uffd_msg)];
+	pid_t pid;
+
+	require_rwp();
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		int cfd;
+		char *c = anon_rwp(NP, &cfd, 0, UFFDIO_REGISTER_MODE_RWP);
+
+		arm(cfd, c, NP * page_size());
+		CHECK(write(sv[1], &c, sizeof(c)) == sizeof(c), "send the address");
+		send_fd(sv[1], cfd);
+		_exit(RWP_EXIT_PASS);
+	}
+	{
+		struct pollfd pfd = { .fd = sv[0], .events = POLLIN };
+
+		CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1 && read(sv[0], &p, sizeof(p)) == sizeof(p),
+		      "address from the target");
+	}
+	fd = recv_fd(sv[0]);
+	CHECK(wait_pid_ms(pid, &status, RWP_WAIT_MS), "the target did not exit");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "target status 0x%x", status);
+	refused(uffd_rwprotect(fd, p, page_size(), 3), EINVAL, "RWPROTECT mode 3 (argument first)");
+	refused(uffd_rwprotect(fd, p, page_size(), UFFDIO_RWPROTECT_MODE_RWP), ESRCH, "RWPROTECT");
+	refused(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), ESRCH, "SET_MODE");
+	refused(uffd_register(fd, p, page_size(), UFFDIO_REGISTER_MODE_RWP, NULL), ENOMEM,
+		"REGISTER");
+	refused(uffd_unregister(fd, p, page_size()), ENOMEM, "UNREGISTER");
+	errno = 0;
+	CHECK(read(fd, buf, sizeof(buf)) == -1 && errno == EAGAIN, "read");
+}
+
+/* H8: UNREGISTER of a protected hugetlb VMA restores access and clears bit 57 */
+RWP_TEST(unregister_hugetlb)
+{
+	int fd;
+	struct mem m = mem_rwp(MEM_HUGETLB_PRIVATE, 2, &fd, 0);
+
+	arm(fd, m.addr, m.len);
+	want_bits(m.addr, 1, PM_UFFD_BIT, 1, "protected");
+	ok(uffd_unregister(fd, m.addr, m.len), "UNREGISTER");
+	want_bits(m.addr, m.len / page_size(), PM_UFFD_BIT, 0, "after UNREGISTER");
+	CHECK(m.addr[HPAGE_SIZE + 3] == 'b' && m.addr[0] == 'a', "data");
+	want_quiet(fd, "access after UNREGISTER");
+}
+
+/* ---- K. core dumps ---- */
+
+/*
+ * A sync-protected page in a core dump must be skipped or zero-filled: the
+ * dump may neither block on the fault nor read the data. The dumping child
+ * passes its uffd to the test so that the ctx outlives it and a dump stuck
+ * in handle_userfault() would show.
+ */
+static char core_saved[256];
+
+static void core_restore(void *arg)
+{
+	(void)arg;
+	if (core_saved[0])
+		write_text(CORE_PATTERN, core_saved);
+}
+
+/* The byte at vaddr in an ELF core file: 0 if the segment omits it, -1 if not mapped. */
+static int core_byte(const char *path, unsigned long vaddr)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	unsigned char c;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = -1;
+
+	CHECK(fd >= 0, "open %s", path);
+	CHECK(pread(fd, &eh, sizeof(eh), 0) == sizeof(eh) && !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
+	      eh.e_type == ET_CORE, "%s is not an ELF core", path);
+	for (int i = 0; i < eh.e_phnum && ret < 0; i++) {
+		CHECK(pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) == sizeof(ph),
+		      "phdr %d", i);
+		if (ph.p_type != PT_LOAD || vaddr < ph.p_vaddr || vaddr >= ph.p_vaddr + ph.p_memsz)
+			continue;
+		if (vaddr - ph.p_vaddr >= ph.p_filesz)
+			ret = 0;
+		else
+			ret = pread(fd, &c, 1, (off_t)(ph.p_offset + vaddr - ph.p_vaddr)) == 1 ? c : 0;
+	}
+	close(fd);
+	return ret;
+}
+
+static void core_body(void *arg)
+{
+	int sv[2], fd, status, got;
+	struct uffd_msg msg;
+	char core[64], *p;
+	unsigned long addr;
+	pid_t pid;
+
+	(void)arg;
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
+		int cfd;
+		char *c = anon_rwp(NP, &cfd, 0, UFFDIO_REGISTER_MODE_RWP);
+
+		CHECK(setrlimit(RLIMIT_CORE, &rl) == 0, "RLIMIT_CORE");
+		memset(c, 'Q', NP * page_size());
+		arm(cfd, c, 2 * page_size());
+		CHECK(write(sv[1], &c, sizeof(c)) == sizeof(c), "send the address");
+		send_fd(sv[1], cfd);
+		signal(SIGABRT, SIG_DFL);
+		abort();
+	}
+	{
+		struct pollfd pfd = { .fd = sv[0], .events = POLLIN };
+
+		CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1 && read(sv[0], &p, sizeof(p)) == sizeof(p),
+		      "address from the child");
+	}
+	fd = recv_fd(sv[0]);
+	addr = (unsigned long)p;
+	/* Nobody resolves: a dump that waited on the fault would never end. */
+	if (!wait_pid_ms(pid, &status, 10000)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		FAIL("the core dump of a sync-protected range did not finish in 10 s");
+	}
+	got = uffd_read_msg(fd, &msg, 0);
+	CHECK(got == 0, "the dump raised a message (flags 0x%llx at 0x%llx)",
+	      (unsigned long long)msg.arg.pagefault.flags,
+	      (unsigned long long)msg.arg.pagefault.address);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "child status 0x%x", status);
+	CHECK(WCOREDUMP(status), "no core was dumped (status 0x%x)", status);
+	snprintf(core, sizeof(core), "/tmp/rwp-core.%d", pid);
+	{
+		int prot = core_byte(core, addr + 100), open_ = core_byte(core, addr + 2 * page_size());
+
+		unlink(core);
+		CHECK(open_ == 'Q', "the unprotected page dumped as %d, want 'Q'", open_);
+		CHECK(prot == 0, "the protected page dumped as %d, want 0 or omitted", prot);
+	}
+}
+
+/* K7: a core dump of a sync-protected range neither hangs nor reads the protected data */
+RWP_TEST(core_dump_skips_sync_protected)
+{
+	require_rwp();
+	if (access(CORE_PATTERN, F_OK))
+		SKIP("needs CONFIG_COREDUMP (no %s)", CORE_PATTERN);
+	CHECK(read_text(CORE_PATTERN, core_saved, sizeof(core_saved)) == 0, "read core_pattern");
+	ok(write_text(CORE_PATTERN, "/tmp/rwp-core.%p"), "set core_pattern");
+	run_then_restore(core_body, NULL, core_restore, NULL);
+}
+
+/* ---- concurrency ---- */
+
+#define RACE_PAGES 16
+#define RACE_MS 2500
+
+struct race {
+	int fd;
+	char *p;
+	volatile int stop, handler_stop;
+	long faults, forks, mremaps, bad;
+	pthread_mutex_t lock;	/* serialises mremap against the other threads' view of p */
+};
+
+/* Touches pages and checks that each keeps its own pattern. */
+static void *race_toucher(void *arg)
+{
+	struct race *r = arg;
+	unsigned int seed = (unsigned int)(unsigned long)pthread_self();
+
+	while (!r->stop) {
+		int i = (int)(rand_r(&seed) % RACE_PAGES);
+
+		pthread_mutex_lock(&r->lock);
+		if (r->p[i * page_size() + 7] != mem_unit_pattern(i))
+			__atomic_add_fetch(&r->bad, 1, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&r->lock);
+	}
+	return NULL;
+}
+
+/* Resolves every fault, reads the REMAP events mremap waits for, and keeps re-protecting. */
+static void *race_handler(void *arg)
+{
+	struct race *r = arg;
+	struct uffd_msg msg;
+
+	while (!r->handler_stop) {
+		int n = uffd_read_msg(r->fd, &msg, 20);
+
+		if (n == 1 && msg.event == UFFD_EVENT_PAGEFAULT) {
+			uffd_rwprotect(r->fd, (void *)(unsigned long)msg.arg.pagefault.address,
+				       page_size(), 0);
+			__atomic_add_fetch(&r->faults, 1, __ATOMIC_RELAXED);
+		}
+		uffd_rwprotect(r->fd, __atomic_load_n(&r->p, __ATOMIC_RELAXED),
+			       RACE_PAGES * page_size(), UFFDIO_RWPROTECT_MODE_RWP);
+	}
+	return NULL;
+}
+
+/* Forks children that check their unprotected copy, and mremaps the range back and forth. */
+static void *race_mm(void *arg)
+{
+	struct race *r = arg;
+	size_t len = RACE_PAGES * page_size();
+	char *other = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	while (!r->stop && other != MAP_FAILED) {
+		int status;
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			for (int i = 0; i < RACE_PAGES; i++)
+				if (r->p[i * page_size() + 7] != mem_unit_pattern(i))
+					_exit(1);
+			_exit(0);
+		}
+		if (pid > 0) {
+			if (!wait_pid_ms(pid, &status, 3000)) {
+				kill(pid, SIGKILL);
+				waitpid(pid, &status, 0);
+				__atomic_add_fetch(&r->bad, 1000, __ATOMIC_RELAXED);
+			} else if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+				__atomic_add_fetch(&r->bad, 1, __ATOMIC_RELAXED);
+			}
+			r->forks++;
+		}
+		pthread_mutex_lock(&r->lock);
+		{
+			char *q = mremap(r->p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, other);
+
+			if (q != MAP_FAILED) {
+				other = r->p;
+				r->p = q;
+				r->mremaps++;
+			}
+		}
+		pthread_mutex_unlock(&r->lock);
+	}
+	return NULL;
+}
+
+/*
+ * Concurrency: fork() and mremap() race with protect, resolve and sync
+ * faults from several threads for a bounded time; no fault may be lost (a
+ * stuck thread fails the deadline), no data may change, children see their
+ * data. With EVENT_REMAP the range stays registered and armed wherever it
+ * moves; the handler's RWPROTECT may hit the old address just after a move
+ * and fail, which is harmless.
+ */
+/* D6, I1, I9: fork and mremap racing with protect, resolve and faults: no hang, no lost data */
+RWP_TEST(race_fork_mremap_with_faults)
+{
+	struct race r = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	pthread_t t[4];
+	long long end;
+	int i;
+
+	r.p = anon_rwp(RACE_PAGES, &r.fd, UFFD_FEATURE_EVENT_REMAP, UFFDIO_REGISTER_MODE_RWP);
+	arm(r.fd, r.p, RACE_PAGES * page_size());
+	CHECK(pthread_create(&t[0], NULL, race_handler, &r) == 0, "handler");
+	CHECK(pthread_create(&t[1], NULL, race_toucher, &r) == 0, "toucher");
+	CHECK(pthread_create(&t[2], NULL, race_toucher, &r) == 0, "toucher");
+	CHECK(pthread_create(&t[3], NULL, race_mm, &r) == 0, "mm");
+	end = rwp_now_ns() + RACE_MS * 1000000LL;
+	while (rwp_now_ns() < end)
+		sleep_ms(50);
+	r.stop = 1;
+	/* The handler must keep running until the touchers are done: they may be blocked. */
+	pthread_join(t[1], NULL);
+	pthread_join(t[2], NULL);
+	pthread_join(t[3], NULL);
+	r.handler_stop = 1;
+	pthread_join(t[0], NULL);
+	rwp_diag("%ld faults resolved, %ld forks, %ld mremaps", r.faults, r.forks, r.mremaps);
+	CHECK(r.bad == 0, "%ld data or child errors", r.bad);
+	CHECK(r.forks > 0 && r.mremaps > 0 && r.faults > 0, "the race did not run");
+	/* With the handler gone, a protected page would block the check below. */
+	disarm(r.fd, r.p, RACE_PAGES * page_size());
+	for (i = 0; i < RACE_PAGES; i++)
+		CHECK(r.p[i * page_size() + 7] == mem_unit_pattern(i), "page %d data", i);
+}
+
+RWP_MAIN
