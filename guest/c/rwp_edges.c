@@ -11,8 +11,10 @@
  */
 #include "rwp_mem.h"
 #include <elf.h>
+#include <linux/capability.h>
 #include <setjmp.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -1824,6 +1826,180 @@ RWP_TEST(race_fork_mremap_with_faults)
 	disarm(r.fd, r.p, RACE_PAGES * page_size());
 	for (i = 0; i < RACE_PAGES; i++)
 		CHECK(r.p[i * page_size() + 7] == mem_unit_pattern(i), "page %d data", i);
+}
+
+/* API with these features on fd; 0 or -errno, and whether the struct came back all zero. */
+static int api_zeroed(int fd, __u64 features, int *zeroed)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	int r = ioctl_err(fd, UFFDIO_API, &api);
+
+	*zeroed = !api.api && !api.features && !api.ioctls;
+	return r;
+}
+
+static void no_op(void *arg)
+{
+	(void)arg;
+}
+
+static void api_fork_without_ptrace(void *arg)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct cap[2];
+	const __u32 bit = 1U << (CAP_SYS_PTRACE % 32);
+	int fd, zeroed, r;
+
+	(void)arg;
+	CHECK(syscall(SYS_capget, &hdr, cap) == 0, "capget");
+	cap[CAP_SYS_PTRACE / 32].effective &= ~bit;
+	cap[CAP_SYS_PTRACE / 32].permitted &= ~bit;
+	cap[CAP_SYS_PTRACE / 32].inheritable &= ~bit;
+	CHECK(syscall(SYS_capset, &hdr, cap) == 0, "capset without CAP_SYS_PTRACE");
+	CHECK(syscall(SYS_capget, &hdr, cap) == 0 && !(cap[CAP_SYS_PTRACE / 32].effective & bit),
+	      "CAP_SYS_PTRACE is still effective after capset");
+	/* USER_MODE_ONLY needs no privilege, so the fd exists without touching the sysctl. */
+	fd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	CHECK(fd >= 0, "userfaultfd(UFFD_USER_MODE_ONLY) without CAP_SYS_PTRACE");
+	r = api_zeroed(fd, UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_RWP, &zeroed);
+	refused(r, EPERM, "API(EVENT_FORK|RWP) without CAP_SYS_PTRACE");
+	CHECK(zeroed, "the refused API(EVENT_FORK|RWP) left the struct non-zero");
+	/* RWP_ASYNC without RWP alone is EINVAL; with EVENT_FORK the EPERM must win. */
+	r = api_zeroed(fd, UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_RWP_ASYNC, &zeroed);
+	refused(r, EPERM, "API(EVENT_FORK|RWP_ASYNC) without CAP_SYS_PTRACE (EPERM must come first)");
+	CHECK(zeroed, "the refused API(EVENT_FORK|RWP_ASYNC) left the struct non-zero");
+	r = api_zeroed(fd, UFFD_FEATURE_RWP_ASYNC, &zeroed);
+	refused(r, EINVAL, "API(RWP_ASYNC) alone on the same fd");
+	/* Both refusals must have left the ctx uninitialized. */
+	ok(uffd_api(fd, UFFD_FEATURE_RWP, NULL, NULL), "API(RWP) after the refusals");
+	close(fd);
+}
+
+/* A8: without CAP_SYS_PTRACE, EVENT_FORK is EPERM before the RWP_ASYNC-needs-RWP EINVAL */
+RWP_TEST(api_event_fork_needs_ptrace_first)
+{
+	int fd, zeroed;
+
+	require_rwp();
+	/* With the capability the same requests succeed or fail otherwise: the drop is what matters. */
+	fd = uffd_open();
+	refused(api_zeroed(fd, UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_RWP_ASYNC, &zeroed), EINVAL,
+		"privileged API(EVENT_FORK|RWP_ASYNC)");
+	close(fd);
+	fd = uffd_open();
+	ok(uffd_api(fd, UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_RWP, NULL, NULL),
+	   "privileged API(EVENT_FORK|RWP)");
+	close(fd);
+	/* A child drops the capability so this process keeps it for the tests after. */
+	run_then_restore(api_fork_without_ptrace, NULL, no_op, NULL);
+}
+
+/* A SysV segment of len bytes attached here; removed at once so nothing outlives the test. */
+static char *sysv_attach(size_t len, int flags)
+{
+	int id = shmget(IPC_PRIVATE, len, IPC_CREAT | 0600 | flags);
+	char *p;
+
+	if (id < 0 && errno == ENOSYS)
+		SKIP("the kernel has no SysV IPC (CONFIG_SYSVIPC)");
+	CHECK(id >= 0, "shmget(%zu, flags 0x%x)%s", len, flags,
+	      (flags & SHM_HUGETLB) ? ": is vm.nr_hugepages set?" : "");
+	p = shmat(id, NULL, 0);
+	CHECK(p != (void *)-1, "shmat");
+	CHECK(shmctl(id, IPC_RMID, NULL) == 0, "shmctl(IPC_RMID)");
+	memset(p, 'a', len);
+	return p;
+}
+
+/* B10: SysV SHM, also SHM_HUGETLB, is refused for RWP and for MISSING, which the rst promises */
+RWP_TEST(register_sysv_shm_refused)
+{
+	static const struct { const char *name; int flags; } seg[] = {
+		{ "SysV SHM", 0 }, { "SysV SHM_HUGETLB", SHM_HUGETLB },
+	};
+	int fd, i, missing[2];
+	struct mem ctl;
+	char what[96];
+
+	require_rwp();
+	fd = uffd_new(UFFD_FEATURE_RWP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS);
+	/* The same ctx takes memfd shmem and hugetlb: the refusal is about the SysV VMA. */
+	for (i = 0; i < 2; i++) {
+		ctl = mem_map(i ? MEM_HUGETLB : MEM_SHMEM, 1);
+		ok(uffd_register(fd, ctl.addr, ctl.len, UFFDIO_REGISTER_MODE_RWP, NULL),
+		   i ? "control REG(RWP) on memfd hugetlb" : "control REG(RWP) on memfd shmem");
+		ok(uffd_unregister(fd, ctl.addr, ctl.len), "control UNREGISTER");
+		munmap(ctl.addr, ctl.len);
+		close(ctl.fd);
+	}
+	for (i = 0; i < 2; i++) {
+		size_t len = seg[i].flags ? HPAGE_SIZE : 4 * page_size();
+		char *p = sysv_attach(len, seg[i].flags);
+
+		snprintf(what, sizeof(what), "REG(RWP) on %s", seg[i].name);
+		refused(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_RWP, NULL), EINVAL, what);
+		missing[i] = uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_MISSING, NULL);
+		rwp_diag("%s: REG(RWP) EINVAL, REG(MISSING) %s", seg[i].name,
+			 missing[i] ? strerror(-missing[i]) : "0");
+		/* Anything but the known EINVAL is a new behaviour, not the finding. */
+		CHECK(missing[i] == 0 || missing[i] == -EINVAL, "REG(MISSING) on %s: %s",
+		      seg[i].name, strerror(-missing[i]));
+		CHECK(shmdt(p) == 0, "shmdt");
+	}
+	RWP_EXPECT_FAIL("B10: shm_vm_ops (ipc/shm.c:683-693) has no .uffd_ops, so vma_uffd_ops() "
+			"is NULL and vma_can_userfault() refuses every mode (uffd.c:83-88, "
+			"2222-2223); rst 105-109 says MISSING_SHMEM covers IPCSHM");
+	CHECK(missing[0] == 0 && missing[1] == 0, "REG(MISSING) on SysV SHM was refused (%s, %s)",
+	      strerror(-missing[0]), strerror(-missing[1]));
+}
+
+/* C14: a page swapped out unprotected is armed by RWPROTECT on its swap entry */
+RWP_TEST(rwprotect_arms_swap_entry)
+{
+	size_t ps = page_size();
+	struct page_region r[2];
+	struct pm_scan_arg arg;
+	struct accessor acc;
+	int fd, pfd;
+	long k;
+	char *p;
+
+	require_rwp();
+	require_swap(NULL, 0, NULL);
+	p = anon_rwp(2, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	CHECK(madvise(p, ps, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
+	/* Without a real swap entry the test would only re-test C1 on a present page. */
+	want_bits(p, 1, PM_SWAP_BIT, 1, "page 0 after MADV_PAGEOUT (not swapped)");
+	want_bits(p, 1, PM_PRESENT_BIT, 0, "page 0 after MADV_PAGEOUT (still present)");
+	want_bits(p, 1, PM_UFFD_BIT, 0, "unprotected swap entry");
+	arm(fd, p, ps);
+	want_bits(p, 1, PM_SWAP_BIT, 1, "after RWP the page must still be swapped");
+	want_bits(p, 1, PM_UFFD_BIT, 1, "RWP on the swap entry");
+	/* anyof, not category_mask: a scan requiring both would find nothing either way. */
+	arg = (struct pm_scan_arg){ .size = sizeof(arg), .start = (unsigned long)p,
+				    .end = (unsigned long)p + ps, .vec = (unsigned long)r, .vec_len = 2,
+				    .category_anyof_mask = PAGE_IS_SWAPPED | PAGE_IS_ACCESSED,
+				    .return_mask = PAGE_IS_SWAPPED | PAGE_IS_ACCESSED };
+	pfd = open("/proc/self/pagemap", O_RDONLY);
+	CHECK(pfd >= 0, "open pagemap");
+	k = ioctl(pfd, PAGEMAP_SCAN, &arg);
+	close(pfd);
+	CHECK(k == 1 && r[0].categories == PAGE_IS_SWAPPED,
+	      "armed swap entry scans as %ld regions, categories 0x%llx; want SWAPPED only", k,
+	      k > 0 ? (unsigned long long)r[0].categories : 0ULL);
+	want_quiet(fd, "arming a swap entry");
+	accessor_start(&acc, p + 0x123, 0, 0);
+	want_fault(fd, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)p);
+	CHECK(!accessor_wait(&acc, 100), "the read of the armed swap entry did not block");
+	/* The swap-in happened first, and kept the protection on the now present PTE. */
+	want_bits(p, 1, PM_PRESENT_BIT, 1, "blocked reader: page swapped in");
+	want_bits(p, 1, PM_UFFD_BIT, 1, "blocked reader: swapped-in page still protected");
+	disarm(fd, p, ps);
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the reader did not resume after the resolve");
+	CHECK(acc.value == mem_unit_pattern(0), "read 0x%x after swap-in, want 0x%x", acc.value,
+	      mem_unit_pattern(0));
+	want_bits(p, 1, PM_UFFD_BIT, 0, "after the resolve");
+	want_quiet(fd, "after the resolve");
 }
 
 RWP_MAIN
