@@ -20,6 +20,7 @@ _IDS = re.compile(r"\b([A-L]\d{1,2})\b")
 _C_TEST = re.compile(r"^RWP_TEST(_MEM)?\((\w+)\)")
 _ENTRY = re.compile(r"(?m)^\*\*([A-L]\d+) —")
 _TESTS_LINE = re.compile(r"(?m)^- \*\*Tests:\*\*.*$")
+_STRAY_TESTS_LINE = re.compile(r"(?m)^- \*\*Tests:\*\*.*\n")
 _STATUS = re.compile(r"Status of this document: .*?\)\.", re.S)
 
 
@@ -65,6 +66,8 @@ def _with_tests_line(body: str, line: str) -> str:
     """The entry's Tests line replaced, or added at its end if it has none: the
     next Tests line below belongs to another entry."""
     entry, sep, rest = body.partition("\n## ")
+    # A Tests line under a section heading belongs to no entry.
+    rest = _STRAY_TESTS_LINE.sub("", rest)
     if _TESTS_LINE.search(entry):
         return _TESTS_LINE.sub(line, entry, count=1) + sep + rest
     stripped = entry.rstrip("\n")

@@ -32,3 +32,10 @@ def test_an_entry_without_a_tests_line_gets_its_own():
     out = contract.render(text, {"A1": ["c/x::a"], "B1": ["c/x::b"]})
     assert "**A1 — one**\n- Expect: a\n- **Tests:** `c/x::a`\n\n## B. next" in out
     assert "- Expect: b\n- **Tests:** `c/x::b`\n" in out
+
+
+def test_a_tests_line_under_a_section_heading_is_dropped():
+    text = ("Status of this document: x\n\n**A1 — one**\n- **Tests:** none yet\n\n## B. next\n"
+            "- **Tests:** none yet\n\n**B1 — two**\n- **Tests:** none yet\n")
+    out = contract.render(text, {"A1": ["c/x::a"]})
+    assert "## B. next\n\n**B1 — two**" in out and out.count("- **Tests:**") == 2
