@@ -29,12 +29,16 @@ def new_run_dir(base: Path | None = None) -> Path:
     return path
 
 
+SAVE_EVERY_S = 1.0
+
+
 @dataclass
 class Run:
     path: Path
     manifest: dict = field(default_factory=dict)
     tests: list[TestResult] = field(default_factory=list)
     complete: bool = False
+    _saved_at: float = field(default=float("-inf"), repr=False)
 
     @property
     def console_log(self) -> Path:
@@ -46,8 +50,13 @@ class Run:
                 shutil.copy2(src, self.path / name)
 
     def add(self, result: TestResult) -> None:
+        """Keep result; the files are rewritten at most every SAVE_EVERY_S, since
+        a batch hands over a whole program's results at once and rewriting
+        everything per result grows with the square of the run. The run's
+        end (or interruption) saves in any case."""
         self.tests.append(result)
-        self.save()
+        if time.monotonic() - self._saved_at >= SAVE_EVERY_S:
+            self.save()
 
     def counts(self) -> dict[str, int]:
         counts = {s.value: 0 for s in ktap.Status}
@@ -64,6 +73,7 @@ class Run:
                 "counts": self.counts(), "tests": [t.to_json() for t in self.tests]}
 
     def save(self) -> None:
+        self._saved_at = time.monotonic()
         self._write("results.json", json.dumps(self.document(), indent=1))
         self._write("results.ktap", self.ktap())
         self._write("junit.xml", self.junit())
