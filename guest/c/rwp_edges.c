@@ -41,20 +41,6 @@
 #define CORE_PATTERN "/proc/sys/kernel/core_pattern"
 #define SHMEM_THP "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
 
-/* refused(call, err, what): call (0 or -errno) must return -err. */
-#define refused(call, err, what)						\
-	do {									\
-		int r_ = (call);						\
-		if (r_ != -(err))						\
-			FAIL("%s returned %d (%s), want %s", what, r_,		\
-			     r_ ? strerror(-r_) : "success", #err);		\
-	} while (0)
-
-static int ioctl_err(int fd, unsigned long req, void *arg)
-{
-	return ioctl(fd, req, arg) ? -errno : 0;
-}
-
 /* n pages of private anon memory, filled, registered with mode on a new uffd. */
 static char *anon_rwp(size_t n, int *fd, __u64 features, __u64 mode)
 {

@@ -24,20 +24,6 @@
 #define SYSCTL_UNPRIV "/proc/sys/vm/unprivileged_userfaultfd"
 #define NOBODY 65534
 
-/* refused(call, err, what): call must return -err. */
-#define refused(call, err, what)						\
-	do {									\
-		int r_ = (call);						\
-		if (r_ != -(err))						\
-			FAIL("%s returned %d (%s), want %s", what, r_,		\
-			     r_ ? strerror(-r_) : "success", #err);		\
-	} while (0)
-
-static int ioctl_err(int fd, unsigned long req, void *arg)
-{
-	return ioctl(fd, req, arg) ? -errno : 0;
-}
-
 static int is_shared(enum mem_type t)
 {
 	return t == MEM_SHMEM || t == MEM_HUGETLB;

@@ -512,6 +512,21 @@ static inline int uffd_read_msg(int fd, struct uffd_msg *msg, int timeout_ms)
 
 /* ---- assertions on uffd calls and messages ---- */
 
+/* refused(call, err, what): call (0 or -errno) must return -err. */
+#define refused(call, err, what)						\
+	do {									\
+		int r_ = (call);						\
+		if (r_ != -(err))						\
+			FAIL("%s returned %d (%s), want %s", what, r_,		\
+			     r_ ? strerror(-r_) : "success", #err);		\
+	} while (0)
+
+/* An ioctl as 0 or -errno, for ok() and refused(). */
+static inline int ioctl_err(int fd, unsigned long req, void *arg)
+{
+	return ioctl(fd, req, arg) ? -errno : 0;
+}
+
 /* ok(call, what): call returns 0 or -errno; anything but 0 fails the test. */
 #define ok(call, what)								\
 	do {									\

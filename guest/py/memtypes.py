@@ -94,7 +94,9 @@ class Mem:
         return self.addr + unit * self.unit + offset
 
 
-def anon_thp_at(addr: int) -> bool:
+def smaps_field(addr: int, key: str) -> list[str] | None:
+    """The words after "key:" in /proc/self/smaps for the VMA holding addr,
+    or None when there is no such VMA or field."""
     inside = False
     with open("/proc/self/smaps") as f:
         for line in f:
@@ -102,9 +104,14 @@ def anon_thp_at(addr: int) -> bool:
             if "-" in head and ":" not in head:
                 lo, hi = (int(x, 16) for x in head.split("-"))
                 inside = lo <= addr < hi
-            elif inside and line.startswith("AnonHugePages:"):
-                return int(line.split()[1]) >= 2048
-    return False
+            elif inside and line.startswith(key + ":"):
+                return line.split()[1:]
+    return None
+
+
+def anon_thp_at(addr: int) -> bool:
+    words = smaps_field(addr, "AnonHugePages")
+    return words is not None and int(words[0]) >= 2048
 
 
 def uffd_bit(addr: int) -> bool:

@@ -15,7 +15,7 @@ import struct
 import ktest
 import uffd
 from ktest import test
-from memtypes import PAGE, require_rwp, scan, PAGE_IS_ACCESSED, uffd_bit
+from memtypes import PAGE, require_rwp, scan, smaps_field, PAGE_IS_ACCESSED, uffd_bit
 
 WAIT_S = 5.0
 
@@ -33,16 +33,9 @@ def fdinfo_api(fd: int) -> str:
 
 
 def vmflags(addr: int) -> set[str]:
-    inside = False
-    with open("/proc/self/smaps") as f:
-        for line in f:
-            head = line.split(" ", 1)[0]
-            if "-" in head and ":" not in head:
-                lo, hi = (int(x, 16) for x in head.split("-"))
-                inside = lo <= addr < hi
-            elif inside and line.startswith("VmFlags:"):
-                return set(line.split()[1:])
-    raise AssertionError(f"no VMA at {addr:#x}")
+    words = smaps_field(addr, "VmFlags")
+    assert words is not None, f"no VMA at {addr:#x}"
+    return set(words)
 
 
 def registered(npages: int, features: int = 0, mode: int = uffd.REGISTER_MODE_RWP):
