@@ -28,7 +28,7 @@ from . import ktap, splats
 from .console import GuestDied
 from .guestprogs import GuestProgram
 from .runner import (HOST_GRACE_S, Guest, TestResult, _bracketed, _combine, _guest_seconds,
-                     _judge, _kernel_log, run_once)
+                     _judge, _kernel_log, run_test)
 
 _SUB = re.compile(r"^@@RWPSUB (\S+) (-?\d+) (-?\d+) (\d+)$", re.M)
 _RESULT_LINE = re.compile(r"^(?:not )?ok \d+ (\S+)")
@@ -213,6 +213,6 @@ def _one_round(guest: Guest, prog: GuestProgram, subs: list[str],
 
 def _alone(guest: Guest, prog: GuestProgram, sub: str,
            timeout_of: Callable[[str], float], allow: splats.Allowlist) -> TestResult:
-    r = run_once(guest, prog, sub, timeout_of(sub), allow)
+    r = run_test(guest, prog, sub, timeout_of(sub), allow)
     guest.guest_seconds += r.guest_seconds or 0.0
-    return _combine([r])
+    return r

@@ -55,17 +55,6 @@ static char *anon_rwp(size_t n, int *fd, __u64 features, __u64 mode)
 	return p;
 }
 
-static struct mem mem_rwp(enum mem_type t, size_t n, int *fd, __u64 features)
-{
-	struct mem m;
-
-	require_rwp();
-	m = mem_map(t, n);
-	*fd = uffd_new(UFFD_FEATURE_RWP | features);
-	ok(uffd_register(*fd, m.addr, m.len, UFFDIO_REGISTER_MODE_RWP, NULL), "UFFDIO_REGISTER");
-	return m;
-}
-
 static int zeropage(int fd, void *addr, size_t len)
 {
 	struct uffdio_zeropage zp = { .range = { .start = (unsigned long)addr, .len = len } };
