@@ -5,6 +5,7 @@ our own sources list, with their own lists and cache directories inside the
 harness cache, so fetching a kernel cannot upgrade the host.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,19 +54,53 @@ class PrivateApt:
             sources.write_text(text)
 
     def update(self) -> None:
+        """Refresh the lists; MirrorUnreachable when any suite's index could
+        not be had (apt-get itself exits 0 on a failed fetch)."""
         require("apt-get")
         self.prepare()
         res = capture(["apt-get", *self.options(), "-q", "update"])
-        if res.returncode != 0:
-            raise InfraError("apt-get update (private configuration) failed: "
-                             + _last_line(res.stderr or res.stdout))
+        text = (res.stderr or "") + (res.stdout or "")
+        failed = _FETCH_FAILED.search(text)
+        if res.returncode != 0 or failed:
+            raise MirrorUnreachable("apt-get update (private configuration) could not reach "
+                                    f"{self.mirror}: " + _last_line(failed.group(0) if failed
+                                                                    else text))
+        missing = [s for s in self.suites if not self._has_release(s)]
+        if missing:
+            raise MirrorUnreachable(f"apt-get update left no Release file for "
+                                    f"{', '.join(missing)} from {self.mirror}")
 
-    def candidate_version(self, package: str) -> str | None:
-        res = capture(["apt-cache", *self.options(), "policy", package])
-        m = re.search(r"Candidate:\s*(\S+)", res.stdout)
-        if not m or m.group(1) == "(none)":
+    def _has_release(self, suite: str) -> bool:
+        lists = self._paths()[1]
+        return any(lists.glob(f"*_dists_{suite}_InRelease")) or \
+            any(lists.glob(f"*_dists_{suite}_Release"))
+
+    def versions(self, package: str) -> list[tuple[str, str]]:
+        """(version, suite) of every package version the suites offer."""
+        res = capture(["apt-cache", *self.options(), "madison", package])
+        found = []
+        for line in res.stdout.splitlines():
+            parts = [p.strip() for p in line.split("|")]
+            if len(parts) >= 3 and parts[0] == package:
+                where = parts[2].split()
+                found.append((parts[1], where[1].split("/")[0] if len(where) > 1 else "?"))
+        return found
+
+    def choose(self, package: str, exact: str | None = None) -> tuple[str, str] | None:
+        """The highest version across the suites (not apt's pin policy, which
+        prefers a lower version from a suite that is not NotAutomatic), or
+        exactly the one asked for: (version, suite), or None if none."""
+        offered = self.versions(package)
+        if exact is not None:
+            hits = [v for v in offered if v[0] == exact]
+            if not hits:
+                have = ", ".join(v for v, _ in offered) or "none"
+                raise BadInput(f"{package} {exact} is not in suites {', '.join(self.suites)} "
+                               f"(offered: {have})")
+            return hits[0]
+        if not offered:
             return None
-        return m.group(1)
+        return max(offered, key=functools.cmp_to_key(lambda a, b: compare_versions(a[0], b[0])))
 
     def download(self, package: str, version: str, dest: Path) -> Path:
         dest.mkdir(parents=True, exist_ok=True)
@@ -80,10 +115,27 @@ class PrivateApt:
         return debs[-1]
 
 
-def source_package(kernel_version: str) -> str:
-    if not re.fullmatch(r"\d+\.\d+", kernel_version):
-        raise BadInput(f"--kernel-version must look like 7.3, got '{kernel_version}'")
-    return f"linux-source-{kernel_version}"
+class MirrorUnreachable(InfraError):
+    """The archive could not be reached: a cached source may stand in."""
+
+
+# apt-get update reports a failed index fetch as a warning and exits 0.
+_FETCH_FAILED = re.compile(r"^(W|E): (Failed to fetch|Some index files failed|"
+                           r"Could not (connect|resolve)|Temporary failure).*$", re.M)
+
+
+def compare_versions(a: str, b: str) -> int:
+    """Debian version order, as dpkg has it."""
+    if a == b:
+        return 0
+    res = capture(["dpkg", "--compare-versions", a, "lt", b])
+    return -1 if res.returncode == 0 else 1
+
+
+def source_package(series: str) -> str:
+    if not re.fullmatch(r"\d+\.\d+", series):
+        raise BadInput(f"--kernel-version must look like 7.3, got '{series}'")
+    return f"linux-source-{series}"
 
 
 def _last_line(text: str) -> str:

@@ -3,43 +3,39 @@
 A framed command costs a console round trip, a guest shell, the program's
 start (a Python interpreter over 9p under TCG) and a read of the kernel log;
 paid per test it was most of a run's time. In a batch the program itself
-brackets each test in the kernel log and prints each test's taint before and
-after and its run time (RWP_MARKS, see guest/include/rwp_test.h and
-guest/py/ktest.py), so each result is still judged on its own slice of the
-kernel log, as in a run per test.
+brackets each test in the kernel log, says when each test begins, and prints
+each test's taint before and after and its run time (protocol.py), so each
+result is still judged on its own slice of the kernel log, as in a run per
+test.
+
+The host gives each test its own deadline: when no test begins or ends within
+one test's deadline plus grace, the guest has stalled (a livelock its own
+watchdog cannot end); the test in progress is charged with the evidence.
 
 What a batch cannot judge runs again one test at a time (runner.run_once):
-- the VM died or stopped answering: every test of the batch, after a reboot;
-- a test outlived its deadline (the program ends itself there): that test and
-  the ones it kept from running, after a reboot, since the stuck task may
-  still hold locks; the tests before it keep their results;
+- the VM died: every test not yet judged, after a reboot (a death without a
+  kernel report also counts towards ending the run, guest.py);
+- a test outlived its deadline (the program ends itself there), or the guest
+  stalled in it: that test is charged; the ones it kept from running run one
+  at a time after a reboot, since the stuck task may still hold locks; the
+  tests before it keep their results (a stall: they run again, their kernel
+  log being lost with the VM);
 - tests the program never reported (it crashed): those tests;
 - a kernel log that lost the batch's start, or a splat before the first test:
   every test of the batch.
+Ctrl-C in a batch keeps the results the program had already reported.
 """
 
-import re
-import secrets
 import sys
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from . import ktap, splats
-from .console import GuestDied
+from . import ktap, protocol, splats
+from .console import Interrupted
+from .guest import Ended, Guest, HOST_GRACE_S
 from .guestprogs import GuestProgram
-from .runner import (HOST_GRACE_S, Guest, TestResult, _bracketed, _combine, _guest_seconds,
-                     _judge, _kernel_log, run_test)
-
-_SUB = re.compile(r"^@@RWPSUB (\S+) (-?\d+) (-?\d+) (\d+)$", re.M)
-_RESULT_LINE = re.compile(r"^(?:not )?ok \d+ (\S+)")
-
-
-@dataclass(frozen=True)
-class SubMarks:
-    """What the program reported about one test besides its KTAP line."""
-    taint_before: int
-    taint_after: int
-    seconds: float
+from .runner import deadline_env, from_outcome, run_test
+from .verdicts import TestResult, combine, judge, split_test_id, test_id
 
 
 @dataclass
@@ -50,86 +46,55 @@ class BatchOutcome:
     guest_seconds: float = 0.0                          # the program's own time
 
 
-def sub_marks(output: str) -> dict[str, SubMarks]:
-    return {m.group(1): SubMarks(int(m.group(2)), int(m.group(3)), int(m.group(4)) / 1e9)
-            for m in _SUB.finditer(output)}
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a batch, with the results its program had reported."""
 
-
-def split_output(output: str) -> dict[str, str]:
-    """Each test's own lines: its diagnostics up to and including its result."""
-    parts, current = {}, []
-    for line in output.splitlines():
-        if line.startswith("@@RWPSUB "):
-            continue
-        current.append(line)
-        m = _RESULT_LINE.match(line)
-        if m:
-            parts[m.group(1)] = "\n".join(current) + "\n"
-            current = []
-    return parts
-
-
-def slice_log(log: str, token: str) -> tuple[str, dict[str, str]]:
-    """The batch's kernel log cut at each test's begin marker.
-
-    The per-test markers say test-begin and test-end, so that they never
-    match the batch's own begin and end markers that run-one.sh writes.
-
-    A test's slice runs to the next test's begin marker, so a splat printed
-    just after a test ended (an RCU callback, a deferred free) is still
-    charged to it. Returns what came before the first test, and the slices.
-    """
-    begin = re.compile(rf"rwp-harness: test-begin {re.escape(token)}/(\S+)")
-    before, slices, current = [], {}, None
-    for line in log.splitlines(keepends=True):
-        m = begin.search(line)
-        if m:
-            current = m.group(1)
-            slices[current] = []
-        (slices[current] if current else before).append(line)
-    return "".join(before), {k: "".join(v) for k, v in slices.items()}
-
-
-def _hung_test(output: str) -> str | None:
-    m = re.search(r"^@@RWPTIMEOUT \d+ (\S+)$", output, re.M)
-    return m.group(1) if m else None
+    def __init__(self, results: list[TestResult]):
+        super().__init__()
+        self.results = results
 
 
 def run_batch(guest: Guest, prog: GuestProgram, subs: list[str],
               timeout_of: Callable[[str], float], allow: splats.Allowlist,
-              name_them: bool = True) -> BatchOutcome:
+              name_them: bool = True, default_deadline: float | None = None) -> BatchOutcome:
     """subs run as one command; without name_them the program runs all its
     tests, which must then be subs."""
-    console = guest.console()
-    token = secrets.token_hex(6)
-    # A backstop only: a stuck test is ended by the program's own deadline.
-    deadline = sum(timeout_of(s) for s in subs)
-    command = _bracketed(guest, token, deadline,
-                         f"env RWP_MARKS={token} "
-                         f"{guest.staged.command(prog, tuple(subs) if name_them else ())}")
+    longest = max(timeout_of(s) for s in subs)
+    # run-one.sh's deadline is a backstop for the whole command; the host's
+    # per-test idle deadline is what notices a stall.
+    backstop = sum(timeout_of(s) + protocol.GUEST_GRACE_S for s in subs)
+    idle = longest + protocol.GUEST_GRACE_S + HOST_GRACE_S
+    env = deadline_env(prog, default_deadline or longest)
     out = BatchOutcome()
+    command = guest.staged.command(prog, tuple(subs) if name_them else ())
     try:
-        res = console.run(command, timeout=deadline + HOST_GRACE_S)
-    except GuestDied:
-        guest.reboot(f"the VM died during a batch of {prog.name}")
+        res = guest.run(command, backstop, env, idle=idle, marks=True)
+    except Interrupted as e:
+        raise BatchInterrupted(_reported(prog, subs, e.output, allow))
+    if res.ended == Ended.DIED:
+        if res.quiet_death:
+            guest.died_quietly(f"a batch of {prog.name}")
         out.rerun, out.why = list(subs), "the VM died during the batch"
         return out
-    if res.timed_out:
-        guest.reboot(f"a batch of {prog.name} did not finish")
-        out.rerun, out.why = list(subs), f"the batch did not finish in {deadline:.0f}s"
+    out.guest_seconds = protocol.guest_seconds(res.output) or 0.0
+    if res.ended == Ended.STALLED:
+        stuck = res.in_progress
+        if stuck in subs:
+            out.results[stuck] = from_outcome(res, test_id(prog.name, stuck), stuck,
+                                              timeout_of(stuck), allow)
+        out.rerun = [s for s in subs if s != stuck]
+        out.why = (f"the guest stalled in {stuck}" if stuck else "the guest stalled") + \
+            f" (nothing for {idle:.0f}s)"
         return out
-    out.guest_seconds = _guest_seconds(res.output) or 0.0
-    log = _kernel_log(console, token)
-    before, slices = slice_log(log, token)
-    if f"rwp-harness: begin {token}" not in before or splats.find(before):
+    before, slices = protocol.slice_log(res.kernel_log, res.token)
+    if not protocol.batch_started(before, res.token) or splats.find(before):
         out.rerun = list(subs)
         out.why = ("a kernel splat before the first test" if splats.find(before)
                    else "the kernel log lost the batch's start")
         return out
     _judge_each(prog, subs, res.output, slices, allow, out)
-    hung = _hung_test(res.output)
+    hung = res.timeout.test if res.timeout else None
     if hung:
-        guest.reboot(f"{prog.name}::{hung} hit its deadline in a batch")
         out.why = f"{hung} hit its deadline"
     elif out.rerun:
         out.why = "the program did not report every test"
@@ -139,21 +104,42 @@ def run_batch(guest: Guest, prog: GuestProgram, subs: list[str],
 def _judge_each(prog: GuestProgram, subs: list[str], output: str, slices: dict[str, str],
                 allow: splats.Allowlist, out: BatchOutcome) -> None:
     cases = ktap.parse(output).by_name()
-    marks = sub_marks(output)
-    texts = split_output(output)
-    hung = _hung_test(output)
+    marks = protocol.sub_marks(output)
+    texts = protocol.split_output(output)
+    timeout = protocol.timeout(output)
+    hung = timeout.test if timeout else None
     for sub in subs:
         case, mark = cases.get(sub), marks.get(sub)
         if case is None or mark is None or sub == hung:
             out.rerun.append(sub)
             continue
-        r = TestResult(f"{prog.name}::{sub}", case.status, case.reason, case.diagnostics,
+        r = TestResult(test_id(prog.name, sub), case.status, case.reason, case.diagnostics,
                        duration=mark.seconds, output=texts.get(sub, ""),
                        taint=(mark.taint_before, mark.taint_after))
         r.guest_seconds = round(mark.seconds, 4)
         r.kernel_log = slices.get(sub, "")
-        _judge(r, splats.find(r.kernel_log), allow)
+        judge(r, splats.find(r.kernel_log), allow)
         out.results[sub] = r
+
+
+def _reported(prog: GuestProgram, subs: list[str], output: str,
+              allow: splats.Allowlist) -> list[TestResult]:
+    """The results an interrupted batch had printed, without their kernel log
+    (the run is stopping); each says so."""
+    cases, marks, texts = (ktap.parse(output).by_name(), protocol.sub_marks(output),
+                           protocol.split_output(output))
+    kept = []
+    for sub in subs:
+        case, mark = cases.get(sub), marks.get(sub)
+        if case is None or mark is None:
+            continue
+        r = TestResult(test_id(prog.name, sub), case.status, case.reason,
+                       [*case.diagnostics, "kernel log not read: the run was interrupted"],
+                       duration=mark.seconds, output=texts.get(sub, ""),
+                       taint=(mark.taint_before, mark.taint_after))
+        judge(r, [], allow)
+        kept.append(r)
+    return kept
 
 
 # Test names per batch command, in bytes: with the framing and paths the line
@@ -175,44 +161,49 @@ def chunks(subs: list[str], budget: int = NAMES_PER_COMMAND) -> list[list[str]]:
 
 def run_program(guest: Guest, prog: GuestProgram, subs: list[str],
                 timeout_of: Callable[[str], float], allow: splats.Allowlist,
-                repeat: int = 1, one_by_one: bool = False) -> Iterator[TestResult]:
+                repeat: int = 1, one_by_one: bool = False,
+                default_deadline: float | None = None) -> Iterator[TestResult]:
     """Every named test of one program, in batches unless one_by_one, in the
     order of subs. Each result is yielded as soon as it is final, so that an
     interrupted run keeps it; with repeat, each test's runs are combined as in
     runner.run_test, at the end."""
     if repeat == 1:
-        yield from _one_round(guest, prog, subs, timeout_of, allow, one_by_one)
+        yield from _one_round(guest, prog, subs, timeout_of, allow, one_by_one,
+                              default_deadline)
         return
     runs: dict[str, list[TestResult]] = {s: [] for s in subs}
     for _ in range(repeat):
-        for r in _one_round(guest, prog, subs, timeout_of, allow, one_by_one):
-            runs[r.test_id.split("::", 1)[1]].append(r)
+        for r in _one_round(guest, prog, subs, timeout_of, allow, one_by_one, default_deadline):
+            runs[split_test_id(r.test_id)[1]].append(r)
     for s in subs:
-        yield _combine(runs[s])
+        yield combine(runs[s])
 
 
 def _one_round(guest: Guest, prog: GuestProgram, subs: list[str],
                timeout_of: Callable[[str], float], allow: splats.Allowlist,
-               one_by_one: bool) -> Iterator[TestResult]:
+               one_by_one: bool, default_deadline: float | None) -> Iterator[TestResult]:
+    def alone(sub: str) -> TestResult:
+        r = run_test(guest, prog, sub, timeout_of(sub), allow,
+                     default_deadline=default_deadline)
+        guest.guest_seconds += r.guest_seconds or 0.0
+        return r
+
     if one_by_one:
         for sub in subs:
-            yield _alone(guest, prog, sub, timeout_of, allow)
+            yield alone(sub)
         return
     # The whole program needs no names: one command however many tests.
     whole = prog.runs_all(subs)
     for part in [list(subs)] if whole else chunks(subs):
-        batch = run_batch(guest, prog, part, timeout_of, allow, name_them=not whole)
+        try:
+            batch = run_batch(guest, prog, part, timeout_of, allow, name_them=not whole,
+                              default_deadline=default_deadline)
+        except BatchInterrupted as e:
+            yield from e.results
+            raise KeyboardInterrupt
         guest.guest_seconds += batch.guest_seconds
         if batch.rerun:
             print(f"[run] {prog.name}: {batch.why}; running {len(batch.rerun)} test(s) "
                   "one at a time", file=sys.stderr, flush=True)
         for sub in part:
-            yield (_combine([batch.results[sub]]) if sub in batch.results
-                   else _alone(guest, prog, sub, timeout_of, allow))
-
-
-def _alone(guest: Guest, prog: GuestProgram, sub: str,
-           timeout_of: Callable[[str], float], allow: splats.Allowlist) -> TestResult:
-    r = run_test(guest, prog, sub, timeout_of(sub), allow)
-    guest.guest_seconds += r.guest_seconds or 0.0
-    return r
+            yield (combine([batch.results[sub]]) if sub in batch.results else alone(sub))

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from . import bisect, build, cache, gittree, guestprogs, results, source, vm
 from .errors import BadInput, ExitStatus, HarnessError, InfraError
+from .tools import run_group
 
 ROWS = ("cold", "rebuild", "warm", "boot", "overhead", "parallel", "micro")
 TARGETS = {"cold": "<= 270 s and >= 4x faster than vng's default config",
@@ -55,7 +56,7 @@ def _objects(bdir: Path) -> int:
 
 
 def _package(args) -> source.KernelSource:
-    return source.from_debian(args.kernel_version, offline=args.offline)
+    return source.from_debian(args.kernel_version.split("-")[0], offline=args.offline)
 
 
 def _fresh_clone(repo: Path, name: str) -> Path:
@@ -70,17 +71,14 @@ def _fresh_clone(repo: Path, name: str) -> Path:
 
 def row_cold(args) -> dict:
     src = _package(args)
-    req = build.BuildRequest(src, src.path, jobs=args.jobs,
-                             build_root=cache.subdir("bench") / "cold-build")
-    shutil.rmtree(req.build_root, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="ccache-", dir=cache.subdir("bench")) as empty:
-        os.environ["RWP_HARNESS_CCACHE_DIR"] = empty
-        try:
-            began = time.monotonic()
-            build.build(req)
-            ours = time.monotonic() - began
-        finally:
-            del os.environ["RWP_HARNESS_CCACHE_DIR"]
+        req = build.BuildRequest(src, src.path, jobs=args.jobs,
+                                 build_root=cache.subdir("bench") / "cold-build",
+                                 ccache_dir=Path(empty))
+        shutil.rmtree(req.build_root, ignore_errors=True)
+        began = time.monotonic()
+        build.build(req)
+        ours = time.monotonic() - began
     row = {"seconds": round(ours, 1), "objects": _objects(req.build_root)}
     print(f"[bench] cold build of the test kernel: {row}", file=sys.stderr, flush=True)
     shutil.rmtree(req.build_root, ignore_errors=True)
@@ -238,10 +236,7 @@ _BENCH = re.compile(r"^@@BENCH (\{.*\})$", re.M)
 def _compile_bench(headers: Path) -> Path:
     src = guestprogs.GUEST_DIR / "bench/rwp_bench.c"
     out = cache.subdir("bench") / "rwp_bench"
-    argv = ["gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-function",
-            "-pthread", "-isystem", str(headers), "-I", str(guestprogs.GUEST_DIR / "include"),
-            "-o", str(out), str(src)]
-    res = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    res = run_group(guestprogs.gcc_argv([src], out, headers, extra=("-Wno-unused-function",)))
     if res.returncode != 0:
         raise InfraError(f"compiling rwp_bench.c failed: {res.stderr.strip()[-500:]}")
     return out

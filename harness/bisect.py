@@ -17,19 +17,22 @@ A step is:
          missing tool): never reported as bad
 """
 
+import dataclasses
 import hashlib
 import json
 import re
 import shutil
-from argparse import Namespace
+import sys
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from . import cache, gittree, ktap, patches, pipeline, results, source
+from . import build, cache, gittree, patches, pipeline, results, source
 from .console import BootPanic
-from .errors import BadInput, BuildError, ConfigError, HarnessError
-from .runner import TestResult
+from .errors import BadInput, BuildError, ConfigError, HarnessError, InfraError
+from .phases import phase
+from .requests import Request
+from .verdicts import Status, TestResult
 
 
 class Outcome(str, Enum):
@@ -72,6 +75,7 @@ class BisectResult:
     first_bad_subject: str = ""
     candidates: list[str] = field(default_factory=list)   # when skips leave several
     aborted: str = ""
+    interrupted: bool = False
     log: str = ""
 
     def to_json(self) -> dict:
@@ -80,37 +84,61 @@ class BisectResult:
         return d
 
 
-def judge(tests: list[TestResult]) -> tuple[Outcome, str]:
+def judge(tests: list[TestResult], same_as: frozenset[str] | None = None) -> tuple[Outcome, str]:
+    """A step's outcome from its results; with same_as (the ids that failed at
+    --bad), a failure of any other test is a skip, not bad."""
     failed = [t for t in tests if t.failed]
+    if failed and same_as is not None:
+        matching = [t for t in failed if t.test_id in same_as]
+        if not matching:
+            ids = ", ".join(t.test_id for t in failed[:3])
+            return Outcome.SKIP, f"untestable: only other tests failed ({ids})"
+        failed = matching
     if failed:
         t = failed[0]
         why = t.reason or next(iter(t.diagnostics), "")
         return Outcome.BAD, f"{t.test_id} {t.status.value}: {why}".strip()
     if not tests:
         return Outcome.SKIP, "no test ran"
-    if all(t.status == ktap.Status.SKIP for t in tests):
+    if all(t.status == Status.SKIP for t in tests):
         return Outcome.SKIP, f"all {len(tests)} selected test(s) skipped: {tests[0].reason}"
     return Outcome.GOOD, f"{len(tests)} selected test(s) passed"
 
 
-def evaluate(args: Namespace, req, run_parent: Path) -> tuple[Outcome, str, dict, results.Run | None]:
+def evaluate(req: Request, breq: build.BuildRequest, run_parent: Path,
+             same_as: frozenset[str] | None = None
+             ) -> tuple[Outcome, str, dict, results.Run | None]:
     """Build, boot and run the selected tests once; judge the commit."""
     timings: dict = {}
     try:
-        bres = pipeline.do_build(req, timings)
+        bres = pipeline.do_build(breq, timings)
     except (ConfigError, BuildError) as e:
         return Outcome.SKIP, f"untestable: {str(e).splitlines()[0]}", timings, None
-    step_args = Namespace(**{**vars(args), "results_dir": run_parent, "json": False})
+    run_req = dataclasses.replace(req.run, results_dir=run_parent, json=False)
     try:
-        run = pipeline.run_tests(step_args, req, bres, timings)
+        run = pipeline.run_tests(run_req, breq, bres, timings)
     except BootPanic as e:
-        return Outcome(args.boot_panic), str(e), timings, None
+        return Outcome(req.bisect.boot_panic), str(e), timings, None
     except BadInput:
         raise
     except HarnessError as e:
         return Outcome.ABORT, f"could not test: {str(e).splitlines()[0]}", timings, None
-    outcome, reason = judge(run.tests)
+    outcome, reason = judge(run.tests, same_as)
     return outcome, reason, timings, run
+
+
+def step_here(req: Request) -> tuple[Outcome, str, results.Run | None]:
+    """`bisect-step`: the tree in the current directory (or --kernel-src),
+    judged alone. Nothing is written into it: results go under the cache
+    unless --results-dir names a place."""
+    pipeline.selected_programs(req.run)
+    src_req = req.source
+    if not (src_req.kernel_src or src_req.kernel_tarball):
+        src_req = dataclasses.replace(src_req, kernel_src=Path.cwd())
+    breq = pipeline.build_request(src_req, req.kernel, {})
+    parent = req.run.results_dir or cache.subdir("bisect-steps")
+    outcome, reason, _, run = evaluate(req, breq, parent)
+    return outcome, reason, run
 
 
 # ---- the harness's own clone ----
@@ -118,7 +146,11 @@ def evaluate(args: Namespace, req, run_parent: Path) -> tuple[Outcome, str, dict
 def workspace(repo: Path) -> Path:
     """The harness's clone of repo (objects shared), its build dir inside it."""
     key = hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:12]
-    home = cache.subdir("bisect") / key
+    with cache.lock("bisect-clones"):
+        return _workspace(repo, cache.subdir("bisect") / key)
+
+
+def _workspace(repo: Path, home: Path) -> Path:
     src = home / "src"
     if not (home / "ready").exists() or not gittree.is_repo(src):
         shutil.rmtree(home, ignore_errors=True)
@@ -130,7 +162,7 @@ def workspace(repo: Path) -> Path:
         with open(src / ".git/info/exclude", "a") as f:
             f.write(f"/{BUILD_SUBDIR}/\n")
         (home / "origin").write_text(str(repo.resolve()) + "\n")
-        (home / "ready").write_text("ok\n")
+        cache.write_atomic(home / "ready", "ok\n")
     (home / "ready").touch()
     _prune(home)
     _clean(src)
@@ -148,8 +180,22 @@ def _prune(keep: Path) -> None:
 
 def _clean(src: Path) -> None:
     """Leave no state from an earlier, interrupted bisection in the clone."""
-    for args in (("bisect", "reset", "--quiet"), ("am", "--abort")):
-        gittree.git(src, *args, check=False)
+    reset(src)
+    gittree.git(src, "am", "--abort", check=False)
+
+
+def reset(src: Path) -> None:
+    """End any bisection in src, for sure: `git bisect reset` has no --quiet
+    on every git the harness supports (2.39 refuses it), so its result is
+    checked by the state it leaves."""
+    gittree.git(src, "bisect", "reset", check=False)
+    if bisecting(src):
+        raise InfraError(f"git bisect reset left {src} mid-bisection")
+
+
+def bisecting(src: Path) -> bool:
+    git_dir = gittree.git(src, "rev-parse", "--absolute-git-dir", check=False).stdout.strip()
+    return bool(git_dir) and (Path(git_dir) / "BISECT_START").exists()
 
 
 def build_dir(src: Path) -> Path:
@@ -190,9 +236,11 @@ def _conclude(src: Path, text: str, result: BisectResult) -> bool:
     return False
 
 
-def drive(src: Path, good: str, bad: str, step, progress=None) -> BisectResult:
-    """git bisect in src between good and bad; step(commit, left) -> Step."""
-    result = BisectResult(good, bad)
+def drive(src: Path, good: str, bad: str, step, progress=None,
+          result: BisectResult | None = None) -> BisectResult:
+    """git bisect in src between good and bad; step(commit, left) -> Step.
+    Steps land in result as they finish, so an interrupt keeps them."""
+    result = result or BisectResult(good, bad)
     gittree.git(src, "checkout", "-q", "--force", "--detach", bad)
     text = _bisect(src, "start", bad, good)
     try:
@@ -208,15 +256,18 @@ def drive(src: Path, good: str, bad: str, step, progress=None) -> BisectResult:
                 result.aborted = st.reason
                 break
             text = _bisect(src, st.outcome.value)
-        result.log = gittree.git(src, "bisect", "log", check=False).stdout
+    except KeyboardInterrupt:
+        result.interrupted = True
+        raise
     finally:
-        gittree.git(src, "bisect", "reset", "--quiet", check=False)
+        result.log = gittree.git(src, "bisect", "log", check=False).stdout
+        reset(src)
     return result
 
 
 def write_report(result: BisectResult, out: Path) -> None:
-    (out / "bisect.json").write_text(json.dumps(result.to_json(), indent=1))
-    (out / "bisect.log").write_text(result.log)
+    cache.write_atomic(out / "bisect.json", json.dumps(result.to_json(), indent=1))
+    cache.write_atomic(out / "bisect.log", result.log)
 
 
 def summary(result: BisectResult) -> str:
@@ -234,6 +285,8 @@ def summary(result: BisectResult) -> str:
                      + " ".join(c[:12] for c in result.candidates))
     elif result.aborted:
         lines.append(f"bisection aborted: {result.aborted}")
+    elif result.interrupted:
+        lines.append(f"bisection interrupted after {len(result.steps)} step(s)")
     return "\n".join(lines)
 
 
@@ -245,3 +298,89 @@ def step_source(src: Path, commit: str, origin: str) -> source.KernelSource:
 def output_dir(base: Path | None) -> Path:
     out = results.new_run_dir(base)
     return out.rename(out.with_name("bisect-" + out.name))
+
+
+# ---- a whole bisection ----
+
+def _repo(req: Request) -> tuple[Path, str, str]:
+    """The repository to bisect in, the origin's name, and the default good ref."""
+    if req.source.kernel_src:
+        repo = req.source.kernel_src.expanduser().resolve()
+        if not repo.is_dir() or not gittree.is_repo(repo):
+            raise BadInput(f"bisect needs a git repository; {repo} is not one")
+        return repo, str(repo), ""
+    src, _, _ = pipeline.fetch(dataclasses.replace(req.source, patches=None), {})
+    with phase("git tree"):
+        repo, tag = gittree.from_package(src)
+    print(f"[bisect] {src.identity} is commit {tag} in {repo}", file=sys.stderr)
+    return repo, src.identity, tag
+
+
+def _range(req: Request, repo: Path, src: Path, base_default: str) -> tuple[str, str, str]:
+    """(good, bad, series digest) as commit hashes, the series applied if given."""
+    good, bad = req.bisect.good, req.bisect.bad
+    if not req.source.patches:
+        if not good:
+            raise BadInput("bisect needs --good REF (and --bad REF, default HEAD)")
+        return gittree.resolve(repo, good), gittree.resolve(repo, bad or "HEAD"), ""
+    series = patches.load(req.source.patches, repo)
+    if series.kind == "git-range":
+        return series.base, series.tip, series.digest
+    base = gittree.resolve(repo, good or base_default or "HEAD")
+    with phase("series"):
+        tip = apply_series(src, base, series)
+    print(f"[bisect] applied {series.describe()} on {base[:12]}: tip {tip[:12]}",
+          file=sys.stderr)
+    return base, (gittree.resolve(src, bad) if bad else tip), series.digest
+
+
+def run_bisection(req: Request) -> tuple[BisectResult, Path]:
+    """`rwp-harness bisect`: the report is written however the bisection ends."""
+    repo, origin, base_default = _repo(req)
+    src = workspace(repo)
+    good, bad, digest = _range(req, repo, src, base_default)
+    out = output_dir(req.run.results_dir)
+    print(f"[bisect] good {good[:12]}, bad {bad[:12]}; clone {src}; report in {out}",
+          file=sys.stderr)
+
+    def breq(commit):
+        return build.BuildRequest(step_source(src, commit, origin), src, digest,
+                                  req.kernel.profiles, req.kernel.fragments, req.kernel.jobs,
+                                  build_root=build_dir(src))
+
+    result = BisectResult(good, bad)
+    same_as = None
+    try:
+        if req.bisect.failure == "same":
+            same_as = _failures_at(req, src, bad, breq(bad), out, result)
+        if not result.aborted:
+            drive(src, good, bad, lambda c, left: _step(req, src, c, left, breq(c), out, same_as),
+                  _progress, result)
+    finally:
+        write_report(result, out)
+    return result, out
+
+
+def _failures_at(req, src, bad, bad_req, out, result) -> frozenset[str] | None:
+    """The tests that fail at --bad: the failure the bisection hunts."""
+    gittree.git(src, "checkout", "-q", "--force", "--detach", bad)
+    outcome, reason, _, run = evaluate(req, bad_req, out / "steps")
+    if outcome != Outcome.BAD or run is None:
+        result.aborted = f"--failure same: the --bad commit is {outcome.value}, not bad: {reason}"
+        return None
+    ids = frozenset(t.test_id for t in run.tests if t.failed)
+    print(f"[bisect] at --bad, failing: {', '.join(sorted(ids))}", file=sys.stderr)
+    return ids
+
+
+def _progress(n, commit, subject, left):
+    more = f", about {left} more after this" if left is not None else ""
+    print(f"[bisect] step {n}: {commit[:12]} {subject}{more}", file=sys.stderr, flush=True)
+
+
+def _step(req, src, commit, left, breq, out, same_as) -> Step:
+    outcome, reason, times, run = evaluate(req, breq, out / "steps", same_as)
+    st = Step(commit, gittree.subject(src, commit), outcome, reason, times,
+              run.counts() if run else {}, str(run.path) if run else "", left)
+    print(f"[bisect] {commit[:12]} is {outcome.value}: {reason}", file=sys.stderr, flush=True)
+    return st

@@ -26,6 +26,8 @@ class BuildRequest:
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     # A fixed build directory (bisection), reused whatever the tree holds.
     build_root: Path | None = None
+    # make bench times a cold build with an empty ccache of its own.
+    ccache_dir: Path | None = None
 
     def requested_config(self) -> kconfig.Kconfig:
         return kconfig.requested(list(self.profiles), list(self.fragments))
@@ -53,10 +55,9 @@ class BuildResult:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
 
 
-def _make_env() -> dict:
+def _make_env(req: "BuildRequest") -> dict:
     env = dict(os.environ)
-    # make bench points this at an empty directory to time a cold build.
-    env["CCACHE_DIR"] = os.environ.get("RWP_HARNESS_CCACHE_DIR") or str(cache.subdir("ccache"))
+    env["CCACHE_DIR"] = str(req.ccache_dir or cache.subdir("ccache"))
     env.setdefault("KBUILD_BUILD_USER", "rwp-harness")
     env.setdefault("KBUILD_BUILD_HOST", "rwp-harness")
     return env
@@ -66,7 +67,7 @@ def _make(req: BuildRequest, bdir: Path, log: Path, *targets: str) -> int:
     argv = ["make", "-C", req.tree, f"O={bdir}", f"-j{req.jobs}"]
     if shutil.which("ccache"):
         argv.append("CC=ccache gcc")
-    return run_logged([*argv, *targets], log, env=_make_env())
+    return run_logged([*argv, *targets], log, env=_make_env(req))
 
 
 def configure(req: BuildRequest) -> Path:
@@ -83,7 +84,7 @@ def _configure(req: BuildRequest) -> Path:
     bdir.mkdir(parents=True, exist_ok=True)
     stamp, dotconfig, log = bdir / "config.ok", bdir / ".config", bdir / "build.log"
     # A fixed build directory (bisection) outlives changes to the fragments.
-    if stamp.exists() and dotconfig.exists() and stamp.read_text().strip() == want.digest():
+    if dotconfig.exists() and (cache.read_marker(stamp) or "").strip() == want.digest():
         return dotconfig
     if _make(req, bdir, log, "tinyconfig") != 0:
         raise ConfigError(f"make tinyconfig failed:\n{log_tail(log)}")
@@ -94,7 +95,7 @@ def _configure(req: BuildRequest) -> Path:
     for note in kconfig.check(want, dotconfig, req.tree):
         print(f"[config] {note}", file=sys.stderr)
     (bdir / "requested.config").write_text(want.text())
-    stamp.write_text(want.digest() + "\n")
+    cache.write_atomic(stamp, want.digest() + "\n")
     return dotconfig
 
 
@@ -109,7 +110,7 @@ def _build(req: BuildRequest) -> BuildResult:
     log, stamp = bdir / "build.log", bdir / "build.ok"
     bzimage = bdir / "arch/x86/boot/bzImage"
     headers = bdir / "hdr/include"
-    done = stamp.exists() and bzimage.exists() and headers.is_dir()
+    done = cache.read_marker(stamp) == "ok\n" and bzimage.exists() and headers.is_dir()
     # A tree someone may edit is always handed to make, which rebuilds only
     # what changed; a package or tarball build that finished once is final.
     rebuilt = not (done and req.source.immutable)
@@ -123,8 +124,13 @@ def _build(req: BuildRequest) -> BuildResult:
         # step, an edited tree): what was requested must still hold.
         for note in kconfig.check(req.requested_config(), dotconfig, req.tree):
             print(f"[config] {note}", file=sys.stderr)
-        stamp.write_text("ok\n")
-    release = (bdir / "include/config/kernel.release").read_text().strip()
+        cache.write_atomic(stamp, "ok\n")
+    release_file = bdir / "include/config/kernel.release"
+    release = (cache.read_marker(release_file) or "").strip()
+    if not release:
+        stamp.unlink(missing_ok=True)
+        raise BuildError(f"the build in {bdir} has no {release_file.relative_to(bdir)}; "
+                         "it is incomplete and will be rebuilt by the next build")
     return BuildResult(bdir, bzimage, headers, dotconfig, log, release, rebuilt)
 
 

@@ -17,11 +17,14 @@ import json
 import os
 import signal
 import sys
+import time
+import traceback
 from pathlib import Path
 
-from . import bisect, build, gittree, guestprogs, patches, pipeline, results, runner, vm
+from . import bisect, build, cache, gittree, guestprogs, pipeline, requests, results, runner, vm
 from .errors import BadInput, ExitStatus, HarnessError
 from .phases import phase
+from .requests import Request
 
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
@@ -32,7 +35,9 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
     x.add_argument("--kernel-tarball", type=Path, metavar="FILE",
                    help="a kernel source tarball")
     x.add_argument("--kernel-version", default="7.3", metavar="X.Y",
-                   help="Debian linux-source-X.Y package to fetch (default: %(default)s)")
+                   help="Debian linux-source-X.Y package to fetch, its newest version "
+                        "across the suites, or an exact version such as 7.3.4-1~bpo13+1 "
+                        "(default: %(default)s)")
     g.add_argument("--debian-suite", action="append", metavar="SUITE",
                    help="suite to search for the package (repeatable; default: "
                         "trixie-backports, then sid)")
@@ -75,8 +80,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--transport", choices=("auto", "shared", "push"), default="auto",
                    help="how programs reach the guest: the shared root filesystem, or "
                         "pushed over the console (auto: shared if visible)")
-    g.add_argument("--test-timeout", type=float, default=runner.TEST_TIMEOUT_S, metavar="S",
-                   help="deadline per test unless the test sets its own (default: %(default)s)")
+    g.add_argument("--test-timeout", type=float, default=requests.TEST_TIMEOUT_S, metavar="S",
+                   help="deadline per test, in the guest and on the host, unless the test "
+                        "sets its own (default: %(default)s)")
     g.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run each test N times; one that passes only sometimes is flaky")
     g.add_argument("--one-by-one", action="store_true",
@@ -108,27 +114,18 @@ def _add_bisect_args(p: argparse.ArgumentParser) -> None:
                         "on a package: its base commit)")
     g.add_argument("--bad", metavar="REF",
                    help="a commit where they fail (default: the series' tip, else HEAD)")
+    g.add_argument("--failure", choices=("any", "same"), default="any",
+                   help="which failure makes a step bad: any selected test failing "
+                        "(default), or only one of the tests that fail at --bad, which is "
+                        "run first (another failure makes the step a skip)")
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rwp-harness", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    layout = {
-        "fetch": (_add_source_args,),
-        "config": (_add_source_args, _add_config_args),
-        "build": (_add_source_args, _add_config_args),
-        "boot": (_add_source_args, _add_config_args, _add_vm_args),
-        "shell": (_add_source_args, _add_config_args, _add_vm_args),
-        "run": (_add_source_args, _add_config_args, _add_vm_args, _add_run_args),
-        "check": (_add_source_args, _add_config_args, _add_vm_args, _add_run_args),
-        "bisect": (_add_source_args, _add_config_args, _add_vm_args, _add_run_args,
-                   _add_bisect_args),
-        "bisect-step": (_add_source_args, _add_config_args, _add_vm_args, _add_run_args,
-                        _add_step_args),
-    }
-    for name, adders in layout.items():
-        p = sub.add_parser(name, help=name)
+    for name, (_, text, adders) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=text, description=text)
         for add in adders:
             add(p)
         if name == "fetch":
@@ -140,8 +137,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 # ---- commands ----
 
-def cmd_fetch(args, timings) -> int:
-    src, tree, series = pipeline.fetch(args, timings)
+def cmd_fetch(args, req: Request, timings) -> int:
+    src, tree, series = pipeline.fetch(req.source, timings)
     out = {"source": src.to_json(), "tree": str(tree), "series_hash": series}
     if args.git:
         if not src.immutable:
@@ -155,26 +152,27 @@ def cmd_fetch(args, timings) -> int:
     return ExitStatus.OK
 
 
-def cmd_config(args, timings) -> int:
-    req = pipeline.build_request(args, timings)
+def cmd_config(args, req: Request, timings) -> int:
+    breq = pipeline.build_request(req.source, req.kernel, timings)
     with phase("config", timings):
-        dotconfig = build.configure(req)
+        dotconfig = build.configure(breq)
     print(dotconfig)
     return ExitStatus.OK
 
 
-def cmd_build(args, timings) -> int:
-    build.print_result(pipeline.do_build(pipeline.build_request(args, timings), timings))
+def cmd_build(args, req: Request, timings) -> int:
+    breq = pipeline.build_request(req.source, req.kernel, timings)
+    build.print_result(pipeline.do_build(breq, timings))
     return ExitStatus.OK
 
 
-def cmd_boot(args, timings) -> int:
-    bres = pipeline.finished_build(pipeline.build_request(args, timings))
-    return vm.interactive(pipeline.vm_request(args, bres, None))
+def cmd_boot(args, req: Request, timings) -> int:
+    bres = pipeline.finished_build(pipeline.build_request(req.source, req.kernel, timings))
+    return vm.interactive(pipeline.vm_request(req.run, bres, None))
 
 
-def _finish(args, run: results.Run) -> int:
-    if args.json:
+def _finish(req: Request, run: results.Run) -> int:
+    if req.run.json:
         print(run.summary(), file=sys.stderr)
         json.dump(run.document(), sys.stdout, indent=1)
         print()
@@ -183,86 +181,28 @@ def _finish(args, run: results.Run) -> int:
     return ExitStatus.OK if run.ok else ExitStatus.TESTS_FAILED
 
 
-def cmd_run(args, timings) -> int:
+def cmd_run(args, req: Request, timings) -> int:
     if args.list:
-        return _list(args)
-    pipeline.check_run_args(args)
-    req = pipeline.build_request(args, timings)
-    return _finish(args, pipeline.run_tests(args, req, pipeline.finished_build(req), timings))
+        return _list(req)
+    breq = pipeline.build_request(req.source, req.kernel, timings)
+    return _finish(req, pipeline.run_tests(req.run, breq, pipeline.finished_build(breq), timings))
 
 
-def cmd_check(args, timings) -> int:
+def cmd_check(args, req: Request, timings) -> int:
     if args.list:
-        return _list(args)
-    pipeline.check_run_args(args)
-    req = pipeline.build_request(args, timings)
-    bres = pipeline.do_build(req, timings)
-    run = pipeline.run_tests(args, req, bres, timings)
+        return _list(req)
+    breq = pipeline.build_request(req.source, req.kernel, timings)
+    bres = pipeline.do_build(breq, timings)
+    run = pipeline.run_tests(req.run, breq, bres, timings)
     print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()), file=sys.stderr)
-    return _finish(args, run)
+    return _finish(req, run)
 
 
-def _bisect_repo(args) -> tuple[Path, str, str]:
-    """The repository to bisect in, the origin's name, and the default good ref."""
-    if args.kernel_src:
-        repo = args.kernel_src.expanduser().resolve()
-        if not repo.is_dir() or not gittree.is_repo(repo):
-            raise BadInput(f"bisect needs a git repository; {repo} is not one")
-        return repo, str(repo), ""
-    src, _, _ = pipeline.fetch(argparse.Namespace(**{**vars(args), "patches": None}), {})
-    with phase("git tree"):
-        repo, tag = gittree.from_package(src)
-    print(f"[bisect] {src.identity} is commit {tag} in {repo}", file=sys.stderr)
-    return repo, src.identity, tag
-
-
-def _bisect_range(args, repo: Path, src: Path, base_default: str) -> tuple[str, str, str]:
-    """(good, bad, series digest) as commit hashes, the series applied if given."""
-    def named(ref):
-        return gittree.resolve(repo, ref)
-    if not args.patches:
-        if not args.good:
-            raise BadInput("bisect needs --good REF (and --bad REF, default HEAD)")
-        return named(args.good), named(args.bad or "HEAD"), ""
-    series = patches.load(args.patches, repo)
-    if series.kind == "git-range":
-        return series.base, series.tip, series.digest
-    base = named(args.good or base_default or "HEAD")
-    with phase("series"):
-        tip = bisect.apply_series(src, base, series)
-    print(f"[bisect] applied {series.describe()} on {base[:12]}: tip {tip[:12]}",
-          file=sys.stderr)
-    return base, (gittree.resolve(src, args.bad) if args.bad else tip), series.digest
-
-
-def cmd_bisect(args, timings) -> int:
-    pipeline.check_run_args(args)
-    pipeline.selected_programs(args)
-    repo, origin, base_default = _bisect_repo(args)
-    src = bisect.workspace(repo)
-    good, bad, digest = _bisect_range(args, repo, src, base_default)
-    out = bisect.output_dir(args.results_dir)
-    print(f"[bisect] good {good[:12]}, bad {bad[:12]}; clone {src}; report in {out}",
-          file=sys.stderr)
-
-    def progress(n, commit, subject, left):
-        more = f", about {left} more after this" if left is not None else ""
-        print(f"[bisect] step {n}: {commit[:12]} {subject}{more}", file=sys.stderr, flush=True)
-
-    def step(commit, left):
-        req = build.BuildRequest(bisect.step_source(src, commit, origin), src, digest,
-                                 tuple(args.profile), tuple(args.fragment), args.jobs,
-                                 build_root=bisect.build_dir(src))
-        outcome, reason, times, run = bisect.evaluate(args, req, out / "steps")
-        st = bisect.Step(commit, gittree.subject(src, commit), outcome, reason, times,
-                         run.counts() if run else {}, str(run.path) if run else "", left)
-        print(f"[bisect] {commit[:12]} is {outcome.value}: {reason}", file=sys.stderr, flush=True)
-        return st
-
-    result = bisect.drive(src, good, bad, step, progress)
-    bisect.write_report(result, out)
+def cmd_bisect(args, req: Request, timings) -> int:
+    pipeline.selected_programs(req.run)
+    result, out = bisect.run_bisection(req)
     print(bisect.summary(result))
-    if args.json:
+    if req.run.json:
         json.dump(result.to_json(), sys.stdout, indent=1)
         print()
     if result.aborted:
@@ -270,15 +210,11 @@ def cmd_bisect(args, timings) -> int:
     return ExitStatus.OK if result.first_bad else ExitStatus.BISECT_INCONCLUSIVE
 
 
-def cmd_bisect_step(args, timings) -> int:
-    """Exit statuses follow git bisect run, so every failure to test aborts it."""
+def cmd_bisect_step(args, req: Request, timings) -> int:
+    """Exit statuses follow git bisect run: anything but a clean good, bad or
+    skip aborts it (128), a harness error included."""
     try:
-        pipeline.check_run_args(args)
-        pipeline.selected_programs(args)
-        if not (args.kernel_src or args.kernel_tarball):
-            args.kernel_src = Path.cwd()
-        req = pipeline.build_request(args, timings)
-        outcome, reason, _, run = bisect.evaluate(args, req, args.results_dir)
+        outcome, reason, run = bisect.step_here(req)
     except HarnessError as e:
         print(f"rwp-harness: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return bisect.STEP_EXIT[bisect.Outcome.ABORT]
@@ -287,43 +223,84 @@ def cmd_bisect_step(args, timings) -> int:
     return bisect.STEP_EXIT[outcome]
 
 
-def _list(args) -> int:
-    for prog in pipeline.selected_programs(args):
+def _list(req: Request) -> int:
+    for prog in pipeline.selected_programs(req.run):
         for tid in prog.test_ids():
             print(tid)
-    if guestprogs.PEER_SUITE in pipeline.suites(args):
+    if guestprogs.PEER_SUITE in req.run.suites:
         print(f"{runner.PEER_PREFIX}::*  (its cases are known once it has run)")
     return ExitStatus.OK
 
 
-COMMANDS = {"fetch": cmd_fetch, "config": cmd_config, "build": cmd_build, "boot": cmd_boot,
-            "shell": cmd_boot, "run": cmd_run, "check": cmd_check, "bisect": cmd_bisect,
-            "bisect-step": cmd_bisect_step}
+# name: (function, help, option groups)
+_FULL = (_add_source_args, _add_config_args, _add_vm_args, _add_run_args)
+SUBCOMMANDS = {
+    "fetch": (cmd_fetch, "get the kernel source and apply --patches", (_add_source_args,)),
+    "config": (cmd_config, "write and check the .config in the build directory",
+               (_add_source_args, _add_config_args)),
+    "build": (cmd_build, "build bzImage and the UAPI headers",
+              (_add_source_args, _add_config_args)),
+    "boot": (cmd_boot, "boot the built kernel with your terminal as its console",
+             (_add_source_args, _add_config_args, _add_vm_args)),
+    "shell": (cmd_boot, "the same as boot", (_add_source_args, _add_config_args, _add_vm_args)),
+    "run": (cmd_run, "run the guest tests on the built kernel", _FULL),
+    "check": (cmd_check, "fetch, config, build, boot and run", _FULL),
+    "bisect": (cmd_bisect, "find the commit that broke the selected tests", (*_FULL,
+               _add_bisect_args)),
+    "bisect-step": (cmd_bisect_step, "judge the checked-out commit for git bisect run "
+                    "(0 good, 1 bad, 125 skip, 128 abort)", (*_FULL, _add_step_args)),
+}
 
 
 def _on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
 
+def _error(message: str, log: Path | None = None) -> None:
+    first, _, rest = message.partition("\n")
+    print(f"rwp-harness: error: {first}", file=sys.stderr)
+    if rest:
+        print(rest, file=sys.stderr)
+
+
+def _internal_error(command: str) -> int:
+    """An error the harness did not foresee: one line naming the log that
+    holds the traceback, and a status no test verdict uses."""
+    exc = sys.exc_info()[1]
+    log = None
+    try:
+        log = cache.subdir("logs") / time.strftime(f"internal-%Y%m%d-%H%M%S-{os.getpid()}.log")
+        log.write_text(traceback.format_exc())
+    except Exception:      # the cache itself may be what is broken
+        log = None
+    where = f"; traceback in {log}" if log else ""
+    print(f"rwp-harness: internal error in '{command}': {type(exc).__name__}: "
+          f"{str(exc).splitlines()[0] if str(exc) else ''}{where}", file=sys.stderr)
+    if command == "bisect-step":
+        return bisect.STEP_EXIT[bisect.Outcome.ABORT]
+    return int(ExitStatus.INTERNAL_ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     timings: dict = {}
+    step = args.command == "bisect-step"
     try:
-        return int(COMMANDS[args.command](args, timings))
+        req = requests.from_args(args)
+        return int(SUBCOMMANDS[args.command][0](args, req, timings))
     except HarnessError as e:
-        first, _, rest = str(e).partition("\n")
-        print(f"rwp-harness: error: {first}", file=sys.stderr)
-        if rest:
-            print(rest, file=sys.stderr)
-        return int(e.status)
+        _error(str(e))
+        return bisect.STEP_EXIT[bisect.Outcome.ABORT] if step else int(e.status)
     except KeyboardInterrupt:
         print("rwp-harness: interrupted", file=sys.stderr)
-        return int(ExitStatus.INTERRUPTED)
+        return bisect.STEP_EXIT[bisect.Outcome.ABORT] if step else int(ExitStatus.INTERRUPTED)
     except BrokenPipeError:
         # The reader (head, less) went away; nothing left to say.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return int(ExitStatus.OK)
+    except Exception:
+        return _internal_error(args.command)
 
 
 if __name__ == "__main__":

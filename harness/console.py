@@ -8,6 +8,7 @@ writing to the same console cannot be mistaken for either.
 
 import base64
 import re
+import shlex
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 import pexpect
 
 from .errors import InfraError
+from .protocol import frame
 
 
 class GuestDied(InfraError):
@@ -43,6 +45,13 @@ SHELL_ATTEMPTS = 3
 SHELL_ANSWER_S = 30.0
 # Bytes of base64 per console line: well under that limit with the framing.
 PUSH_CHUNK = 3000
+# The markers are short: searching only the end of what arrived keeps a
+# program that prints megabytes from costing time quadratic in its output.
+SEARCH_WINDOW = 8192
+# Serial sysrq keys for a guest whose shell cannot answer: the backtrace of
+# every active CPU (a livelock) and the blocked tasks (a deadlock).
+SYSRQ_KEYS = "lw"
+SYSRQ_DRAIN_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -51,24 +60,32 @@ class CommandResult:
     output: str
     status: int | None      # None when the deadline expired
     duration: float
+    progress: tuple[str, ...] = ()     # the progress markers seen, in order
 
     @property
     def timed_out(self) -> bool:
         return self.status is None
 
 
-def frame(command: str, token: str) -> tuple[str, re.Pattern, re.Pattern]:
-    """The line to send, and the patterns of its start and end markers."""
-    line = (f"printf '@@RWP%s:%s@@\\n' B {token}; {{ {command}; }} </dev/null; "
-            f"printf '@@RWP%s:%s:%d@@\\n' E {token} $?")
-    start = re.compile(rf"@@RWPB:{token}@@\r?\n")
-    end = re.compile(rf"@@RWPE:{token}:(\d+)@@")
-    return line, start, end
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM under a command; output is what it printed so far."""
+
+    def __init__(self, output: str):
+        super().__init__()
+        self.output = output
 
 
 def _text(value) -> str:
     # pexpect leaves its EOF/TIMEOUT classes in before/after; only text counts.
     return value if isinstance(value, str) else ""
+
+
+def _pending(child: pexpect.spawn) -> str:
+    # What arrived after the last match, not yet handed out as before.
+    try:
+        return _text(child.buffer) if isinstance(child.buffer, str) else ""
+    except Exception:   # pexpect internals vary by version; nothing is owed here
+        return ""
 
 
 def clean_output(text: str) -> str:
@@ -106,32 +123,68 @@ class GuestConsole:
             line = seen[m.start():].splitlines()[0]
             raise BootPanic(f"the kernel panicked while booting: {line.strip()}")
 
-    def run(self, command: str, timeout: float) -> CommandResult:
+    def run(self, command: str, timeout: float, progress: re.Pattern | None = None,
+            idle: float | None = None) -> CommandResult:
+        """Send command framed; wait up to timeout for its end. With progress,
+        each match of that pattern (its first group names a step) must come
+        within idle seconds of the one before, or the command counts as
+        timed out."""
         token = uuid.uuid4().hex[:12]
         line, start, end = frame(command, token)
         if len(line) > MAX_LINE:
             raise InfraError(f"a guest command of {len(line)} bytes is longer than the guest's "
                              f"tty takes ({MAX_LINE}): {command[:60]}...")
         began = time.monotonic()
+        seen: list[str] = []
+        steps: list[str] = []
         self.child.sendline(line)
+        patterns = [end, _PANIC] + ([progress] if progress else [])
         try:
-            self.child.expect(start, timeout=timeout)
-            remaining = max(1.0, timeout - (time.monotonic() - began))
-            if self.child.expect([end, _PANIC], timeout=remaining) == 1:
-                self._died(command)
+            self.child.expect(start, timeout=timeout, searchwindowsize=SEARCH_WINDOW)
+            while True:
+                left = timeout - (time.monotonic() - began)
+                wait = max(1.0, min(left, idle) if idle else left)
+                i = self.child.expect(patterns, timeout=wait, searchwindowsize=SEARCH_WINDOW)
+                seen.append(_text(self.child.before))
+                if i == 0:
+                    break
+                if i == 1:
+                    self._died(command, "".join(seen))
+                seen.append(_text(self.child.after))
+                steps.append(self.child.match.group(1))
         except pexpect.TIMEOUT:
-            partial = clean_output(self.child.before or "")
-            return CommandResult(command, partial, None, time.monotonic() - began)
+            seen.append(_text(self.child.before))
+            return CommandResult(command, clean_output("".join(seen)), None,
+                                 time.monotonic() - began, tuple(steps))
         except pexpect.EOF:
             raise GuestDied(f"the VM exited while running: {command}",
-                            clean_output(self.child.before or ""))
-        output = clean_output(self.child.before)
-        return CommandResult(command, output, int(self.child.match.group(1)),
-                             time.monotonic() - began)
+                            clean_output("".join(seen) + _text(self.child.before)))
+        except KeyboardInterrupt:
+            raise Interrupted(clean_output("".join(seen) + _pending(self.child)))
+        return CommandResult(command, clean_output("".join(seen)),
+                             int(self.child.match.group(1)), time.monotonic() - began,
+                             tuple(steps))
 
-    def _died(self, command: str) -> None:
+    def sysrq_dump(self) -> str:
+        """Task stacks from a guest that cannot run a command: a serial break
+        (QEMU's mux escape, Ctrl-A b) makes the next key a sysrq."""
+        out = []
+        for key in SYSRQ_KEYS:
+            self.child.send("\x01b")
+            time.sleep(0.2)
+            self.child.send(key)
+        try:
+            self.child.expect(pexpect.EOF, timeout=SYSRQ_DRAIN_S)
+        except pexpect.TIMEOUT:
+            pass
+        except pexpect.EOF:
+            pass
+        out.append(_text(self.child.before))
+        return clean_output("\n[sysrq evidence]\n" + "".join(out)[-200_000:])
+
+    def _died(self, command: str, before: str = "") -> None:
         """A panic is on the console: collect the rest of its report, then give up."""
-        seen = _text(self.child.before) + _text(self.child.after)
+        seen = before + _text(self.child.after)
         try:
             self.child.expect([_PANIC_END, pexpect.EOF], timeout=PANIC_DRAIN_S)
             seen += _text(self.child.before) + _text(self.child.after)
@@ -142,11 +195,11 @@ class GuestConsole:
     def push_file(self, local: Path, remote: str, timeout: float = 300) -> None:
         """Copy a file into the guest through the console itself (base64)."""
         data = base64.b64encode(local.read_bytes()).decode()
-        tmp = f"{remote}.b64"
-        self._must(f"mkdir -p \"$(dirname {remote})\" && : > {tmp}", timeout)
+        q, tmp = shlex.quote(remote), shlex.quote(f"{remote}.b64")
+        self._must(f"mkdir -p \"$(dirname {q})\" && : > {tmp}", timeout)
         for i in range(0, len(data), PUSH_CHUNK):
             self._must(f"printf '%s' '{data[i:i + PUSH_CHUNK]}' >> {tmp}", timeout)
-        self._must(f"base64 -d {tmp} > {remote} && rm -f {tmp} && chmod +x {remote}", timeout)
+        self._must(f"base64 -d {tmp} > {q} && rm -f {tmp} && chmod +x {q}", timeout)
 
     def _must(self, command: str, timeout: float) -> None:
         res = self.run(command, timeout)

@@ -18,6 +18,7 @@ class ExitStatus(IntEnum):
     INFRA_FAILED = 6
     MISSING_TOOL = 7
     BISECT_INCONCLUSIVE = 8     # skipped commits hide the first bad one
+    INTERNAL_ERROR = 9          # a harness bug: the traceback is in a log file
     INTERRUPTED = 130
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from . import cache
 from .errors import BadInput, InfraError
 from .source import MARKER, KernelSource
-from .tools import require
+from .tools import require, run_group
 
 IDENTITY = ["-c", "user.name=rwp-harness", "-c", "user.email=rwp-harness@localhost",
             "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"]
@@ -26,8 +26,7 @@ FIXED_DATE = "2000-01-01T00:00:00Z"
 def git(repo: Path, *args: str, check: bool = True, env: dict | None = None,
         git_dir: bool = False) -> subprocess.CompletedProcess:
     where = ["--git-dir", str(repo)] if git_dir else ["-C", str(repo)]
-    res = subprocess.run(["git", *IDENTITY, *where, *args], capture_output=True, text=True,
-                         stdin=subprocess.DEVNULL, env=env)
+    res = run_group(["git", *IDENTITY, *where, *args], env=env)
     if check and res.returncode != 0:
         first = (res.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise InfraError(f"git {args[0]} in {repo} failed: {first}")
@@ -35,9 +34,7 @@ def git(repo: Path, *args: str, check: bool = True, env: dict | None = None,
 
 
 def is_repo(path: Path) -> bool:
-    res = subprocess.run(["git", "-C", str(path), "rev-parse", "--git-dir"],
-                         capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    return res.returncode == 0
+    return run_group(["git", "-C", str(path), "rev-parse", "--git-dir"]).returncode == 0
 
 
 def resolve(repo: Path, ref: str) -> str:
@@ -62,7 +59,12 @@ def from_package(src: KernelSource) -> tuple[Path, str]:
     name = re.sub(r"[^0-9A-Za-z._+-]", "_", src.identity)
     repo = cache.subdir("git") / f"{name}.git"
     tag = version_tag(src.version)
-    if (repo / "rwp-harness.ok").exists():
+    with cache.lock("git-import"):
+        return _import(src, repo, tag)
+
+
+def _import(src: KernelSource, repo: Path, tag: str) -> tuple[Path, str]:
+    if cache.read_marker(repo / "rwp-harness.ok") == src.identity + "\n":
         return repo, tag
     if repo.exists():
         shutil.rmtree(repo)
@@ -79,5 +81,5 @@ def from_package(src: KernelSource) -> tuple[Path, str]:
         f"{src.version}: {src.origin} {src.identity}", env=env)
     git(src.path, "tag", "-a", tag, "-m", f"{src.identity}", env=env)
     tmp.rename(repo)
-    (repo / "rwp-harness.ok").write_text(src.identity + "\n")
+    cache.write_atomic(repo / "rwp-harness.ok", src.identity + "\n")
     return repo, tag

@@ -10,14 +10,14 @@ virtme-ng shares, or, failing that, pushed over the console.
 import ast
 import hashlib
 import re
+import shlex
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import cache
 from .errors import BuildError
-from .tools import require
+from .tools import require, run_group
 
 GUEST_DIR = Path(__file__).resolve().parent.parent / "guest"
 _C_TEST = re.compile(r"^RWP_TEST(_MEM)?\((\w+)\)", re.M)
@@ -135,17 +135,18 @@ class Staged:
     root: Path
 
     def command(self, prog: GuestProgram, subtests: tuple[str, ...] = ()) -> str:
-        # Names given are always passed: a program narrowed by -k to one
-        # subtest must run that one, not the whole program.
-        args = " ".join(subtests)
+        """The guest shell command that runs prog's subtests, every word quoted.
+        Names given are always passed: a program narrowed by -k to one
+        subtest must run that one, not the whole program."""
         suite = prog.name.split("/")[0]
         if prog.lang == "c":
-            return f"{self.root / 'bin' / Path(prog.name).name} {args}".strip()
-        script = self.root / suite / prog.source.name
-        return f"{GUEST_PYTHON} {script} {args}".strip()
+            argv = [str(self.root / "bin" / Path(prog.name).name)]
+        else:
+            argv = [GUEST_PYTHON, str(self.root / suite / prog.source.name)]
+        return shlex.join([*argv, *subtests])
 
     def helper_command(self, name: str) -> str:
-        return f"{GUEST_PYTHON} {self.root / 'harness' / name}"
+        return shlex.join([GUEST_PYTHON, str(self.root / "harness" / name)])
 
     def files(self) -> list[Path]:
         return sorted(p for p in self.root.rglob("*") if p.is_file())
@@ -175,7 +176,7 @@ def stage(headers: Path, tree: Path | None = None,
                + copied + peer + peer_headers)
     root = cache.subdir("guest") / _digest(sources, headers)
     with cache.lock("stage"):
-        if not (root / ".complete").exists():
+        if cache.read_marker(root / ".complete") != "ok\n":
             _stage_into(root, progs, copied, headers, tree if peer else None)
     return Staged(root)
 
@@ -192,27 +193,34 @@ def _stage_into(root: Path, progs: list[GuestProgram], copied: list[Path], heade
         shutil.copy2(path, dest)
     if peer_tree is not None:
         _compile_peer(peer_tree, headers, root / PEER_BINARY)
-    (root / ".complete").write_text("ok\n")
+    cache.write_atomic(root / ".complete", "ok\n")
 
 
 def _compile_peer(tree: Path, headers: Path, out: Path) -> None:
     """uffd-unit-tests, built the way its Makefile would, but static and out of tree."""
     out.parent.mkdir(parents=True, exist_ok=True)
     src = tree / PEER_DIR
-    argv = ["gcc", "-static", "-O2", "-Wall", "-U_FORTIFY_SOURCE", "-no-pie",
-            "-I", str(src.parent), "-isystem", str(headers), "-I", str(tree / "tools/include"),
-            "-o", str(out), *[str(src / n) for n in PEER_SOURCES], "-lrt", "-lpthread", "-lm"]
-    res = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    res = run_group(gcc_argv([src / n for n in PEER_SOURCES], out, headers,
+                             [src.parent, tree / "tools/include"], strict=False,
+                             extra=("-U_FORTIFY_SOURCE", "-no-pie", "-lrt", "-lm")))
     if res.returncode != 0:
         # The peer suite is the tree's, not ours: note why, and report it as skipped.
         (out.parent / "build-error.txt").write_text(res.stderr[-4000:])
 
 
+def gcc_argv(sources: list[Path], out: Path, headers: Path, includes: list[Path] | None = None,
+             strict: bool = True, extra: tuple[str, ...] = ()) -> list[str]:
+    """The one compiler line for guest programs: static, against the target's
+    UAPI headers (first on the path), our shared headers; strict for ours."""
+    warn = ["-Wall", "-Wextra", "-Werror"] if strict else ["-Wall"]
+    incs = [a for d in (includes if includes is not None else [GUEST_DIR / "include"])
+            for a in ("-I", str(d))]
+    return ["gcc", "-static", "-O2", "-g", *warn, "-pthread", "-isystem", str(headers), *incs,
+            "-o", str(out), *[str(s) for s in sources], *extra]
+
+
 def _compile(prog: GuestProgram, headers: Path, out: Path) -> None:
     require("gcc")
-    argv = ["gcc", "-static", "-O2", "-g", "-Wall", "-Wextra", "-Werror", "-pthread",
-            "-isystem", str(headers), "-I", str(GUEST_DIR / "include"),
-            "-o", str(out), str(prog.source)]
-    res = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    res = run_group(gcc_argv([prog.source], out, headers))
     if res.returncode != 0:
         raise BuildError(f"compiling {prog.source.name} failed:\n{res.stderr.strip()[-2000:]}")

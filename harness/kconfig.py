@@ -105,6 +105,8 @@ def read_fragment(path: Path) -> Kconfig:
         text = path.read_text()
     except OSError as e:
         raise BadInput(f"cannot read config fragment {path}: {e.strerror}")
+    except UnicodeDecodeError as e:
+        raise BadInput(f"config fragment {path} is not UTF-8 text (byte {e.start})")
     return parse(text, origin=path.name)
 
 

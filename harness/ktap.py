@@ -1,4 +1,4 @@
-"""The parse phase: KTAP output of a guest program into typed results.
+"""The parse phase: KTAP output of a guest program into cases (pass, fail, skip, xfail).
 
 Tolerant of what a serial console does to output: carriage returns, kernel
 log lines interleaved, and a program that dies before its plan is complete.
@@ -6,16 +6,8 @@ log lines interleaved, and a program that dies before its plan is complete.
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
 
-
-class Status(str, Enum):
-    PASS = "pass"
-    FAIL = "fail"
-    SKIP = "skip"
-    XFAIL = "xfail"
-    ERROR = "error"      # the program crashed, hung, or never reported this test
-    FLAKY = "flaky"      # with --repeat: passed in some runs, failed in others
+from .verdicts import Status
 
 
 @dataclass
@@ -34,11 +26,6 @@ class Report:
 
     def by_name(self) -> dict[str, Case]:
         return {c.name: c for c in self.cases}
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and all(c.status in (Status.PASS, Status.SKIP, Status.XFAIL)
-                                       for c in self.cases)
 
 
 _VERSION = re.compile(r"^(KTAP|TAP) version (\d+)$")

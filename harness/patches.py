@@ -22,7 +22,7 @@ from pathlib import Path
 from . import cache, gittree
 from .errors import BadInput, PatchError
 from .source import KernelSource
-from .tools import require
+from .tools import require, run_group
 
 DONE = ".rwp-harness-patched"
 GIT_ID = gittree.IDENTITY
@@ -57,7 +57,11 @@ def _quilt_order(directory: Path) -> list[Path]:
     series = directory / "series"
     if series.exists():
         names = []
-        for line in series.read_text().splitlines():
+        try:
+            text = series.read_text()
+        except UnicodeDecodeError:
+            raise BadInput(f"{series} is not UTF-8 text")
+        for line in text.splitlines():
             line = line.split("#", 1)[0].strip()
             if line:
                 names.append(line.split()[0])
@@ -91,7 +95,10 @@ def _b4_output(directory: Path) -> Path | None:
 
 
 def _load_mbox(path: Path) -> Series:
-    mails, skipped = _split_mbox(path)
+    try:
+        mails, skipped = _split_mbox(path)
+    except (UnicodeError, ValueError, LookupError, mailbox.Error) as e:
+        raise BadInput(f"mbox {path} cannot be read as mail: {e}")
     if not mails:
         raise BadInput(f"mbox {path} holds no patch (no mail with a diff)")
     h = hashlib.sha256()
@@ -147,8 +154,7 @@ def _git(tree: Path, *args: str) -> subprocess.CompletedProcess:
 
 def _copy_tree(src: Path, dest: Path) -> None:
     require("rsync")
-    res = subprocess.run(["rsync", "-a", "--delete", "--exclude=/.git", f"{src}/", f"{dest}/"],
-                         capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    res = run_group(["rsync", "-a", "--delete", "--exclude=/.git", f"{src}/", f"{dest}/"])
     if res.returncode != 0:
         raise PatchError(f"copying {src} failed: {res.stderr.strip()}")
 
@@ -190,9 +196,7 @@ def _subject_of(patch: Path) -> str:
 
 def apply_quilt(tree: Path, files: tuple[Path, ...], commit: bool = False) -> None:
     for patch in files:
-        res = subprocess.run(["git", "apply", "--index" if commit else "-p1", str(patch)],
-                             cwd=tree, capture_output=True, text=True,
-                             stdin=subprocess.DEVNULL)
+        res = run_group(["git", "apply", "--index" if commit else "-p1", str(patch)], cwd=tree)
         if res.returncode != 0:
             raise PatchError(f"patch {patch.name} does not apply: {_first_error(res.stderr)}")
         if commit:
@@ -225,11 +229,17 @@ def apply(source: KernelSource, series: Series) -> Path:
     """Return a tree holding source plus series, reusing a finished one."""
     require("git")
     dest = cache.subdir("trees") / f"{source.version}-{series.digest}"
+    # Two runs applying the same series at once would delete each other's tree.
+    with cache.lock(f"tree-{dest.name}"):
+        return _apply(source, series, dest)
+
+
+def _apply(source: KernelSource, series: Series, dest: Path) -> Path:
     marker = dest / DONE
     # A git range is named by commit hashes, so its tree is final too; a tree
     # the user may have edited since is copied again; a package's is final.
     final = source.immutable or series.kind == "git-range"
-    if final and marker.exists() and marker.read_text().strip() == source.identity:
+    if final and (cache.read_marker(marker) or "").strip() == source.identity:
         return dest
     if dest.exists():
         shutil.rmtree(dest)
@@ -243,8 +253,8 @@ def apply(source: KernelSource, series: Series) -> Path:
                 am(dest, series)
             else:
                 apply_quilt(dest, series.files)
-    except PatchError:
+    except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
-    marker.write_text(source.identity + "\n")
+    cache.write_atomic(marker, source.identity + "\n")
     return dest

@@ -1,41 +1,46 @@
-"""The pipeline's phases as functions of the parsed command line.
+"""The pipeline's phases as functions of the typed request (requests.py).
 
 fetch -> build request -> config and build -> stage, boot and run. The CLI
-chains them per command; bisection calls them once per commit.
+chains them per command; bisection calls them once per commit; the pytest
+plugin opens the same Session.
 """
 
 import hashlib
 import sys
 from pathlib import Path
+from typing import Iterator
 
-from . import batch, build, guestprogs, hostinfo, ktap, patches, results, runner, source, splats, vm
+from . import batch, build, guestprogs, hostinfo, patches, results, runner, source, splats, vm
 from .errors import BadInput
+from .guest import Guest
 from .phases import phase
+from .requests import KernelRequest, RunRequest, SourceRequest
+from .verdicts import Status, TestResult
 
 
-def fetch(args, timings: dict) -> tuple[source.KernelSource, Path, str]:
+def fetch(req: SourceRequest, timings: dict) -> tuple[source.KernelSource, Path, str]:
     """The source, the tree to build (patched copy or the source itself), series hash."""
     with phase("fetch", timings):
-        if args.kernel_src:
-            src = source.from_tree(args.kernel_src)
-        elif args.kernel_tarball:
-            src = source.from_tarball(args.kernel_tarball)
+        if req.kernel_src:
+            src = source.from_tree(req.kernel_src)
+        elif req.kernel_tarball:
+            src = source.from_tarball(req.kernel_tarball)
         else:
-            suites = tuple(args.debian_suite) if args.debian_suite else None
-            src = source.from_debian(args.kernel_version, suites, offline=args.offline)
+            src = source.from_debian(req.series, req.debian_suites or None, offline=req.offline,
+                                     exact=req.exact_version)
         print(f"[fetch] {src.origin}: {src.identity} (Linux {src.version})", file=sys.stderr)
-        if not args.patches:
+        if not req.patches:
             return src, src.path, ""
-        series = patches.load(args.patches, args.kernel_src)
+        series = patches.load(req.patches, req.kernel_src)
         tree = patches.apply(src, series)
         print(f"[fetch] applied {series.describe()} in {tree}", file=sys.stderr)
         return src, tree, series.digest
 
 
-def build_request(args, timings: dict) -> build.BuildRequest:
-    src, tree, series = fetch(args, timings)
-    return build.BuildRequest(src, tree, series, tuple(args.profile), tuple(args.fragment),
-                              args.jobs)
+def build_request(src_req: SourceRequest, kernel: KernelRequest,
+                  timings: dict) -> build.BuildRequest:
+    src, tree, series = fetch(src_req, timings)
+    return build.BuildRequest(src, tree, series, kernel.profiles, kernel.fragments, kernel.jobs)
 
 
 def do_build(req: build.BuildRequest, timings: dict) -> build.BuildResult:
@@ -57,78 +62,93 @@ def finished_build(req: build.BuildRequest) -> build.BuildResult:
     return build.build(req)
 
 
-def vm_request(args, bres: build.BuildResult, console_log: Path | None) -> vm.VMRequest:
-    return vm.VMRequest(bres.bzimage, cpus=args.cpus, memory=args.memory, accel=args.accel,
-                        append=tuple(args.append), console_log=console_log)
+def vm_request(run: RunRequest, bres: build.BuildResult,
+               console_log: Path | None) -> vm.VMRequest:
+    return vm.VMRequest(bres.bzimage, cpus=run.cpus, memory=run.memory, accel=run.accel,
+                        append=run.append, console_log=console_log)
 
 
-def suites(args) -> tuple[str, ...]:
-    return tuple(args.suite) if args.suite else guestprogs.DEFAULT_SUITES
-
-
-def selected_programs(args) -> list[guestprogs.GuestProgram]:
-    chosen = suites(args)
-    progs = guestprogs.select(guestprogs.discover(chosen), args.select)
-    if not progs and guestprogs.PEER_SUITE not in chosen:
-        raise BadInput(f"test selection {args.select} matches no test in suites {list(chosen)}")
+def selected_programs(run: RunRequest) -> list[guestprogs.GuestProgram]:
+    progs = guestprogs.select(guestprogs.discover(run.suites), list(run.select))
+    if not progs and guestprogs.PEER_SUITE not in run.suites:
+        raise BadInput(f"test selection {list(run.select)} matches no test in suites "
+                       f"{list(run.suites)}")
     return progs
 
 
-def check_run_args(args) -> None:
-    if args.repeat < 1:
-        raise BadInput(f"--repeat must be at least 1, got {args.repeat}")
-    if args.test_timeout <= 0:
-        raise BadInput(f"--test-timeout must be positive, got {args.test_timeout}")
+class Session:
+    """One guest and what it runs: the CLI's run phase and the pytest plugin's
+    items both go through here."""
+
+    def __init__(self, run: RunRequest, bres: build.BuildResult, console_log: Path | None,
+                 peer_tree: Path | None = None,
+                 programs: list[guestprogs.GuestProgram] | None = None):
+        self.run = run
+        self.allow = splats.Allowlist.load(run.allowlist)
+        self.staged = guestprogs.stage(bres.headers, peer_tree, programs)
+        vmreq = vm_request(run, bres, console_log)
+        self.guest = Guest(lambda: vm.boot(vmreq), self.staged, run.transport)
+
+    def results(self, prog: guestprogs.GuestProgram, subs: list[str]) -> Iterator[TestResult]:
+        return batch.run_program(self.guest, prog, subs,
+                                 lambda sub: prog.timeout(sub, self.run.test_timeout),
+                                 self.allow, self.run.repeat, self.run.one_by_one,
+                                 default_deadline=self.run.test_timeout)
+
+    def close(self, now: bool = False) -> None:
+        self.guest.stop(now=now)
 
 
-def run_tests(args, req: build.BuildRequest, bres: build.BuildResult,
+def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
               timings: dict) -> results.Run:
-    progs = selected_programs(args)
-    allow = splats.Allowlist.load(args.allowlist)
-    run = results.Run(results.new_run_dir(args.results_dir))
-    run.keep_build_artifacts(bres.log, bres.dotconfig)
-    run.manifest.update(source=req.source.to_json(), series_hash=req.series_hash,
+    progs = selected_programs(run)
+    out = results.Run(results.new_run_dir(run.results_dir))
+    out.keep_build_artifacts(bres.log, bres.dotconfig)
+    out.planned = [t for p in progs for t in p.test_ids()]
+    out.manifest.update(source=req.source.to_json(), series_hash=req.series_hash,
                         profiles=list(req.profiles), kernel_release=bres.kernel_release,
                         config_requested=req.requested_config().digest(),
                         config_sha256=_sha256(bres.dotconfig), build_dir=str(bres.build_dir),
-                        timings=timings, host=hostinfo.describe(), repeat=args.repeat)
-    print(f"[run] results in {run.path}", file=sys.stderr)
+                        timings=timings, host=hostinfo.describe(), repeat=run.repeat,
+                        test_timeout=run.test_timeout)
+    print(f"[run] results in {out.path}", file=sys.stderr)
     with phase("stage", timings):
-        peer_tree = req.tree if guestprogs.PEER_SUITE in suites(args) else None
-        staged = guestprogs.stage(bres.headers, peer_tree, progs)
-    vmreq = vm_request(args, bres, run.console_log)
-    guest = runner.Guest(lambda: vm.boot(vmreq), staged, args.transport)
+        peer = guestprogs.PEER_SUITE in run.suites
+        session = Session(run, bres, out.console_log, req.tree if peer else None, progs)
+    guest = session.guest
     try:
         with phase("boot", timings):
             guest.console()
-        run.manifest.update(accel=guest.machine.accel, vng=guest.machine.argv,
+        out.manifest.update(accel=guest.machine.accel, vng=guest.machine.argv,
                             guest_cmdline=guest.machine.cmdline(),
                             guest_capabilities=guest.capabilities,
-                            transport="shared" if guest.staged == staged else "push")
+                            transport="shared" if guest.staged == session.staged else "push")
         with phase("tests", timings):
             for prog in progs:
-                for res in batch.run_program(guest, prog, list(prog.subtests),
-                                             lambda sub: prog.timeout(sub, args.test_timeout),
-                                             allow, args.repeat, args.one_by_one):
-                    run.add(res)
+                for res in session.results(prog, list(prog.subtests)):
+                    out.add(res)
                     live_line(res)
-                run.manifest.update(reboots=guest.reboots, boot_seconds=guest.boot_seconds,
-                                    guest_seconds=round(guest.guest_seconds, 2))
-            if guestprogs.PEER_SUITE in suites(args):
-                for res in runner.run_peer(guest, allow):
-                    run.add(res)
+                _guest_figures(out, guest)
+            if peer:
+                for res in runner.run_peer(guest, session.allow):
+                    out.add(res)
                     live_line(res)
-        run.complete = True
+        out.complete = True
     finally:
-        guest.stop(now=not run.complete)
-        run.manifest.update(reboots=guest.reboots, boot_seconds=guest.boot_seconds,
-                            guest_seconds=round(guest.guest_seconds, 2))
-        run.save()
-    return run
+        session.close(now=not out.complete)
+        _guest_figures(out, guest)
+        out.save()
+    return out
 
 
-def live_line(res: runner.TestResult) -> None:
-    extra = f"  ({res.reason})" if res.reason and res.status != ktap.Status.PASS else ""
+def _guest_figures(out: results.Run, guest: Guest) -> None:
+    out.manifest.update(reboots=guest.reboots, boot_seconds=guest.boot_seconds,
+                        guest_seconds=round(guest.guest_seconds, 2),
+                        quiet_vm_deaths=guest.quiet_deaths)
+
+
+def live_line(res: TestResult) -> None:
+    extra = f"  ({res.reason})" if res.reason and res.status != Status.PASS else ""
     print(f"  {res.status.value.upper():5} {res.test_id}  {res.duration:.1f}s{extra}",
           file=sys.stderr, flush=True)
 

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from . import batch, build, guestprogs, ktap, runner, source, splats, vm
+from . import guestprogs, pipeline
 from .errors import HarnessError
+from .requests import TEST_TIMEOUT_S, KernelRequest, Request, RunRequest, SourceRequest
+from .verdicts import Status, TestResult, test_id
 
 _SESSION = pytest.StashKey["GuestSession"]()
 # Small enough that -n 2 can balance the groups, large enough that a group's
@@ -40,6 +42,8 @@ def pytest_addoption(parser):
     g.addoption("--rwp-allowlist", type=Path, default=None, help="splat allowlist (TOML)")
     g.addoption("--rwp-one-by-one", action="store_true",
                 help="run each item as its own guest command, not in batches")
+    g.addoption("--rwp-test-timeout", type=float, default=TEST_TIMEOUT_S,
+                help="deadline per test unless the test sets its own")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -80,65 +84,58 @@ def pytest_collect_file(file_path: Path, parent):
 
 
 class GuestSession:
-    """The build and the guest shared by all guest items."""
+    """The build and the guest shared by all guest items: the same typed
+    requests and pipeline.Session as `rwp-harness run`."""
 
     def __init__(self, config):
         self.config = config
-        self.build_result: build.BuildResult | None = None
-        self.guest: runner.Guest | None = None
+        self.session: pipeline.Session | None = None
         self.error: str | None = None
-        self.results: dict[str, runner.TestResult] = {}
+        self.results: dict[str, TestResult] = {}
 
-    def _opt(self, name):
-        return self.config.getoption(name)
+    def request(self) -> Request:
+        opt = self.config.getoption
+        src = SourceRequest(kernel_src=opt("--rwp-kernel-src"),
+                            kernel_version=opt("--rwp-kernel-version"))
+        run = RunRequest(transport=opt("--rwp-transport"), accel=opt("--rwp-accel"),
+                         allowlist=opt("--rwp-allowlist"), one_by_one=opt("--rwp-one-by-one"),
+                         test_timeout=opt("--rwp-test-timeout"), cpus=_cpus_per_vm())
+        src.check()
+        run.check()
+        return Request(src, KernelRequest(profiles=tuple(opt("--rwp-profile"))), run)
 
-    def kernel(self) -> build.BuildResult:
-        if self.build_result is None:
-            if self._opt("--rwp-kernel-src"):
-                src = source.from_tree(self._opt("--rwp-kernel-src"))
-            else:
-                src = source.from_debian(self._opt("--rwp-kernel-version"))
-            req = build.BuildRequest(src, src.path, profiles=tuple(self._opt("--rwp-profile")))
-            self.build_result = build.build(req)
-        return self.build_result
-
-    def booted(self) -> runner.Guest:
+    def booted(self) -> pipeline.Session:
         """The guest, booted; a failure to get one fails every item that needs it."""
         if self.error:
             pytest.fail(self.error, pytrace=False)
         try:
-            if self.guest is None:
-                bres = self.kernel()
+            if self.session is None:
+                req = self.request()
+                breq = pipeline.build_request(req.source, req.kernel, {})
+                bres = pipeline.do_build(breq, {})
                 worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
                 log = Path(self.config.rootpath) / "rwp-results" / f"pytest-console-{worker}.log"
-                req = vm.VMRequest(bres.bzimage, cpus=_cpus_per_vm(),
-                                   accel=self._opt("--rwp-accel"), console_log=log)
-                self.guest = runner.Guest(lambda: vm.boot(req), guestprogs.stage(bres.headers),
-                                          self._opt("--rwp-transport"))
-            self.guest.console()
+                self.session = pipeline.Session(req.run, bres, log)
+            self.session.guest.console()
         except HarnessError as e:
             self.error = f"{type(e).__name__}: {e}"
             pytest.fail(self.error, pytrace=False)
-        return self.guest
+        return self.session
 
-    def run(self, item: "GuestItem") -> runner.TestResult:
+    def run(self, item: "GuestItem") -> TestResult:
         """item's result, running its group's selected items if not yet run."""
-        tid = f"{item.program.name}::{item.subtest}"
+        tid = test_id(item.program.name, item.subtest)
         if tid not in self.results:
             members = [i.subtest for i in item.session.items
                        if isinstance(i, GuestItem) and i.group == item.group]
-            guest = self.booted()
-            allow = splats.Allowlist.load(self._opt("--rwp-allowlist"))
-            prog = item.program
-            for res in batch.run_program(guest, prog, members or [item.subtest],
-                                         lambda sub: prog.timeout(sub, runner.TEST_TIMEOUT_S),
-                                         allow, one_by_one=self._opt("--rwp-one-by-one")):
+            session = self.booted()
+            for res in session.results(item.program, members or [item.subtest]):
                 self.results[res.test_id] = res
         return self.results.pop(tid)
 
     def close(self) -> None:
-        if self.guest is not None:
-            self.guest.stop()
+        if self.session is not None:
+            self.session.close()
 
 
 def _cpus_per_vm() -> int:
@@ -180,12 +177,12 @@ class GuestItem(pytest.Item):
 
     def runtest(self):
         res = self.config.stash[_SESSION].run(self)
-        if res.status == ktap.Status.SKIP:
+        if res.status == Status.SKIP:
             pytest.skip(res.reason or "skipped by the guest program without a reason")
-        if res.status == ktap.Status.XFAIL:
+        if res.status == Status.XFAIL:
             pytest.xfail(res.reason)
-        if res.status != ktap.Status.PASS:
-            detail = "\n".join([res.reason, *res.diagnostics, *(s["text"] for s in res.splats)])
+        if res.status != Status.PASS:
+            detail = "\n".join([res.reason, *res.diagnostics, *(s.text for s in res.splats)])
             raise GuestFailure(f"{res.test_id}: {res.status.value}\n{detail}")
 
     def repr_failure(self, excinfo):
@@ -194,4 +191,4 @@ class GuestItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
-        return self.path, None, f"{self.program.name}::{self.subtest}"
+        return self.path, None, test_id(self.program.name, self.subtest)

@@ -14,18 +14,23 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ktap
-from .runner import TestResult
+from .errors import BadInput
+from .verdicts import BAD as _BAD
+from .verdicts import Status, TestResult, capped, split_test_id
 
 DEFAULT_RESULTS = "rwp-results"
-_BAD = (ktap.Status.FAIL, ktap.Status.ERROR, ktap.Status.FLAKY)
 
 
 def new_run_dir(base: Path | None = None) -> Path:
     base = Path(base or os.environ.get("RWP_HARNESS_RESULTS") or DEFAULT_RESULTS)
     name = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
     path = base.expanduser().resolve() / name
-    path.mkdir(parents=True, exist_ok=False)
+    try:
+        path.mkdir(parents=True, exist_ok=False)
+    except (FileExistsError, NotADirectoryError):
+        raise BadInput(f"cannot make a run directory under {base}: it is not a directory")
+    except PermissionError:
+        raise BadInput(f"cannot make a run directory under {base}: permission denied")
     return path
 
 
@@ -38,6 +43,7 @@ class Run:
     manifest: dict = field(default_factory=dict)
     tests: list[TestResult] = field(default_factory=list)
     complete: bool = False
+    planned: list[str] = field(default_factory=list)   # test ids the run meant to run
     _saved_at: float = field(default=float("-inf"), repr=False)
 
     @property
@@ -58,8 +64,13 @@ class Run:
         if time.monotonic() - self._saved_at >= SAVE_EVERY_S:
             self.save()
 
+    def not_run(self) -> list[str]:
+        """The planned tests a stopped run never reached."""
+        done = {t.test_id for t in self.tests}
+        return [t for t in self.planned if t not in done]
+
     def counts(self) -> dict[str, int]:
-        counts = {s.value: 0 for s in ktap.Status}
+        counts = {s.value: 0 for s in Status}
         for t in self.tests:
             counts[t.status.value] += 1
         return counts
@@ -70,7 +81,8 @@ class Run:
 
     def document(self) -> dict:
         return {"complete": self.complete, "ok": self.ok, "manifest": self.manifest,
-                "counts": self.counts(), "tests": [t.to_json() for t in self.tests]}
+                "counts": {**self.counts(), "not_run": len(self.not_run())},
+                "tests": [t.to_json() for t in self.tests], "not_run": self.not_run()}
 
     def save(self) -> None:
         self._saved_at = time.monotonic()
@@ -87,17 +99,18 @@ class Run:
         lines = ["KTAP version 1", f"1..{len(self.tests)}"]
         for i, t in enumerate(self.tests, 1):
             lines += [f"# {d}" for d in t.diagnostics]
-            lines += [f"# splat: {s['title']}" for s in t.splats]
-            if t.status == ktap.Status.PASS:
+            lines += [f"# splat: {s.title}" for s in t.splats]
+            if t.status == Status.PASS:
                 lines.append(f"ok {i} {t.test_id}")
-            elif t.status == ktap.Status.SKIP:
+            elif t.status == Status.SKIP:
                 lines.append(f"ok {i} {t.test_id} # SKIP {t.reason}")
-            elif t.status == ktap.Status.XFAIL:
+            elif t.status == Status.XFAIL:
                 lines.append(f"not ok {i} {t.test_id} # XFAIL {t.reason}")
             else:
                 lines.append(f"not ok {i} {t.test_id}" + (f" # {t.reason}" if t.reason else ""))
         if not self.complete:
             lines.append("# incomplete: the run stopped before every test ran")
+            lines += [f"# not run: {tid}" for tid in self.not_run()]
         return "\n".join(lines) + "\n"
 
     def junit(self) -> str:
@@ -106,18 +119,18 @@ class Run:
                            failures=str(c["fail"] + c["flaky"]), errors=str(c["error"]),
                            skipped=str(c["skip"]))
         for t in self.tests:
-            program, _, name = t.test_id.partition("::")
+            program, name = split_test_id(t.test_id)
             case = ET.SubElement(suite, "testcase", classname=program, name=name,
                                  time=f"{t.duration:.3f}")
-            detail = "\n".join(t.diagnostics + [s["text"] for s in t.splats])
-            if t.status == ktap.Status.SKIP:
+            detail = "\n".join(t.diagnostics + [s.text for s in t.splats])
+            if t.status == Status.SKIP:
                 ET.SubElement(case, "skipped", message=t.reason)
-            elif t.status == ktap.Status.ERROR:
+            elif t.status == Status.ERROR:
                 ET.SubElement(case, "error", message=t.reason).text = detail
-            elif t.status in (ktap.Status.FAIL, ktap.Status.FLAKY):
+            elif t.status in (Status.FAIL, Status.FLAKY):
                 ET.SubElement(case, "failure", message=t.reason).text = detail
             if t.output:
-                ET.SubElement(case, "system-out").text = t.output
+                ET.SubElement(case, "system-out").text = capped(t.output)
         if not self.complete:
             ET.SubElement(suite, "properties").append(
                 ET.Element("property", name="incomplete", value="true"))
@@ -127,16 +140,17 @@ class Run:
         """A table of everything but the passes (already shown live), then the counts."""
         lines = []
         for t in self.tests:
-            if t.status == ktap.Status.PASS:
+            if t.status == Status.PASS:
                 continue
             extra = f"  ({t.reason})" if t.reason else ""
             lines.append(f"  {t.status.value.upper():5} {t.test_id}{extra}")
             if t.status in _BAD:
                 lines += [f"          {d}" for d in t.diagnostics[-8:]]
                 for s in t.splats:
-                    lines += [f"          | {l}" for l in s["text"].splitlines()[:12]]
+                    lines += [f"          | {l}" for l in s.text.splitlines()[:12]]
         if not self.complete:
-            lines.append("  INCOMPLETE: the run stopped before every test ran")
+            lines.append(f"  INCOMPLETE: the run stopped before every test ran "
+                         f"({len(self.not_run())} not run)")
         reboots = self.manifest.get("reboots", 0)
         c = self.counts()
         lines.append(f"{c['pass']} passed, {c['fail'] + c['error'] + c['flaky']} failed, "

@@ -9,16 +9,15 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import cache
-from .apt import PrivateApt, source_package
+from .apt import MirrorUnreachable, PrivateApt, source_package
 from .errors import BadInput, InfraError
-from .tools import require
+from .tools import require, run_group
 
 MARKER = ".rwp-harness-source.json"
 
@@ -74,13 +73,16 @@ def from_tree(path: Path) -> KernelSource:
     return KernelSource(tree, version, "tree", str(tree), immutable=False)
 
 
+# What a killed fetch leaves in the cache's src/ and debs/ (swept under the lock).
+_LEFTOVERS = (".unpack-*", ".deb-*")
+
+
 def _unpack_tarball(tarball: Path, dest: Path) -> Path:
     """Unpack into dest atomically; return the kernel tree's top directory."""
     require("tar")
     tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
     try:
-        res = subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp)],
-                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        res = run_group(["tar", "-xf", str(tarball), "-C", str(tmp)])
         if res.returncode != 0:
             first = (res.stderr.strip().splitlines() or ["unknown error"])[0]
             raise BadInput(f"cannot unpack {tarball}: {first}")
@@ -102,25 +104,37 @@ def _sha256(path: Path) -> str:
 
 
 def _cached(dest: Path) -> KernelSource | None:
-    marker = dest / MARKER
-    if not marker.exists():
+    """The source unpacked at dest, or None if absent or its marker is torn
+    (the caller then unpacks it again)."""
+    text = cache.read_marker(dest / MARKER)
+    if text is None:
         return None
-    d = json.loads(marker.read_text())
-    d["path"] = Path(d["path"])
-    return KernelSource(**d)
+    try:
+        d = json.loads(text)
+        d["path"] = Path(d["path"])
+        src = KernelSource(**d)
+    except (ValueError, TypeError, KeyError):
+        return None
+    return src if src.path == dest and dest.is_dir() else None
 
 
-def _newest_cached(src_dir: Path, package: str) -> KernelSource | None:
+def _newest_cached(src_dir: Path, package: str, exact: str | None = None) -> KernelSource | None:
     for cand in sorted(src_dir.glob(f"{package}_*"), reverse=True):
         hit = _cached(cand)
-        if hit:
+        if hit and (exact is None or hit.identity == f"{package} {exact}"):
             return hit
     return None
 
 
 def _record(src: KernelSource) -> KernelSource:
-    (src.path / MARKER).write_text(json.dumps(src.to_json(), indent=1))
+    cache.write_atomic(src.path / MARKER, json.dumps(src.to_json(), indent=1))
     return src
+
+
+def _sweep(src_dir: Path) -> None:
+    for pattern in _LEFTOVERS:
+        for p in cache.sweep(src_dir, pattern):
+            print(f"[fetch] removed {p.name}, left by an interrupted fetch", file=sys.stderr)
 
 
 def from_tarball(tarball: Path) -> KernelSource:
@@ -128,44 +142,67 @@ def from_tarball(tarball: Path) -> KernelSource:
     if not tarball.is_file():
         raise BadInput(f"kernel tarball {tarball} does not exist")
     digest = _sha256(tarball)[:16]
-    dest = cache.subdir("src") / f"tarball-{digest}"
-    found = _cached(dest)
-    if found:
-        return found
-    if dest.exists():
-        shutil.rmtree(dest)
-    _unpack_tarball(tarball, dest)
-    return _record(KernelSource(dest, makefile_version(dest), "tarball",
-                                f"{tarball.name} sha256:{digest}", immutable=True))
+    src_dir = cache.subdir("src")
+    dest = src_dir / f"tarball-{digest}"
+    with cache.lock("fetch"):
+        found = _cached(dest)
+        if found:
+            return found
+        _sweep(src_dir)
+        if dest.exists():
+            shutil.rmtree(dest)
+        _unpack_tarball(tarball, dest)
+        return _record(KernelSource(dest, makefile_version(dest), "tarball",
+                                    f"{tarball.name} sha256:{digest}", immutable=True))
 
 
-def from_debian(kernel_version: str, suites: tuple[str, ...] | None = None,
-                offline: bool = False) -> KernelSource:
-    package = source_package(kernel_version)
+def from_debian(series: str, suites: tuple[str, ...] | None = None, offline: bool = False,
+                exact: str | None = None) -> KernelSource:
+    """Debian's linux-source-SERIES: the highest version the suites offer (or
+    exactly `exact`), unpacked once. An archive that cannot be reached falls
+    back to the cached source, with a notice."""
+    package = source_package(series)
     src_dir = cache.subdir("src")
     if offline:
-        hit = _newest_cached(src_dir, package)
+        hit = _newest_cached(src_dir, package, exact)
         if hit is None:
-            raise BadInput(f"--offline: no unpacked {package} in the cache")
+            raise BadInput(f"--offline: no unpacked {package} {exact or ''} in the cache".replace(
+                "  ", " "))
         return hit
-    require("apt-get", "dpkg-deb", "tar")
+    require("apt-get", "apt-cache", "dpkg-deb", "tar")
+    with cache.lock("fetch"):
+        return _from_debian(package, src_dir, suites, exact)
+
+
+def _from_debian(package: str, src_dir: Path, suites, exact) -> KernelSource:
     apt = PrivateApt(cache.subdir("apt"), **({"suites": suites} if suites else {}))
     try:
         apt.update()
-    except InfraError as e:
-        hit = _newest_cached(src_dir, package)
+    except MirrorUnreachable as e:
+        hit = _newest_cached(src_dir, package, exact)
         if hit is None:
-            raise
-        print(f"[fetch] {e}; using the cached {hit.identity}", file=sys.stderr)
+            raise InfraError(f"{e}; no cached {package} to use instead (a later "
+                             "'--offline' uses one once fetched)")
+        print(f"[fetch] notice: {e}; using the cached {hit.identity}", file=sys.stderr)
         return hit
-    version = apt.candidate_version(package)
-    if version is None:
+    chosen = apt.choose(package, exact)
+    if chosen is None:
         raise BadInput(f"no Debian package {package} in suites {', '.join(apt.suites)}")
+    version, suite = chosen
+    print(f"[fetch] {package} {version} from {suite}", file=sys.stderr)
     dest = src_dir / f"{package}_{version.replace('~', '_')}"
     found = _cached(dest)
     if found:
         return found
-    deb = apt.download(package, version, cache.subdir("debs"))
+    older = _newest_cached(src_dir, package)
+    if older is not None:
+        print(f"[fetch] notice: the archive now offers {version}; the cache holds "
+              f"{older.identity} (pass --kernel-version {older.identity.split()[-1]} to "
+              "keep testing that one)", file=sys.stderr)
+    _sweep(src_dir)
+    debs = cache.subdir("debs")
+    cache.sweep(debs, f"{package}_*.deb")
+    deb = apt.download(package, version, debs)
     with tempfile.TemporaryDirectory(prefix=".deb-", dir=src_dir) as tmp:
         tarball = _tarball_from_deb(deb, package, Path(tmp))
         if dest.exists():
@@ -177,8 +214,7 @@ def from_debian(kernel_version: str, suites: tuple[str, ...] | None = None,
 
 
 def _tarball_from_deb(deb: Path, package: str, tmp: Path) -> Path:
-    res = subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], capture_output=True,
-                         text=True, stdin=subprocess.DEVNULL)
+    res = run_group(["dpkg-deb", "-x", str(deb), str(tmp)])
     if res.returncode != 0:
         raise InfraError(f"dpkg-deb -x {deb.name} failed: {res.stderr.strip()}")
     tars = sorted((tmp / "usr/src").glob(f"{package}.tar.*"))

@@ -113,16 +113,21 @@ class Allowlist:
             return cls()
         try:
             doc = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as e:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise BadInput(f"cannot read splat allowlist {path}: {e}")
+        allow = doc.get("allow", [])
+        if not isinstance(allow, list):
+            raise BadInput(f"{path}: 'allow' must be an array of tables ([[allow]])")
         entries = []
-        for n, item in enumerate(doc.get("allow", []), 1):
+        for n, item in enumerate(allow, 1):
             try:
                 expires = item["expires"]
                 if not isinstance(expires, dt.date):
                     expires = dt.date.fromisoformat(str(expires))
                 entries.append(AllowEntry(re.compile(item["pattern"]), item["reason"], expires))
-            except (KeyError, ValueError, re.error) as e:
+            except KeyError as e:
+                raise BadInput(f"{path}: allow entry {n} has no {e}")
+            except (ValueError, TypeError, AttributeError, re.error) as e:
                 raise BadInput(f"{path}: allow entry {n} is invalid: {e}")
         return cls(entries)
 

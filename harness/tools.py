@@ -1,7 +1,10 @@
 """Running host programs: argument lists only, logs to files, clear errors."""
 
+import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -10,6 +13,8 @@ from .errors import MissingTool
 # Debian package that provides each external program we call.
 PACKAGE_OF = {
     "apt-get": "apt",
+    "apt-cache": "apt",
+    "dpkg": "dpkg",
     "dpkg-deb": "dpkg",
     "tar": "tar",
     "xz": "xz-utils",
@@ -35,21 +40,54 @@ def require(*programs: str) -> None:
             raise MissingTool(f"'{prog}' not found; install it ({pkg}) or run 'make setup'")
 
 
-def run_logged(argv: Sequence[str], log: Path, cwd: Path | None = None,
+def run_group(argv: Sequence, cwd: Path | None = None, env: dict | None = None,
+              log: Path | None = None) -> subprocess.CompletedProcess:
+    """The one way the harness runs a host program: an argument list, no stdin,
+    output captured as text (or appended to log), in its own process group,
+    which is killed whole if the harness is interrupted (make's and QEMU's
+    children included)."""
+    argv = [str(a) for a in argv]
+    out = None
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        out = open(log, "ab")
+        out.write(("$ " + " ".join(argv) + "\n").encode())
+        out.flush()
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=out if out else subprocess.PIPE,
+                                stderr=subprocess.STDOUT if out else subprocess.PIPE,
+                                text=out is None, errors="replace" if out is None else None,
+                                start_new_session=True)
+        try:
+            stdout, stderr = proc.communicate()
+        except BaseException:
+            kill_group(proc.pid)
+            proc.wait()
+            raise
+        return subprocess.CompletedProcess(argv, proc.returncode, stdout or "", stderr or "")
+    finally:
+        if out:
+            out.close()
+
+
+def kill_group(pgid: int) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.5)
+
+
+def run_logged(argv: Sequence, log: Path, cwd: Path | None = None,
                env: dict | None = None) -> int:
     """Run argv with stdout and stderr appended to log; return the exit status."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        out.write(("$ " + " ".join(str(a) for a in argv) + "\n").encode())
-        out.flush()
-        proc = subprocess.run([str(a) for a in argv], cwd=cwd, env=env,
-                              stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return proc.returncode
+    return run_group(argv, cwd=cwd, env=env, log=log).returncode
 
 
-def capture(argv: Sequence[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
+def capture(argv: Sequence, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return run_group(argv, cwd=cwd)
 
 
 def log_tail(log: Path, lines: int = 25) -> str:

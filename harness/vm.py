@@ -40,7 +40,6 @@ class VMRequest:
 
 @dataclass
 class VM:
-    request: VMRequest
     accel: str
     child: pexpect.spawn
     console: GuestConsole
@@ -150,8 +149,10 @@ def _spawn(req: VMRequest, accel: str, timeout: float) -> VM:
     argv = vng_argv(req, accel)
     env = dict(vng_env(argv[0]), TERM="dumb")
     began = time.monotonic()
+    # maxread: a chatty test's output comes in large reads, not 2 KB ones.
     child = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8",
-                          codec_errors="replace", timeout=timeout, dimensions=(50, 500))
+                          codec_errors="replace", timeout=timeout, dimensions=(50, 500),
+                          maxread=65536)
     # pexpect sleeps 50 ms before each send, for terminals that drop input
     # sent before they are ready; a shell reading its tty does not need it,
     # and a run sends hundreds of lines.
@@ -165,11 +166,15 @@ def _spawn(req: VMRequest, accel: str, timeout: float) -> VM:
     except BootPanic:
         _kill_group(child)
         raise
-    except InfraError:
+    except InfraError as e:
         tail = (child.before or "")[-2000:] if isinstance(child.before, str) else ""
         _kill_group(child)
-        raise InfraError(f"VM with {accel} did not reach a shell: {tail.strip()[-300:]}")
-    return VM(req, accel, child, console, time.monotonic() - began, argv)
+        raise InfraError(f"VM with {accel} did not reach a shell ({e}): {tail.strip()[-300:]}")
+    except BaseException:
+        # Ctrl-C or SIGTERM while booting: no QEMU may outlive the harness.
+        _kill_group(child)
+        raise
+    return VM(accel, child, console, time.monotonic() - began, argv)
 
 
 def _probe_file() -> Path:
@@ -183,22 +188,42 @@ def _boot_id() -> str:
         return "unknown"
 
 
+# What QEMU or the kernel print when KVM itself is what fails: a clear "no".
+_KVM_REFUSED = re.compile(r"failed to initialize kvm|Could not access KVM|KVM_CREATE_VM|"
+                          r"kvm: .*(error|failed)|KVM is not supported|"
+                          r"unsupported .*cpuid|kvm run failed", re.I)
+
+
+def _saved_probe(probe: Path) -> bool | None:
+    try:
+        saved = json.loads(probe.read_text())
+        if saved.get("boot_id") == _boot_id() and isinstance(saved.get("kvm"), bool):
+            return saved["kvm"]
+    except (OSError, ValueError, AttributeError):
+        pass            # absent or torn: probe again
+    return None
+
+
 def kvm_works(req: VMRequest) -> bool:
-    """Boot once with KVM under a deadline; remember the answer for this host boot."""
+    """Boot once with KVM under a deadline; remember a clear answer for this
+    host boot. A kernel that panics or a guest that only runs out of time
+    says nothing about KVM: that is answered for this run, not remembered."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
     probe = _probe_file()
-    if probe.exists():
-        saved = json.loads(probe.read_text())
-        if saved.get("boot_id") == _boot_id():
-            return bool(saved["kvm"])
+    saved = _saved_probe(probe)
+    if saved is not None:
+        return saved
     try:
         vm = _spawn(VMRequest(req.bzimage, cpus=1, memory="512M"), "kvm", KVM_PROBE_DEADLINE_S)
         vm.stop()
-        ok = True
-    except InfraError:
-        ok = False
-    probe.write_text(json.dumps({"boot_id": _boot_id(), "kvm": ok}))
+        ok, clear = True, True
+    except BootPanic:
+        ok, clear = False, False
+    except InfraError as e:
+        ok, clear = False, bool(_KVM_REFUSED.search(str(e))) or "exited before" in str(e)
+    if clear:
+        cache.write_atomic(probe, json.dumps({"boot_id": _boot_id(), "kvm": ok}))
     return ok
 
 

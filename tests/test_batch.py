@@ -7,11 +7,16 @@ decides what comes back.
 """
 
 import re
+
+import pytest
 from pathlib import Path
 
-from harness import batch, ktap, splats
+from harness import batch, protocol, splats
 from harness.console import CommandResult, GuestDied
+from harness.errors import InfraError
+from harness.guest import Guest
 from harness.guestprogs import GuestProgram, Staged
+from harness.verdicts import Status
 
 from helpers import DATA
 
@@ -34,17 +39,17 @@ def _after(log: str, marker: str, text: str) -> str:
 
 
 def test_marks_and_output_are_read_per_test():
-    marks = batch.sub_marks(OUT)
+    marks = protocol.sub_marks(OUT)
     assert list(marks) == SUBS
     assert marks["sync_read_fault"].seconds == 0.010348955
     assert marks["register_rwp"].taint_before == marks["register_rwp"].taint_after == 0
-    parts = batch.split_output(OUT)
+    parts = protocol.split_output(OUT)
     assert parts["register_rwp"] == "ok 2 register_rwp\n"
     assert "@@RWPSUB" not in "".join(parts.values())
 
 
 def test_each_test_gets_its_own_slice_of_the_kernel_log():
-    before, slices = batch.slice_log(KMSG, TOKEN)
+    before, slices = protocol.slice_log(KMSG, TOKEN)
     assert f"rwp-harness: begin {TOKEN}" in before and "test-begin" not in before
     assert list(slices) == SUBS
     assert "test-end 292e1ed9aef4/sync_read_fault" in slices["sync_read_fault"]
@@ -53,7 +58,7 @@ def test_each_test_gets_its_own_slice_of_the_kernel_log():
 
 def test_a_splat_after_a_test_ended_is_still_charged_to_it():
     log = _after(KMSG, f"test-end {TOKEN}/register_rwp", WARNING)
-    _, slices = batch.slice_log(log, TOKEN)
+    _, slices = protocol.slice_log(log, TOKEN)
     assert splats.find(slices["register_rwp"])
     assert not splats.find(slices["api_advertises_rwp"])
     assert not splats.find(slices["rwprotect_populated_keeps_contents"])
@@ -71,17 +76,24 @@ class FakeConsole:
     """Answers the batch command with out (its token put in), dmesg with kmsg,
     and a one-test command with a pass, recording what it was sent."""
 
-    def __init__(self, out: str, kmsg: str, die: bool = False):
-        self.out, self.kmsg, self.die = out, kmsg, die
+    def __init__(self, out: str, kmsg: str, die: bool = False,
+                 death: str = "Kernel panic - not syncing: boom", stall: bool = False):
+        self.out, self.kmsg, self.die, self.death, self.stall = out, kmsg, die, death, stall
         self.sent: list[str] = []
         self.token = TOKEN
+        self.deadlines: list[tuple[float, float | None]] = []
 
-    def run(self, command: str, timeout: float) -> CommandResult:
+    def run(self, command: str, timeout: float, progress=None, idle=None) -> CommandResult:
         self.sent.append(command)
+        self.deadlines.append((timeout, idle))
         m = re.search(r"RWP_MARKS=(\w+)", command)
         if m:
             if self.die:
-                raise GuestDied("the VM exited", "Kernel panic - not syncing: boom")
+                raise GuestDied("the VM exited", self.death)
+            if self.stall:
+                cut = self.out.index("@@RWPSUB sync_read_fault")
+                return CommandResult(command, self.out[:cut] + "@@RWPSTART sync_read_fault\n",
+                                     None, idle, ("api_advertises_rwp", "sync_read_fault"))
             self.token = m.group(1)
             return CommandResult(command, self.out, 0, 1.0)
         if command.startswith("dmesg"):
@@ -91,18 +103,24 @@ class FakeConsole:
                                       "@@RWPGUESTNS 1000000\n@@RWPTAINT1 0\n", 0, 0.5)
 
 
-class FakeGuest:
+    def sysrq_dump(self) -> str:
+        return "\n[sysrq evidence]\nsysrq: Show backtrace of all active CPUs\n"
+
+
+class FakeGuest(Guest):
+    """The real Guest (its bracketed command and outcomes) over a fake console."""
+
     def __init__(self, console: FakeConsole):
+        super().__init__(lambda: None, Staged(Path("/g")), "shared")
         self._console = console
         self.staged = Staged(Path("/g"))
-        self.reboots: list[str] = []
-        self.guest_seconds = 0.0
+        self.reboot_reasons: list[str] = []
 
     def console(self):
         return self._console
 
     def reboot(self, why: str) -> None:
-        self.reboots.append(why)
+        self.reboot_reasons.append(why)
 
 
 def _run(out=OUT, kmsg=KMSG, die=False, subs=SUBS):
@@ -114,8 +132,8 @@ def _run(out=OUT, kmsg=KMSG, die=False, subs=SUBS):
 
 def test_clean_batch_is_one_command_and_every_test_passes():
     res, guest, singles = _run()
-    assert all(r.status == ktap.Status.PASS for r in res.values()) and list(res) == SUBS
-    assert singles == [] and guest.reboots == []
+    assert all(r.status == Status.PASS for r in res.values()) and list(res) == SUBS
+    assert singles == [] and guest.reboot_reasons == []
     assert res["sync_read_fault"].guest_seconds == 0.0103
     assert guest.guest_seconds == 0.2008
 
@@ -124,17 +142,17 @@ def test_a_warning_fails_only_the_test_that_caused_it():
     kmsg = _after(KMSG, f"test-begin {TOKEN}/sync_write_fault", WARNING)
     out = OUT.replace("@@RWPSUB sync_write_fault 0 0", "@@RWPSUB sync_write_fault 0 512")
     res, _, singles = _run(out, kmsg)
-    assert res["sync_write_fault"].status == ktap.Status.FAIL
+    assert res["sync_write_fault"].status == Status.FAIL
     assert res["sync_write_fault"].reason.startswith("kernel splat: WARNING")
     assert res["sync_write_fault"].taint == (0, 512)
-    assert [s for s, r in res.items() if r.status != ktap.Status.PASS] == ["sync_write_fault"]
+    assert [s for s, r in res.items() if r.status != Status.PASS] == ["sync_write_fault"]
     assert singles == []
 
 
 def test_a_taint_change_without_text_fails_its_test():
     out = OUT.replace("@@RWPSUB register_rwp 0 0", "@@RWPSUB register_rwp 0 4096")
     res, _, _ = _run(out)
-    assert res["register_rwp"].status == ktap.Status.FAIL
+    assert res["register_rwp"].status == Status.FAIL
     assert res["register_rwp"].reason == "kernel taint changed from 0 to 4096"
 
 
@@ -142,8 +160,8 @@ def test_tests_the_program_never_reported_run_one_at_a_time():
     cut = OUT.index("@@RWPSUB sync_write_fault")
     res, guest, singles = _run(OUT[:cut])
     assert [s.split()[-1] for s in singles] == SUBS[4:]
-    assert all(r.status == ktap.Status.PASS for r in res.values())
-    assert guest.reboots == []
+    assert all(r.status == Status.PASS for r in res.values())
+    assert guest.reboot_reasons == []
 
 
 def test_a_hung_test_reboots_and_it_and_the_rest_run_one_at_a_time():
@@ -151,13 +169,13 @@ def test_a_hung_test_reboots_and_it_and_the_rest_run_one_at_a_time():
     out = OUT[:cut] + "@@RWPTIMEOUT 30 sync_read_fault\n"
     res, guest, singles = _run(out)
     assert [s.split()[-1] for s in singles] == SUBS[3:]
-    assert len(guest.reboots) == 1 and "sync_read_fault" in guest.reboots[0]
-    assert res["register_rwp"].status == ktap.Status.PASS
+    assert len(guest.reboot_reasons) == 1 and "sync_read_fault" in guest.reboot_reasons[0]
+    assert res["register_rwp"].status == Status.PASS
 
 
 def test_a_dead_vm_reruns_the_whole_batch_after_a_reboot():
     res, guest, singles = _run(die=True)
-    assert [s.split()[-1] for s in singles] == SUBS and len(guest.reboots) == 1
+    assert [s.split()[-1] for s in singles] == SUBS and len(guest.reboot_reasons) == 1
 
 
 def test_a_splat_before_the_first_test_reruns_the_batch():
@@ -202,3 +220,68 @@ def test_repeat_combines_each_tests_runs():
                                  repeat=3))
     assert [r.test_id.split("::")[1] for r in res] == SUBS
     assert all(r.runs == ["pass"] * 3 for r in res)
+
+
+def test_a_death_without_a_kernel_report_is_not_a_failure_and_the_tests_run_again():
+    guest = FakeGuest(FakeConsole(OUT, KMSG, die=True, death="qemu: terminating on signal 15"))
+    res = list(batch.run_program(guest, PROG, SUBS, lambda s: 20.0, splats.Allowlist()))
+    assert all(r.status == Status.PASS for r in res) and guest.quiet_deaths == 1
+
+
+def test_a_second_death_without_a_kernel_report_ends_the_run():
+    class DyingConsole(FakeConsole):
+        def run(self, command, timeout, progress=None, idle=None):
+            if "rwp-guest" in command or "/g/" in command:
+                self.sent.append(command)
+                raise GuestDied("the VM exited", "")
+            return super().run(command, timeout, progress, idle)
+    guest = FakeGuest(DyingConsole(OUT, KMSG))
+    with pytest.raises(InfraError, match="died without a kernel report again"):
+        list(batch.run_program(guest, PROG, SUBS, lambda s: 20.0, splats.Allowlist()))
+
+
+def test_a_death_with_a_panic_is_charged_to_the_test_not_the_host():
+    guest = FakeGuest(FakeConsole(OUT, KMSG))
+    guest._console.die = True
+    out = batch.run_batch(guest, PROG, SUBS, lambda s: 20.0, splats.Allowlist())
+    assert out.rerun == SUBS and guest.quiet_deaths == 0
+
+
+def test_a_stalled_guest_charges_the_test_in_progress_within_one_tests_deadline():
+    guest = FakeGuest(FakeConsole(OUT, KMSG, stall=True))
+    out = batch.run_batch(guest, PROG, SUBS, lambda s: 20.0, splats.Allowlist())
+    stuck = out.results["sync_read_fault"]
+    assert stuck.status == Status.ERROR and stuck.reason.startswith("hung")
+    assert "sysrq evidence" in stuck.output
+    assert "sync_read_fault" not in out.rerun and len(out.rerun) == len(SUBS) - 1
+    [(_, idle)] = [d for c, d in zip(guest._console.sent, guest._console.deadlines)
+                   if "RWP_MARKS" in c]
+    assert idle == 20.0 + protocol.GUEST_GRACE_S + 20.0     # one test, not the batch's sum
+    assert len(guest.reboot_reasons) == 1
+
+
+def test_the_test_deadline_reaches_the_program():
+    prog = GuestProgram(PROG.name, "c", PROG.source, tuple(SUBS), (("sync_read_fault", 90),),
+                        tuple(SUBS))
+    guest = FakeGuest(FakeConsole(OUT, KMSG))
+    list(batch.run_program(guest, prog, SUBS, lambda s: prog.timeout(s, 120.0),
+                           splats.Allowlist(), default_deadline=120.0))
+    [sent] = [c for c in guest._console.sent if "RWP_MARKS" in c]
+    assert "RWP_DEADLINE_S=120" in sent and "RWP_DEADLINES=sync_read_fault=90" in sent
+
+
+def test_an_interrupted_batch_keeps_what_the_program_reported():
+    from harness.console import Interrupted
+
+    class Interrupting(FakeConsole):
+        def run(self, command, timeout, progress=None, idle=None):
+            if "RWP_MARKS" in command:
+                raise Interrupted(OUT[:OUT.index("@@RWPSUB sync_read_fault")])
+            return super().run(command, timeout, progress, idle)
+    guest = FakeGuest(Interrupting(OUT, KMSG))
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for r in batch.run_program(guest, PROG, SUBS, lambda s: 20.0, splats.Allowlist()):
+            got.append(r)
+    assert [r.test_id.split("::")[1] for r in got] == SUBS[:3]
+    assert all("interrupted" in r.diagnostics[-1] for r in got)

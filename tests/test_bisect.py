@@ -44,9 +44,9 @@ def _outcome_of(tree):
 def fake_evaluate(monkeypatch):
     seen = []
 
-    def evaluate(args, req, run_parent):
-        outcome, reason = _outcome_of(req.tree)
-        seen.append((gittree.resolve(req.tree, "HEAD"), outcome))
+    def evaluate(req, breq, run_parent, same_as=None):
+        outcome, reason = _outcome_of(breq.tree)
+        seen.append((gittree.resolve(breq.tree, "HEAD"), outcome))
         return outcome, reason, {"build": 0.5, "boot": 0.1, "tests": 0.1}, None
     monkeypatch.setattr(bisect, "evaluate", evaluate)
     return seen
@@ -107,7 +107,7 @@ def test_skips_next_to_the_break_leave_candidates(tmp_path, cache_dir, fake_eval
 
 def test_abort_stops_without_calling_anything_bad(tmp_path, cache_dir, monkeypatch):
     repo = _series_repo(tmp_path / "linux", ["ok", "BROKEN", "BROKEN"])
-    monkeypatch.setattr(bisect, "evaluate", lambda args, req, parent: (
+    monkeypatch.setattr(bisect, "evaluate", lambda req, breq, parent, same_as=None: (
         bisect.Outcome.ABORT, "could not test: VM did not start", {}, None))
     code, report = _bisect(repo, tmp_path)
     assert code == ExitStatus.INFRA_FAILED

@@ -611,7 +611,7 @@ static int numa_scanned(void)
 static void *idle_thread(void *arg)
 {
 	(void)arg;
-	sleep(RWP_DEADLINE_S);
+	sleep(rwp_deadline_s);
 	return NULL;
 }
 

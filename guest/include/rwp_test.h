@@ -82,6 +82,7 @@ struct uffdio_move {
 #endif
 #define RWP_NO_FEATURE_REASON "kernel does not advertise UFFD_FEATURE_RWP"
 /* Long enough for a TCG guest under load; a stuck fault fails, it never hangs. */
+/* The default deadline of a test; the host passes its own (protocol.py). */
 #define RWP_DEADLINE_S 20
 #define RWP_WAIT_MS 5000
 
@@ -183,6 +184,24 @@ static int rwp_by_line(const void *a, const void *b)
 	return x->line != y->line ? x->line - y->line : x->arg - y->arg;
 }
 
+/* The running test's deadline: RWP_DEADLINES "name=s,..." or RWP_DEADLINE_S. */
+static int rwp_deadline_s = RWP_DEADLINE_S;
+
+static int rwp_deadline_of(const char *name)
+{
+	const char *all = getenv("RWP_DEADLINES"), *dflt = getenv("RWP_DEADLINE_S");
+	size_t len = strlen(name);
+	int v;
+
+	for (const char *p = all; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+		if (!strncmp(p, name, len) && p[len] == '=' && (v = atoi(p + len + 1)) > 0)
+			return v;
+	}
+	if (dflt && (v = atoi(dflt)) > 0)
+		return v;
+	return RWP_DEADLINE_S;
+}
+
 static void rwp_on_alarm(int sig)
 {
 	static const char msg[] = "# deadline expired: the test did not finish\n";
@@ -267,12 +286,12 @@ static int rwp_wait_child(pid_t pid, const char *name, int *status)
 
 	rwp_parent_alarm = 0;
 	sigaction(SIGALRM, &sa, NULL);	/* no SA_RESTART: waitpid returns EINTR */
-	alarm(RWP_DEADLINE_S + RWP_PARENT_GRACE_S);
+	alarm(rwp_deadline_s + RWP_PARENT_GRACE_S);
 	while (waitpid(pid, status, 0) < 0) {
 		if (errno != EINTR)
 			return -1;
 		if (rwp_parent_alarm) {
-			printf("@@RWPTIMEOUT %d %s\n", RWP_DEADLINE_S + RWP_PARENT_GRACE_S, name);
+			printf("@@RWPTIMEOUT %d %s\n", rwp_deadline_s + RWP_PARENT_GRACE_S, name);
 			fflush(stdout);
 			rwp_sysrq('w');
 			rwp_sysrq('t');
@@ -295,12 +314,15 @@ static int rwp_run_one(const struct rwp_test *t, int idx)
 
 	rwp_reason[0] = '\0';
 	rwp_reason[RWP_XFAIL_AT] = '\0';
+	rwp_deadline_s = rwp_deadline_of(t->name);
 	rwp_kmsg("test-begin", t->name);
+	if (rwp_marks)
+		printf("@@RWPSTART %s\n", t->name);
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
 		signal(SIGALRM, rwp_on_alarm);
-		alarm(RWP_DEADLINE_S);
+		alarm(rwp_deadline_s);
 		t->fn(t->arg);
 		fflush(stdout);
 		_exit(RWP_EXIT_PASS);
@@ -669,7 +691,7 @@ static inline void run_then_restore(void (*fn)(void *), void *arg, void (*restor
 	CHECK(pid >= 0, "fork");
 	if (pid == 0) {
 		signal(SIGALRM, SIG_DFL);
-		alarm(RWP_DEADLINE_S - 5);
+		alarm(rwp_deadline_s > 10 ? rwp_deadline_s - 5 : rwp_deadline_s);
 		fn(arg);
 		fflush(stdout);
 		_exit(RWP_EXIT_PASS);

@@ -12,6 +12,7 @@ import sys
 import time
 import traceback
 
+# The default deadline of a test; the host passes its own (harness/protocol.py).
 DEADLINE_S = 20
 # The child's alarm cannot end a task stuck in the kernel; the parent's can.
 PARENT_GRACE_S = 10
@@ -39,8 +40,18 @@ def diag(message: str) -> None:
         print(f"# {line}", flush=True)
 
 
-def _child(fn, reason_w: int) -> None:
-    signal.alarm(DEADLINE_S)
+def deadline_of(name: str) -> int:
+    """RWP_DEADLINES "name=s,..." names a test's own deadline; RWP_DEADLINE_S the default."""
+    for item in os.environ.get("RWP_DEADLINES", "").split(","):
+        key, _, value = item.partition("=")
+        if key == name and value.isdigit() and int(value) > 0:
+            return int(value)
+    value = os.environ.get("RWP_DEADLINE_S", "")
+    return int(value) if value.isdigit() and int(value) > 0 else DEADLINE_S
+
+
+def _child(fn, reason_w: int, deadline: int) -> None:
+    signal.alarm(deadline)
     code = EXIT_FAIL
     try:
         fn()
@@ -89,11 +100,11 @@ def _sysrq(key: str) -> None:
         pass
 
 
-def _wait(pid: int, name: str) -> int:
+def _wait(pid: int, name: str, deadline: int) -> int:
     """The child's wait status; if it outlives its deadline, dump the task
     stacks, say so and end the program: later tests would run in a kernel
     that may still hold the stuck task's locks."""
-    deadline = DEADLINE_S + PARENT_GRACE_S
+    deadline += PARENT_GRACE_S
     old = signal.signal(signal.SIGALRM, _overdue)
     signal.alarm(deadline)
     try:
@@ -113,14 +124,17 @@ def _run_one(index: int, fn) -> bool:
     name = fn.__name__
     taint0, t0 = _taint(), time.monotonic_ns()
     reason_r, reason_w = os.pipe()
+    deadline = deadline_of(name)
     _kmsg("test-begin", name)
+    if MARKS:
+        print(f"@@RWPSTART {name}")
     sys.stdout.flush()
     pid = os.fork()
     if pid == 0:
         os.close(reason_r)
-        _child(fn, reason_w)
+        _child(fn, reason_w, deadline)
     os.close(reason_w)
-    status = _wait(pid, name)
+    status = _wait(pid, name, deadline)
     reason = os.read(reason_r, 256).decode(errors="replace")
     os.close(reason_r)
     _kmsg("test-end", name)

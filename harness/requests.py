@@ -1,0 +1,138 @@
+"""What the user asked for, typed and checked once (as kunit.py does).
+
+The CLI and the pytest plugin each build these from their own options; every
+phase takes the part it needs and nothing reads the argparse namespace.
+Bisection derives its step requests with dataclasses.replace.
+"""
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BadInput
+
+DEFAULT_KERNEL = "7.3"
+DEFAULT_SUITES = ("c", "py")
+# The default deadline of one test, in the guest and on the host; a test may
+# set its own ("rwp-harness: timeout NAME SECONDS" in its source).
+TEST_TIMEOUT_S = 20.0
+# A Debian suite or codename as apt writes it into a sources list.
+_SUITE = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")
+# X.Y (the newest linux-source-X.Y) or an exact package version of it.
+_KERNEL = re.compile(r"(\d+)\.(\d+)(?:[.\-~+][0-9A-Za-z.+~\-]*)?")
+
+
+@dataclass(frozen=True)
+class SourceRequest:
+    kernel_src: Path | None = None
+    kernel_tarball: Path | None = None
+    kernel_version: str = DEFAULT_KERNEL
+    debian_suites: tuple[str, ...] = ()
+    offline: bool = False
+    patches: str | None = None
+
+    def check(self) -> None:
+        if not _KERNEL.fullmatch(self.kernel_version):
+            raise BadInput(f"--kernel-version must look like 7.3 or a Debian version of it "
+                           f"(7.3.4-1~bpo13+1), got '{self.kernel_version}'")
+        for s in self.debian_suites:
+            if not _SUITE.fullmatch(s):
+                raise BadInput(f"--debian-suite '{s}' is not a Debian suite name")
+
+    @property
+    def series(self) -> str:
+        """X.Y: which linux-source-X.Y package."""
+        m = _KERNEL.fullmatch(self.kernel_version)
+        return f"{m.group(1)}.{m.group(2)}"
+
+    @property
+    def exact_version(self) -> str | None:
+        """The package version asked for, when more than X.Y was given."""
+        return None if self.kernel_version == self.series else self.kernel_version
+
+
+@dataclass(frozen=True)
+class KernelRequest:
+    profiles: tuple[str, ...] = ()
+    fragments: tuple[Path, ...] = ()
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    select: tuple[str, ...] = ()
+    suites: tuple[str, ...] = DEFAULT_SUITES
+    transport: str = "auto"
+    test_timeout: float = TEST_TIMEOUT_S
+    repeat: int = 1
+    one_by_one: bool = False
+    allowlist: Path | None = None
+    results_dir: Path | None = None
+    json: bool = False
+    cpus: int = 2
+    memory: str = "2G"
+    accel: str = "auto"
+    append: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        if self.repeat < 1:
+            raise BadInput(f"--repeat must be at least 1, got {self.repeat}")
+        if self.test_timeout <= 0:
+            raise BadInput(f"--test-timeout must be positive, got {self.test_timeout}")
+        if self.cpus < 1:
+            raise BadInput(f"--cpus must be at least 1, got {self.cpus}")
+        if not re.fullmatch(r"\d+[KMGT]?", self.memory):
+            raise BadInput(f"--memory must look like 2G or 2048M, got '{self.memory}'")
+        if self.results_dir is not None and self.results_dir.exists() \
+                and not self.results_dir.is_dir():
+            raise BadInput(f"--results-dir {self.results_dir} exists and is not a directory")
+
+
+@dataclass(frozen=True)
+class BisectRequest:
+    good: str | None = None
+    bad: str | None = None
+    boot_panic: str = "skip"
+    # "any": a failure of any selected test is bad; "same": only one of the
+    # tests that failed at --bad (another failure makes the step a skip).
+    failure: str = "any"
+
+
+@dataclass(frozen=True)
+class Request:
+    source: SourceRequest = SourceRequest()
+    kernel: KernelRequest = KernelRequest()
+    run: RunRequest = RunRequest()
+    bisect: BisectRequest = BisectRequest()
+
+
+def _get(args, name, default=None):
+    value = getattr(args, name, None)
+    return default if value is None else value
+
+
+def from_args(args) -> Request:
+    """The typed request of a parsed command line, checked."""
+    source = SourceRequest(
+        kernel_src=_get(args, "kernel_src"), kernel_tarball=_get(args, "kernel_tarball"),
+        kernel_version=_get(args, "kernel_version", DEFAULT_KERNEL),
+        debian_suites=tuple(_get(args, "debian_suite", ())), offline=_get(args, "offline", False),
+        patches=_get(args, "patches"))
+    kernel = KernelRequest(tuple(_get(args, "profile", ())), tuple(_get(args, "fragment", ())),
+                           _get(args, "jobs", os.cpu_count() or 1))
+    run = RunRequest(
+        select=tuple(_get(args, "select", ())), suites=tuple(_get(args, "suite", DEFAULT_SUITES)),
+        transport=_get(args, "transport", "auto"),
+        test_timeout=_get(args, "test_timeout", TEST_TIMEOUT_S), repeat=_get(args, "repeat", 1),
+        one_by_one=_get(args, "one_by_one", False), allowlist=_get(args, "allowlist"),
+        results_dir=_get(args, "results_dir"), json=_get(args, "json", False),
+        cpus=_get(args, "cpus", 2), memory=_get(args, "memory", "2G"),
+        accel=_get(args, "accel", "auto"), append=tuple(_get(args, "append", ())))
+    bis = BisectRequest(_get(args, "good"), _get(args, "bad"), _get(args, "boot_panic", "skip"),
+                        _get(args, "failure", "any"))
+    if kernel.jobs < 1:
+        raise BadInput(f"--jobs must be at least 1, got {kernel.jobs}")
+    source.check()
+    run.check()
+    return Request(source, kernel, run, bis)
