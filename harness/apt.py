@@ -6,14 +6,17 @@ harness cache, so fetching a kernel cannot upgrade the host.
 """
 
 import functools
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BadInput, InfraError
 from .tools import capture, require
 
 MIRROR = "http://deb.debian.org/debian"
+# A local mirror or a stand-in for tests.
+MIRROR_ENV = "RWP_HARNESS_DEBIAN_MIRROR"
 # Searched in this order; the first suite carrying linux-source-X.Y wins.
 DEFAULT_SUITES = ("trixie-backports", "sid")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -23,7 +26,7 @@ KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 class PrivateApt:
     root: Path
     suites: tuple[str, ...] = DEFAULT_SUITES
-    mirror: str = MIRROR
+    mirror: str = field(default_factory=lambda: os.environ.get(MIRROR_ENV) or MIRROR)
 
     def _paths(self):
         return (self.root / "sources.list", self.root / "lists", self.root / "cache")

@@ -38,7 +38,7 @@ class SourceRequest:
                            f"(7.3.4-1~bpo13+1), got '{self.kernel_version}'")
         for s in self.debian_suites:
             if not _SUITE.fullmatch(s):
-                raise BadInput(f"--debian-suite '{s}' is not a Debian suite name")
+                raise BadInput(f"--debian-suite {s!r} is not a Debian suite name")
 
     @property
     def series(self) -> str:

@@ -6,7 +6,8 @@ import os
 import pexpect
 import pytest
 
-from harness.console import GuestConsole, frame
+from harness.console import GuestConsole
+from harness.protocol import START, frame
 
 
 @pytest.fixture
@@ -100,3 +101,22 @@ def test_a_shell_that_loses_the_first_lines_is_asked_again(monkeypatch):
         assert c.run("echo answered", timeout=10).output.strip() == "answered"
     finally:
         child.close(force=True)
+
+
+def test_sixteen_mib_of_output_is_judged_within_its_deadline(console):
+    # pexpect searched the whole buffer on every read: 106 s for this once.
+    import time
+    began = time.monotonic()
+    res = console.run("head -c 16777216 /dev/zero | tr '\\0' x | fold -w 4095", timeout=60)
+    took = time.monotonic() - began
+    assert res.status == 0 and len(res.output) >= 16 * 2**20
+    assert took < 60, took
+
+
+def test_progress_markers_reset_the_idle_deadline_and_silence_ends_it(console):
+    steps = "; ".join(f"echo @@RWPSTART t{i}; sleep 0.6" for i in range(4))
+    res = console.run(steps, timeout=30, progress=START, idle=1.5)
+    assert res.status == 0 and res.progress == ("t0", "t1", "t2", "t3")
+    res = console.run("echo @@RWPSTART a; echo @@RWPSTART b; sleep 5", timeout=30,
+                      progress=START, idle=1.0)
+    assert res.timed_out and res.progress == ("a", "b") and res.duration < 4
