@@ -66,6 +66,7 @@ def run_batch(guest: Guest, prog: GuestProgram, subs: list[str],
     idle = longest + protocol.GUEST_GRACE_S + HOST_GRACE_S
     env = deadline_env(prog, default_deadline or longest)
     out = BatchOutcome()
+    guest.console()                     # booted: the staged paths are the guest's
     command = guest.staged.command(prog, tuple(subs) if name_them else ())
     try:
         res = guest.run(command, backstop, env, idle=idle, marks=True)

@@ -281,9 +281,24 @@ def _internal_error(command: str) -> int:
     return int(ExitStatus.INTERNAL_ERROR)
 
 
+def _detach_stdin() -> None:
+    """Only `boot`/`shell` read the user's terminal. Any other command gives
+    QEMU's console a stdin of its own: one shared with the caller (a test
+    runner's, a CI job's) was seen to swallow every line typed into the guest
+    shell after its first prompt."""
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(fd, 0)
+        os.close(fd)
+    except OSError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if args.command not in ("boot", "shell"):
+        _detach_stdin()
     timings: dict = {}
     step = args.command == "bisect-step"
     try:

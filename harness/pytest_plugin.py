@@ -90,6 +90,7 @@ class GuestSession:
     def __init__(self, config):
         self.config = config
         self.session: pipeline.Session | None = None
+        self.build_result = None
         self.error: str | None = None
         self.results: dict[str, TestResult] = {}
 
@@ -104,6 +105,14 @@ class GuestSession:
         run.check()
         return Request(src, KernelRequest(profiles=tuple(opt("--rwp-profile"))), run)
 
+    def kernel(self):
+        """The kernel the items run on, built (or found in the cache) once."""
+        if self.build_result is None:
+            req = self.request()
+            breq = pipeline.build_request(req.source, req.kernel, {})
+            self.build_result = pipeline.do_build(breq, {})
+        return self.build_result
+
     def booted(self) -> pipeline.Session:
         """The guest, booted; a failure to get one fails every item that needs it."""
         if self.error:
@@ -111,8 +120,7 @@ class GuestSession:
         try:
             if self.session is None:
                 req = self.request()
-                breq = pipeline.build_request(req.source, req.kernel, {})
-                bres = pipeline.do_build(breq, {})
+                bres = self.kernel()
                 worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
                 log = Path(self.config.rootpath) / "rwp-results" / f"pytest-console-{worker}.log"
                 self.session = pipeline.Session(req.run, bres, log)

@@ -29,9 +29,11 @@ def run_once(guest: Guest, prog: GuestProgram, sub: str, deadline: float,
     # run-one.sh's deadline is the backstop behind the program's own, which
     # ends a stuck test GUEST_GRACE_S after its deadline.
     backstop = deadline + 2 * protocol.GUEST_GRACE_S
+    guest.console()                     # booted: the staged paths are the guest's
     out = guest.run(guest.staged.command(prog, (sub,)), backstop, env)
     if out.quiet_death:
         guest.died_quietly(tid)
+        guest.console()
         out = guest.run(guest.staged.command(prog, (sub,)), backstop, env)
         if out.quiet_death:
             guest.died_quietly(tid)

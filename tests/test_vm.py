@@ -5,7 +5,8 @@ import subprocess
 
 import pytest
 
-from harness import guestprogs, ktap, runner, splats
+from harness import guestprogs, runner, splats
+from harness.verdicts import Status
 
 from helpers import harness_argv
 
@@ -13,28 +14,28 @@ pytestmark = pytest.mark.vm
 
 
 def test_guest_runs_the_kernel_we_built(guest_session):
-    console = guest_session.booted().console()
+    console = guest_session.booted().guest.console()
     res = console.run("uname -r", timeout=60)
     assert res.status == 0
     assert res.output.strip() == guest_session.kernel().kernel_release
 
 
 def test_exit_status_crosses_the_console(guest_session):
-    console = guest_session.booted().console()
+    console = guest_session.booted().guest.console()
     assert console.run("sh -c 'exit 42'", timeout=60).status == 42
     res = console.run("echo out; echo err >&2; false", timeout=60)
     assert (res.output, res.status) == ("out\nerr\n", 1)
 
 
 def test_guest_capabilities_are_probed(guest_session):
-    caps = guest_session.booted().capabilities
+    caps = guest_session.booted().guest.capabilities
     assert caps["kernel"] == guest_session.kernel().kernel_release
     assert int(caps["uffd_features"], 16) != 0 and "error" not in caps
 
 
 def test_programs_pushed_over_the_console_give_the_same_results(guest_session):
     """The fallback transport: no shared filesystem, bytes typed into the console."""
-    guest = guest_session.booted()
+    guest = guest_session.booted().guest
     console = guest.console()
     local = guest.local
     pushed = guestprogs.Staged(runner.PUSH_ROOT)
@@ -51,7 +52,7 @@ def test_programs_pushed_over_the_console_give_the_same_results(guest_session):
     finally:
         guest.staged = local
     assert [r.status for r in via_push] == [r.status for r in via_share]
-    assert all(r.status in (ktap.Status.PASS, ktap.Status.SKIP) for r in via_push)
+    assert all(r.status in (Status.PASS, Status.SKIP) for r in via_push)
 
 
 def test_old_kernel_skips_rwp_and_exits_zero(tmp_path):
