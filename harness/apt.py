@@ -48,6 +48,9 @@ class PrivateApt:
         ]
 
     def prepare(self) -> None:
+        if not _MIRROR_URL.fullmatch(self.mirror):
+            raise BadInput(f"Debian mirror {self.mirror!r} ({MIRROR_ENV}) is not an http, "
+                           "https or file URL")
         sources, lists, cache = self._paths()
         for d in (lists / "partial", cache / "archives" / "partial"):
             d.mkdir(parents=True, exist_ok=True)
@@ -116,6 +119,10 @@ class PrivateApt:
         if not debs:
             raise InfraError(f"apt-get download {package} produced no .deb in {dest}")
         return debs[-1]
+
+
+# What may be written into a sources list line as the mirror.
+_MIRROR_URL = re.compile(r"(https?|file):/[A-Za-z0-9._~:/%+@=-]*")
 
 
 class MirrorUnreachable(InfraError):

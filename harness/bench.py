@@ -366,6 +366,26 @@ def ratios_text(doc: dict) -> str:
     return ", ".join(out)
 
 
+def _boot_row(args, out: Path, done: dict) -> dict:
+    # The boot figures come from the warm run; measure one if it has not run.
+    if "warm" not in done:
+        done["warm"] = row_warm(args, out)
+    return row_boot(done["warm"])
+
+
+# name -> how to measure it from (args, run directory, rows measured so far)
+ROW_FUNCTIONS = {
+    "cold": lambda args, out, done: row_cold(args),
+    "rebuild": lambda args, out, done: row_rebuild(args),
+    "warm": lambda args, out, done: row_warm(args, out),
+    "boot": _boot_row,
+    "overhead": lambda args, out, done: row_overhead(args, out),
+    "parallel": lambda args, out, done: row_parallel(args),
+    "micro": lambda args, out, done: row_micro(args),
+}
+assert tuple(ROW_FUNCTIONS) == ROWS
+
+
 def run(args) -> Path:
     rows = args.rows.split(",") if args.rows else list(ROWS)
     unknown = [r for r in rows if r not in ROWS]
@@ -377,14 +397,7 @@ def run(args) -> Path:
     for name in rows:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         began = time.monotonic()
-        if name == "boot":
-            if "warm" not in doc["rows"]:
-                doc["rows"]["warm"] = row_warm(args, out)
-            doc["rows"]["boot"] = row_boot(doc["rows"]["warm"])
-        elif name in ("warm", "overhead"):
-            doc["rows"][name] = globals()[f"row_{name}"](args, out)
-        else:
-            doc["rows"][name] = globals()[f"row_{name}"](args)
+        doc["rows"][name] = ROW_FUNCTIONS[name](args, out, doc["rows"])
         print(f"[bench] {name} done in {time.monotonic() - began:.0f}s", file=sys.stderr)
         _save(doc, out)
     _save(doc, out)

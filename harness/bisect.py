@@ -131,7 +131,7 @@ def step_here(req: Request) -> tuple[Outcome, str, results.Run | None]:
     """`bisect-step`: the tree in the current directory (or --kernel-src),
     judged alone. Nothing is written into it: results go under the cache
     unless --results-dir names a place."""
-    pipeline.selected_programs(req.run)
+    pipeline.check_inputs(req.run)
     src_req = req.source
     if not (src_req.kernel_src or src_req.kernel_tarball):
         src_req = dataclasses.replace(src_req, kernel_src=Path.cwd())

@@ -184,6 +184,7 @@ def _finish(req: Request, run: results.Run) -> int:
 def cmd_run(args, req: Request, timings) -> int:
     if args.list:
         return _list(req)
+    pipeline.check_inputs(req.run)
     breq = pipeline.build_request(req.source, req.kernel, timings)
     return _finish(req, pipeline.run_tests(req.run, breq, pipeline.finished_build(breq), timings))
 
@@ -191,6 +192,7 @@ def cmd_run(args, req: Request, timings) -> int:
 def cmd_check(args, req: Request, timings) -> int:
     if args.list:
         return _list(req)
+    pipeline.check_inputs(req.run)
     breq = pipeline.build_request(req.source, req.kernel, timings)
     bres = pipeline.do_build(breq, timings)
     run = pipeline.run_tests(req.run, breq, bres, timings)
@@ -199,7 +201,7 @@ def cmd_check(args, req: Request, timings) -> int:
 
 
 def cmd_bisect(args, req: Request, timings) -> int:
-    pipeline.selected_programs(req.run)
+    pipeline.check_inputs(req.run)
     result, out = bisect.run_bisection(req)
     print(bisect.summary(result))
     if req.run.json:
@@ -216,7 +218,7 @@ def cmd_bisect_step(args, req: Request, timings) -> int:
     try:
         outcome, reason, run = bisect.step_here(req)
     except HarnessError as e:
-        print(f"rwp-harness: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        _error(str(e).splitlines()[0])
         return bisect.STEP_EXIT[bisect.Outcome.ABORT]
     where = f" ({run.path})" if run else ""
     print(f"{outcome.value}: {reason}{where}")
@@ -256,7 +258,7 @@ def _on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
 
-def _error(message: str, log: Path | None = None) -> None:
+def _error(message: str) -> None:
     first, _, rest = message.partition("\n")
     print(f"rwp-harness: error: {first}", file=sys.stderr)
     if rest:
@@ -282,10 +284,10 @@ def _internal_error(command: str) -> int:
 
 
 def _detach_stdin() -> None:
-    """Only `boot`/`shell` read the user's terminal. Any other command gives
-    QEMU's console a stdin of its own: one shared with the caller (a test
-    runner's, a CI job's) was seen to swallow every line typed into the guest
-    shell after its first prompt."""
+    """Only `boot`/`shell` read the user's terminal; every other command runs
+    with /dev/null as its stdin, so nothing it starts can read (or stop on)
+    the caller's. A guard, not a proven fix: a run started under pytest's
+    capture once reached the guest prompt and got no typed line through."""
     try:
         fd = os.open(os.devnull, os.O_RDONLY)
         os.dup2(fd, 0)

@@ -8,57 +8,28 @@ status paragraph, so the document cannot drift from the suite:
 out of date.
 """
 
-import ast
 import re
 import sys
 from pathlib import Path
 
 from . import guestprogs
+from .verdicts import test_id
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "contract.md"
-_IDS = re.compile(r"\b([A-L]\d{1,2})\b")
-_C_TEST = re.compile(r"^RWP_TEST(_MEM)?\((\w+)\)")
 _ENTRY = re.compile(r"(?m)^\*\*([A-L]\d+) —")
 _TESTS_LINE = re.compile(r"(?m)^- \*\*Tests:\*\*.*$")
 _STRAY_TESTS_LINE = re.compile(r"(?m)^- \*\*Tests:\*\*.*\n")
 _STATUS = re.compile(r"Status of this document: .*?\)\.", re.S)
 
 
-def _c_refs(prog: guestprogs.GuestProgram) -> dict[str, list[str]]:
-    refs: dict[str, list[str]] = {}
-    lines = prog.source.read_text().splitlines()
-    for i, line in enumerate(lines):
-        m = _C_TEST.match(line)
-        if not m or i == 0 or not lines[i - 1].lstrip().startswith("/*"):
-            continue
-        head = lines[i - 1].split(":")[0]
-        name = f"{prog.name}::{m.group(2)}" + ("__<type>" if m.group(1) else "")
-        for bid in _IDS.findall(head):
-            refs.setdefault(bid, []).append(name)
-    return refs
-
-
-def _py_refs(prog: guestprogs.GuestProgram) -> dict[str, list[str]]:
-    refs: dict[str, list[str]] = {}
-    for node in ast.parse(prog.source.read_text()).body:
-        if not isinstance(node, ast.FunctionDef):
-            continue
-        decorators = {d.id for d in node.decorator_list if isinstance(d, ast.Name)}
-        if not decorators & {"test", "test_mem"}:
-            continue
-        name = f"{prog.name}::{node.name}" + ("__<type>" if "test_mem" in decorators else "")
-        for bid in _IDS.findall((ast.get_docstring(node) or "").split("\n")[0]):
-            refs.setdefault(bid, []).append(name)
-    return refs
-
-
 def references() -> dict[str, list[str]]:
     """Behaviour id -> the test ids (with __<type> for per-memory-type tests) checking it."""
     refs: dict[str, list[str]] = {}
     for prog in guestprogs.discover():
-        found = _c_refs(prog) if prog.lang == "c" else _py_refs(prog)
-        for bid, names in found.items():
-            refs.setdefault(bid, []).extend(names)
+        for rec in prog.records:
+            name = test_id(prog.name, rec.name) + ("__<type>" if rec.per_mem else "")
+            for bid in rec.contract_ids:
+                refs.setdefault(bid, []).append(name)
     return refs
 
 

@@ -23,28 +23,18 @@ class ExitStatus(IntEnum):
 
 
 class HarnessError(Exception):
+    """A failure the harness diagnosed; its class says which status it exits with."""
     status = ExitStatus.INFRA_FAILED
 
 
-class BadInput(HarnessError):
-    status = ExitStatus.BAD_INPUT
+def _kind(name: str, status: ExitStatus, doc: str) -> type[HarnessError]:
+    return type(name, (HarnessError,), {"status": status, "__doc__": doc, "__module__": __name__})
 
 
-class PatchError(HarnessError):
-    status = ExitStatus.PATCH_FAILED
-
-
-class ConfigError(HarnessError):
-    status = ExitStatus.CONFIG_FAILED
-
-
-class BuildError(HarnessError):
-    status = ExitStatus.BUILD_FAILED
-
-
-class InfraError(HarnessError):
-    status = ExitStatus.INFRA_FAILED
-
-
-class MissingTool(HarnessError):
-    status = ExitStatus.MISSING_TOOL
+# The failure kinds: each its own exit status.
+BadInput = _kind("BadInput", ExitStatus.BAD_INPUT, "What the user gave cannot be used.")
+PatchError = _kind("PatchError", ExitStatus.PATCH_FAILED, "A patch of the series does not apply.")
+ConfigError = _kind("ConfigError", ExitStatus.CONFIG_FAILED, "The .config lost a requested option.")
+BuildError = _kind("BuildError", ExitStatus.BUILD_FAILED, "The kernel or a guest program fails.")
+InfraError = _kind("InfraError", ExitStatus.INFRA_FAILED, "The host failed: apt, QEMU, the VM.")
+MissingTool = _kind("MissingTool", ExitStatus.MISSING_TOOL, "A host program is not installed.")

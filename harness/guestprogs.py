@@ -18,6 +18,7 @@ from pathlib import Path
 from . import cache
 from .errors import BuildError
 from .tools import require, run_group
+from .verdicts import test_id
 
 GUEST_DIR = Path(__file__).resolve().parent.parent / "guest"
 _C_TEST = re.compile(r"^RWP_TEST(_MEM)?\((\w+)\)", re.M)
@@ -37,6 +38,19 @@ PEER_BINARY = "peer/uffd-unit-tests"
 
 
 @dataclass(frozen=True)
+class TestRecord:
+    """One test as its source declares it."""
+    __test__ = False
+    name: str                        # as declared; per_mem expands it to name__<type>
+    per_mem: bool
+    contract_ids: tuple[str, ...]    # behaviours (docs/contract.md) it names
+    doc: str                         # the comment above it, or its docstring's first line
+
+    def subtests(self) -> list[str]:
+        return [f"{self.name}__{t}" for t in _mem_types()] if self.per_mem else [self.name]
+
+
+@dataclass(frozen=True)
 class GuestProgram:
     name: str                 # stable id prefix, e.g. c/rwp_basic or py/rwp_basic
     lang: str                 # "c" or "py"
@@ -46,6 +60,7 @@ class GuestProgram:
     # Every test the program declares, whatever was selected: run without
     # names, the program runs these.
     declared: tuple[str, ...] = ()
+    records: tuple[TestRecord, ...] = ()
 
     def runs_all(self, subtests) -> bool:
         return tuple(subtests) == (self.declared or self.subtests)
@@ -54,7 +69,7 @@ class GuestProgram:
         return float(dict(self.timeouts).get(subtest, default))
 
     def test_ids(self) -> list[str]:
-        return [f"{self.name}::{s}" for s in self.subtests]
+        return [test_id(self.name, s) for s in self.subtests]
 
 
 def _mem_types() -> list[str]:
@@ -62,36 +77,52 @@ def _mem_types() -> list[str]:
     return m.group(1).split() if m else []
 
 
-def _c_subtests(path: Path) -> tuple[str, ...]:
-    """RWP_TEST(x) is one test; RWP_TEST_MEM(x) is x__<type> for every memory type."""
-    names = []
-    for per_mem, name in _C_TEST.findall(path.read_text()):
-        names += [f"{name}__{t}" for t in _mem_types()] if per_mem else [name]
-    return tuple(names)
+# A behaviour id of docs/contract.md, e.g. C10.
+_CONTRACT_ID = re.compile(r"\b([A-L]\d{1,2})\b")
 
 
-def _py_subtests(path: Path) -> tuple[str, ...]:
-    """@test f is one test; @test_mem f is f__<type> for every memory type."""
+def _c_records(path: Path) -> list[TestRecord]:
+    """RWP_TEST(x) is one test; RWP_TEST_MEM(x) is x__<type> for every memory
+    type. The comment line right above names the behaviours: `/* C10, D7: ...`."""
+    lines = path.read_text().splitlines()
+    records = []
+    for i, line in enumerate(lines):
+        m = _C_TEST.match(line)
+        if not m:
+            continue
+        above = lines[i - 1].strip() if i else ""
+        comment = above.startswith("/*")
+        ids = tuple(_CONTRACT_ID.findall(above.split(":")[0])) if comment else ()
+        records.append(TestRecord(m.group(2), bool(m.group(1)), ids,
+                                  above.strip("/* ") if comment else ""))
+    return records
+
+
+def _py_records(path: Path) -> list[TestRecord]:
+    """@test f is one test; @test_mem f is f__<type> for every memory type;
+    the docstring's first line names the behaviours."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    names = []
+    records = []
     for node in tree.body:
         if not isinstance(node, ast.FunctionDef):
             continue
         decorators = {d.id for d in node.decorator_list if isinstance(d, ast.Name)}
-        if "test" in decorators:
-            names.append(node.name)
-        elif "test_mem" in decorators:
-            names += [f"{node.name}__{t}" for t in _mem_types()]
-    return tuple(names)
+        if not decorators & {"test", "test_mem"}:
+            continue
+        first = (ast.get_docstring(node) or "").split("\n")[0]
+        records.append(TestRecord(node.name, "test" not in decorators,
+                                  tuple(_CONTRACT_ID.findall(first)), first))
+    return records
 
 
 def _program(suite: str, src: Path) -> GuestProgram | None:
     lang = "c" if src.suffix == ".c" else "py"
-    subtests = _c_subtests(src) if lang == "c" else _py_subtests(src)
+    records = tuple(_c_records(src) if lang == "c" else _py_records(src))
+    subtests = tuple(s for r in records for s in r.subtests())
     if not subtests:
         return None
     timeouts = tuple((m.group(1), int(m.group(2))) for m in _TIMEOUT.finditer(src.read_text()))
-    return GuestProgram(f"{suite}/{src.stem}", lang, src, subtests, timeouts, subtests)
+    return GuestProgram(f"{suite}/{src.stem}", lang, src, subtests, timeouts, subtests, records)
 
 
 def discover(suites: tuple[str, ...] = DEFAULT_SUITES,
@@ -112,9 +143,10 @@ def select(progs: list[GuestProgram], patterns: list[str]) -> list[GuestProgram]
     chosen = []
     for p in progs:
         subs = tuple(s for s in p.subtests
-                     if any(pat in f"{p.name}::{s}" for pat in patterns))
+                     if any(pat in test_id(p.name, s) for pat in patterns))
         if subs:
-            chosen.append(GuestProgram(p.name, p.lang, p.source, subs, p.timeouts, p.declared))
+            chosen.append(GuestProgram(p.name, p.lang, p.source, subs, p.timeouts, p.declared,
+                                       p.records))
     return chosen
 
 

@@ -25,7 +25,6 @@ from .source import KernelSource
 from .tools import require, run_group
 
 DONE = ".rwp-harness-patched"
-GIT_ID = gittree.IDENTITY
 _DIFF = re.compile(rb"^(diff --git |--- \S.*\n\+\+\+ \S)", re.M)
 
 

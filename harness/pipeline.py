@@ -68,6 +68,12 @@ def vm_request(run: RunRequest, bres: build.BuildResult,
                         append=run.append, console_log=console_log)
 
 
+def check_inputs(run: RunRequest) -> None:
+    """What a run reads from the user, read before anything slow is done."""
+    selected_programs(run)
+    splats.Allowlist.load(run.allowlist)
+
+
 def selected_programs(run: RunRequest) -> list[guestprogs.GuestProgram]:
     progs = guestprogs.select(guestprogs.discover(run.suites), list(run.select))
     if not progs and guestprogs.PEER_SUITE not in run.suites:

@@ -1,8 +1,9 @@
 """A run directory: everything one run produced, written as it goes.
 
 Layout: results.json, results.ktap, junit.xml, console.log, build.log and
-config (the final .config). The result files are rewritten after every test,
-so a killed run still leaves what it had, marked incomplete.
+config (the final .config). The result files are rewritten at most once a
+second and at the end, so a killed run still leaves what it had, marked
+incomplete, with the tests it never reached listed as not run.
 """
 
 import json

@@ -83,6 +83,20 @@ def test_a_debian_suite_is_validated_before_it_reaches_apt(suite, cache_dir):
     _one_line(res, ExitStatus.BAD_INPUT, "is not a Debian suite name")
 
 
+def test_a_mirror_value_is_validated_before_it_reaches_apt(cache_dir):
+    env = dict(os.environ, RWP_HARNESS_DEBIAN_MIRROR="http://x sid main\ndeb http://y")
+    res = rwp("fetch", env=env)
+    _one_line(res, ExitStatus.BAD_INPUT, "is not an http, https or file URL")
+
+
+def test_a_non_utf8_mbox_is_bad_input_or_applies(tmp_path, cache_dir):
+    mbox = tmp_path / "series.mbox"
+    mbox.write_bytes(b"From x Mon Sep 17 00:00:00 2001\nSubject: \xff\xfe bad\n"
+                     b"Content-Type: text/plain; charset=x-unknown\n\n\xff\n")
+    res = rwp("fetch", "--kernel-src", str(make_fake_tree(tmp_path / "k")), "--patches", str(mbox))
+    _one_line(res, ExitStatus.BAD_INPUT, "holds no patch")
+
+
 def test_a_build_without_kernel_release_is_a_build_error(tmp_path, cache_dir):
     tree = make_fake_tree(tmp_path / "k")
     req = build.BuildRequest(source.from_tree(tree), tree, build_root=tmp_path / "b")
@@ -340,6 +354,7 @@ def test_an_interrupted_bisection_writes_its_report(tmp_path, cache_dir, monkeyp
                   bisect=__import__("harness.requests").requests.BisectRequest(good="base"))
     with pytest.raises(KeyboardInterrupt):
         bisect.run_bisection(req)
+    assert not bisect.bisecting(repo)
     [report] = list((tmp_path / "res").glob("bisect-*/bisect.json"))
     doc = json.loads(report.read_text())
     assert doc["interrupted"] and len(doc["steps"]) == 1
