@@ -167,3 +167,33 @@ def test_bad_git_range(tmp_path, spec, message):
     where = tmp_path if "needs" in message else repo
     with pytest.raises(BadInput, match=message):
         patches.load(spec, where)
+
+
+def _apply_in_child(tree, series_dir, cache_root, out):
+    import os
+    os.environ["RWP_HARNESS_CACHE"] = str(cache_root)
+    try:
+        dest = patches.apply(source.from_tree(tree), patches.load(series_dir))
+        out.put((dest / "mm/userfaultfd.c").read_text())
+    except BaseException as e:      # the parent asserts on what comes back
+        out.put(f"error: {type(e).__name__}: {e}")
+
+
+def test_two_runs_applying_one_series_at_once_both_get_it(tmp_path, cache_dir, user_tree):
+    """pytest -n on a cold cache: neither deletes the other's tree."""
+    import multiprocessing
+    repo = _series_repo(tmp_path)
+    out_dir = tmp_path / "quilt"
+    git(repo, "format-patch", "-q", "-o", str(out_dir), "HEAD~3")
+    for i in range(300):                  # a tree big enough for the copies to overlap
+        (user_tree / "mm" / f"f{i}.c").write_text("x" * 5000)
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_apply_in_child, args=(user_tree, out_dir, cache_dir, q))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    got = [q.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join()
+    assert got == ["int uffd = 3;\n"] * 2, got
