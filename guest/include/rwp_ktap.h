@@ -3,7 +3,7 @@
  * The KTAP test runner of the guest C programs (guest/py/ktest.py is its
  * Python twin): RWP_TEST declares a test, each test runs in its own forked
  * child with a deadline, and the parent prints its KTAP line. In batch mode
- * (RWP_MARKS) it writes the per-test markers of harness/protocol.py.
+ * (RWP_MARKS) it writes the per-test markers of harness/parse/protocol.py.
  *
  * A child per test keeps a crash, a stuck fault or leaked uffd state out of
  * the next test.

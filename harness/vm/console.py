@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pexpect
 
-from .errors import InfraError
-from .protocol import frame
+from harness.errors import InfraError
+from harness.parse.protocol import frame
 
 
 class GuestDied(InfraError):
