@@ -135,7 +135,7 @@ RWP_TEST(swap_out_keeps_protection_anon)
 	long long in0;
 
 	require_swap(NULL, 0, NULL);
-	m = mem_rwp(MEM_ANON, 4, &fd, 0);
+	m = mem_rwp(MEM_ANON, 4, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	page_out(m.addr, m.len);
 	want_bits(m.addr, 4, PM_UFFD_BIT, 1, "swap entries of protected pages");
@@ -172,7 +172,7 @@ RWP_TEST(swap_in_async_resolves_anon)
 	size_t ps = page_size();
 
 	require_swap(NULL, 0, NULL);
-	m = mem_rwp(MEM_ANON, 4, &fd, UFFD_FEATURE_RWP_ASYNC);
+	m = mem_rwp(MEM_ANON, 4, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	page_out(m.addr, m.len);
 	want_bits(m.addr, 4, PM_UFFD_BIT, 1, "swap entries of protected pages");
@@ -195,7 +195,7 @@ RWP_TEST(swap_out_keeps_protection_anon_thp)
 	size_t ps = page_size();
 
 	require_swap(NULL, 0, NULL);
-	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0);
+	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	page_out(m.addr, m.len);
 	want_bits(m.addr, HPAGE_NR, PM_UFFD_BIT, 1, "swap entries of the protected THP");
@@ -218,7 +218,7 @@ RWP_TEST(swap_unprotected_page_silent_anon)
 	long n;
 
 	require_swap(NULL, 0, NULL);
-	m = mem_rwp(MEM_ANON, 4, &fd, 0);
+	m = mem_rwp(MEM_ANON, 4, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	disarm(fd, m.addr, 2 * ps);
 	page_out(m.addr, m.len);
@@ -260,7 +260,7 @@ static void swapoff_body(void *arg)
 {
 	struct swapdev *s = arg;
 	int fd;
-	struct mem m = mem_rwp(MEM_ANON, 4, &fd, 0);
+	struct mem m = mem_rwp(MEM_ANON, 4, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	size_t ps = page_size();
 
 	arm(fd, m.addr, m.len);
@@ -311,7 +311,7 @@ RWP_TEST_MEM(migration_keeps_protection)
 	long r;
 
 	require_two_nodes();
-	m = mem_rwp(type, N, &fd, 0);
+	m = mem_rwp(type, N, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	for (int i = 0; i < N; i++)
 		pages[i] = m.addr + i * m.unit;
@@ -350,7 +350,7 @@ RWP_TEST(thp_split_keeps_protection_anon_thp)
 
 	if (access(SPLIT_CTL, W_OK))
 		SKIP("no %s (debugfs not mounted?)", SPLIT_CTL);
-	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0);
+	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	split0 = vmstat("thp_split_page");
 	snprintf(cmd, sizeof(cmd), "%d,0x%lx,0x%lx", getpid(), (unsigned long)m.addr,
@@ -377,7 +377,7 @@ RWP_TEST(partial_resolve_splits_thp_anon_thp)
 	uint64_t *e = calloc(HPAGE_NR, 8);
 
 	CHECK(e != NULL, "calloc");
-	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0);
+	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	disarm(fd, m.addr + 7 * ps, ps);
 	CHECK(!vma_has_anon_thp(m.addr), "the PMD is still mapped after a 4K resolve");
@@ -401,7 +401,7 @@ RWP_TEST(dontneed_splits_thp_keeps_protection_anon_thp)
 	uint64_t *e = calloc(HPAGE_NR, 8);
 
 	CHECK(e != NULL, "calloc");
-	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0);
+	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	CHECK(madvise(m.addr + 10 * ps, ps, MADV_DONTNEED) == 0, "MADV_DONTNEED");
 	CHECK(!vma_has_anon_thp(m.addr), "the PMD is still mapped after a 4K MADV_DONTNEED");
@@ -544,7 +544,7 @@ RWP_TEST(swap_out_drops_protection_shmem)
 	long long out0;
 
 	require_swap(NULL, 0, NULL);
-	m = mem_rwp(MEM_SHMEM, 4, &fd, 0);
+	m = mem_rwp(MEM_SHMEM, 4, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	out0 = vmstat("pswpout");
 	CHECK(madvise(m.addr, m.len, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
@@ -618,7 +618,7 @@ static void *idle_thread(void *arg)
 static void numa_body(void *arg)
 {
 	int fd;
-	struct mem m = mem_rwp(MEM_ANON, NUMA_PAGES, &fd, 0);
+	struct mem m = mem_rwp(MEM_ANON, NUMA_PAGES, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	size_t ps = page_size(), half = NUMA_PAGES / 2 * ps;
 	long long upd0 = vmstat("numa_pte_updates"), hint0 = vmstat("numa_hint_faults");
 	long long t_end = rwp_now_ns() + 9000000000LL;
