@@ -124,6 +124,17 @@ static void page_out(void *addr, size_t len)
 	want_grown("pswpout", out0);
 }
 
+/* n units of type t, registered and protected, on a guest that has swap. */
+static struct mem armed_for_swap(enum mem_type t, size_t n, int *fd)
+{
+	struct mem m;
+
+	require_swap(NULL, 0, NULL);
+	m = mem_rwp(t, n, fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	arm(*fd, m.addr, m.len);
+	return m;
+}
+
 /* ---- J1, J2: swap-out and swap-in of anon pages ---- */
 
 /* J1: a protected anon page is swapped out with its uffd bit and swapped back in still protected */
@@ -134,9 +145,7 @@ RWP_TEST(swap_out_keeps_protection_anon)
 	size_t ps = page_size();
 	long long in0;
 
-	require_swap(NULL, 0, NULL);
-	m = mem_rwp(MEM_ANON, 4, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
-	arm(fd, m.addr, m.len);
+	m = armed_for_swap(MEM_ANON, 4, &fd);
 	page_out(m.addr, m.len);
 	want_bits(m.addr, 4, PM_UFFD_BIT, 1, "swap entries of protected pages");
 	want_bits(m.addr, 4, PM_PRESENT_BIT, 0, "swapped pages");
@@ -194,9 +203,7 @@ RWP_TEST(swap_out_keeps_protection_anon_thp)
 	struct mem m;
 	size_t ps = page_size();
 
-	require_swap(NULL, 0, NULL);
-	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
-	arm(fd, m.addr, m.len);
+	m = armed_for_swap(MEM_ANON_THP, 1, &fd);
 	page_out(m.addr, m.len);
 	want_bits(m.addr, HPAGE_NR, PM_UFFD_BIT, 1, "swap entries of the protected THP");
 	read_faults(fd, m.addr + 77 * ps + 1, (unsigned long)m.addr + 77 * ps, ps,
@@ -217,9 +224,7 @@ RWP_TEST(swap_unprotected_page_silent_anon)
 	struct page_region r[4];
 	long n;
 
-	require_swap(NULL, 0, NULL);
-	m = mem_rwp(MEM_ANON, 4, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
-	arm(fd, m.addr, m.len);
+	m = armed_for_swap(MEM_ANON, 4, &fd);
 	disarm(fd, m.addr, 2 * ps);
 	page_out(m.addr, m.len);
 	want_bits(m.addr, 2, PM_UFFD_BIT, 0, "swap entries of resolved pages");
@@ -543,9 +548,7 @@ RWP_TEST(swap_out_drops_protection_shmem)
 	size_t ps = page_size();
 	long long out0;
 
-	require_swap(NULL, 0, NULL);
-	m = mem_rwp(MEM_SHMEM, 4, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
-	arm(fd, m.addr, m.len);
+	m = armed_for_swap(MEM_SHMEM, 4, &fd);
 	out0 = vmstat("pswpout");
 	CHECK(madvise(m.addr, m.len, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
 	want_grown("pswpout", out0);
