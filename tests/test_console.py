@@ -120,3 +120,9 @@ def test_progress_markers_reset_the_idle_deadline_and_silence_ends_it(console):
     res = console.run("echo @@RWPSTART a; echo @@RWPSTART b; sleep 5", timeout=30,
                       progress=START, idle=1.0)
     assert res.timed_out and res.progress == ("a", "b") and res.duration < 4
+
+
+def test_progress_cannot_stretch_the_whole_deadline(console):
+    res = console.run("while :; do echo @@RWPSTART t; sleep 0.3; done", timeout=3,
+                      progress=START, idle=2)
+    assert res.timed_out and res.duration < 6

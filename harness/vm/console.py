@@ -143,6 +143,8 @@ class GuestConsole:
             self.child.expect(start, timeout=timeout, searchwindowsize=SEARCH_WINDOW)
             while True:
                 left = timeout - (time.monotonic() - began)
+                if left <= 0:
+                    raise pexpect.TIMEOUT("the command's whole deadline expired")
                 wait = max(1.0, min(left, idle) if idle else left)
                 i = self.child.expect(patterns, timeout=wait, searchwindowsize=SEARCH_WINDOW)
                 seen.append(_text(self.child.before))
