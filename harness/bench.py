@@ -29,9 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import bisect, build, cache, gittree, guestprogs, results, source, vm
-from .errors import BadInput, ExitStatus, HarnessError, InfraError
-from .tools import run_group
+from harness import bisect, cache
+from harness.errors import BadInput, ExitStatus, HarnessError, InfraError
+from harness.fetch import gittree, source
+from harness.kernel import build
+from harness.report import results
+from harness.run import guestprogs
+from harness.tools import run_group
+from harness.vm import qemu
 
 ROWS = ("cold", "rebuild", "warm", "boot", "overhead", "parallel", "micro")
 TARGETS = {"cold": "<= 270 s and >= 4x faster than vng's default config",
@@ -87,8 +92,8 @@ def row_cold(args) -> dict:
         return row
     repo, _ = gittree.from_package(src)
     tree = _fresh_clone(repo, "vng-default")
-    vng = vm.vng_path()
-    t_cfg, res = _timed([vng, "--kconfig"], cwd=tree, env=vm.vng_env(vng))
+    vng = qemu.vng_path()
+    t_cfg, res = _timed([vng, "--kconfig"], cwd=tree, env=qemu.vng_env(vng))
     if res.returncode != 0:
         raise InfraError(f"vng --kconfig failed: {res.stderr.strip()[-300:]}")
     # What `vng --build` runs: make's default target, so modules too.
@@ -158,10 +163,10 @@ def _bare_vng(bzimage: Path, command: str, expect: str) -> float:
     """Wall time of `vng -- command`; its output must show expect (vng's exit
     status means nothing without udev)."""
     # The trimmed kernel cannot power off: a reset ends QEMU (-no-reboot).
-    req = vm.VMRequest(bzimage, accel="auto")
+    req = qemu.VMRequest(bzimage, accel="auto")
     # Without udev vng's own output channel is missing: the program writes to
     # the console, which --verbose shows.
-    argv = vm.vng_argv(req, vm.choose_accel(req))
+    argv = qemu.vng_argv(req, qemu.choose_accel(req))
     argv[1:1] = ["--verbose"]
     # The reset through sysrq: a minimal host root has no reboot(8), and a
     # halted guest would leave QEMU running.
@@ -169,7 +174,7 @@ def _bare_vng(bzimage: Path, command: str, expect: str) -> float:
              f"{{ {command}; }} >/dev/console 2>&1; echo b > /proc/sysrq-trigger"]
     began = time.monotonic()
     # Its own session, so a run that never ends takes its QEMU down with it.
-    proc = subprocess.Popen(argv, env=vm.vng_env(argv[0]), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(argv, env=qemu.vng_env(argv[0]), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
                             start_new_session=True)
     try:
@@ -246,7 +251,7 @@ def row_micro(args) -> dict:
     src = _package(args)
     bres = build.build(build.BuildRequest(src, src.path, jobs=args.jobs))
     binary = _compile_bench(bres.headers)
-    machine = vm.boot(vm.VMRequest(bres.bzimage, memory=args.micro_memory))
+    machine = qemu.boot(qemu.VMRequest(bres.bzimage, memory=args.micro_memory))
     try:
         res = machine.console.run(f"{binary} {args.mib} {args.iters} {args.async_mib}",
                                   timeout=1800)

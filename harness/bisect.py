@@ -27,12 +27,15 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from . import build, cache, gittree, patches, pipeline, results, source
-from .console import BootPanic
-from .errors import BadInput, BuildError, ConfigError, HarnessError, InfraError
-from .phases import phase
-from .requests import Request
-from .verdicts import Status, TestResult
+from harness import cache, pipeline
+from harness.errors import BadInput, BuildError, ConfigError, HarnessError, InfraError
+from harness.fetch import gittree, patches, source
+from harness.kernel import build
+from harness.parse.verdicts import Status, TestResult
+from harness.phases import phase
+from harness.report import results
+from harness.requests import Request
+from harness.vm.console import BootPanic
 
 
 class Outcome(str, Enum):

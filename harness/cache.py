@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import BadInput
+from harness.errors import BadInput
 
 # A 7.3 source tree, its tinyconfig build and ccache need about this much.
 BUILD_SPACE_GIB = 4

@@ -21,10 +21,15 @@ import time
 import traceback
 from pathlib import Path
 
-from . import bisect, build, cache, gittree, guestprogs, pipeline, requests, results, runner, vm
-from .errors import BadInput, ExitStatus, HarnessError
-from .phases import phase
-from .requests import Request
+from harness import bisect, cache, pipeline, requests
+from harness.errors import BadInput, ExitStatus, HarnessError
+from harness.fetch import gittree
+from harness.kernel import build
+from harness.phases import phase
+from harness.report import results
+from harness.requests import Request
+from harness.run import guestprogs, runner
+from harness.vm import qemu
 
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
@@ -168,7 +173,7 @@ def cmd_build(args, req: Request, timings) -> int:
 
 def cmd_boot(args, req: Request, timings) -> int:
     bres = pipeline.finished_build(pipeline.build_request(req.source, req.kernel, timings))
-    return vm.interactive(pipeline.vm_request(req.run, bres, None))
+    return qemu.interactive(pipeline.vm_request(req.run, bres, None))
 
 
 def _finish(req: Request, run: results.Run) -> int:

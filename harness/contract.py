@@ -12,8 +12,8 @@ import re
 import sys
 from pathlib import Path
 
-from . import guestprogs
-from .verdicts import test_id
+from harness.parse.verdicts import test_id
+from harness.run import guestprogs
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "contract.md"
 _ENTRY = re.compile(r"(?m)^\*\*([A-L]\d+) —")

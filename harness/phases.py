@@ -4,7 +4,7 @@ import sys
 import time
 from contextlib import contextmanager
 
-from .errors import HarnessError
+from harness.errors import HarnessError
 
 
 @contextmanager

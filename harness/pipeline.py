@@ -10,12 +10,17 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from . import batch, build, guestprogs, hostinfo, patches, results, runner, source, splats, vm
-from .errors import BadInput
-from .guest import Guest
-from .phases import phase
-from .requests import KernelRequest, RunRequest, SourceRequest
-from .verdicts import Status, TestResult
+from harness.errors import BadInput
+from harness.fetch import patches, source
+from harness.kernel import build
+from harness.parse import splats
+from harness.parse.verdicts import Status, TestResult
+from harness.phases import phase
+from harness.report import hostinfo, results
+from harness.requests import KernelRequest, RunRequest, SourceRequest
+from harness.run import batch, guestprogs, runner
+from harness.run.guest import Guest
+from harness.vm import qemu
 
 
 def fetch(req: SourceRequest, timings: dict) -> tuple[source.KernelSource, Path, str]:
@@ -63,8 +68,8 @@ def finished_build(req: build.BuildRequest) -> build.BuildResult:
 
 
 def vm_request(run: RunRequest, bres: build.BuildResult,
-               console_log: Path | None) -> vm.VMRequest:
-    return vm.VMRequest(bres.bzimage, cpus=run.cpus, memory=run.memory, accel=run.accel,
+               console_log: Path | None) -> qemu.VMRequest:
+    return qemu.VMRequest(bres.bzimage, cpus=run.cpus, memory=run.memory, accel=run.accel,
                         append=run.append, console_log=console_log)
 
 
@@ -93,7 +98,7 @@ class Session:
         self.allow = splats.Allowlist.load(run.allowlist)
         self.staged = guestprogs.stage(bres.headers, peer_tree, programs)
         vmreq = vm_request(run, bres, console_log)
-        self.guest = Guest(lambda: vm.boot(vmreq), self.staged, run.transport)
+        self.guest = Guest(lambda: qemu.boot(vmreq), self.staged, run.transport)
 
     def results(self, prog: guestprogs.GuestProgram, subs: list[str]) -> Iterator[TestResult]:
         return batch.run_program(self.guest, prog, subs,

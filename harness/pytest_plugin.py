@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from . import guestprogs, pipeline
-from .errors import HarnessError
-from .requests import TEST_TIMEOUT_S, KernelRequest, Request, RunRequest, SourceRequest
-from .verdicts import Status, TestResult, test_id
+from harness import pipeline
+from harness.errors import HarnessError
+from harness.parse.verdicts import Status, TestResult, test_id
+from harness.requests import TEST_TIMEOUT_S, KernelRequest, Request, RunRequest, SourceRequest
+from harness.run import guestprogs
 
 _SESSION = pytest.StashKey["GuestSession"]()
 # Small enough that -n 2 can balance the groups, large enough that a group's

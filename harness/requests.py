@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BadInput
+from harness.errors import BadInput
 
 DEFAULT_KERNEL = "7.3"
 DEFAULT_SUITES = ("c", "py")

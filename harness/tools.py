@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .errors import MissingTool
+from harness.errors import MissingTool
 
 # Debian package that provides each external program we call.
 PACKAGE_OF = {

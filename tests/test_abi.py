@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from harness.guestprogs import GUEST_DIR
+from harness.run.guestprogs import GUEST_DIR
 
 sys.path.insert(0, str(GUEST_DIR / "py"))
 import uffd  # noqa: E402

@@ -11,12 +11,13 @@ import re
 import pytest
 from pathlib import Path
 
-from harness import batch, protocol, splats
-from harness.console import CommandResult, GuestDied
 from harness.errors import InfraError
-from harness.guest import Guest
-from harness.guestprogs import GuestProgram, Staged
-from harness.verdicts import Status
+from harness.parse import protocol, splats
+from harness.parse.verdicts import Status
+from harness.run import batch
+from harness.run.guest import Guest
+from harness.run.guestprogs import GuestProgram, Staged
+from harness.vm.console import CommandResult, GuestDied
 
 from helpers import DATA
 
@@ -271,7 +272,7 @@ def test_the_test_deadline_reaches_the_program():
 
 
 def test_an_interrupted_batch_keeps_what_the_program_reported():
-    from harness.console import Interrupted
+    from harness.vm.console import Interrupted
 
     class Interrupting(FakeConsole):
         def run(self, command, timeout, progress=None, idle=None):

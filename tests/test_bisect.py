@@ -9,9 +9,11 @@ import math
 
 import pytest
 
-from harness import bisect, cli, gittree, ktap
+from harness import bisect, cli
 from harness.errors import BuildError, ExitStatus
-from harness.runner import TestResult
+from harness.fetch import gittree
+from harness.parse import ktap
+from harness.run.runner import TestResult
 
 from helpers import git, make_fake_tree, tree_snapshot
 
@@ -199,7 +201,7 @@ def test_unknown_ref_is_bad_input(tmp_path, cache_dir, capsys, fake_evaluate):
 
 
 def test_package_becomes_one_tagged_commit(tmp_path, cache_dir, monkeypatch):
-    from harness import source
+    from harness.fetch import source
     tree = make_fake_tree(tmp_path / "pkg")
     (tree / ".gitignore").write_text("*.o\n")
     (tree / "shipped.o").write_text("a file the tarball ships although .gitignore names it\n")

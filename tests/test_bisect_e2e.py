@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from harness import gittree, source
+from harness.fetch import gittree, source
 
 from helpers import git, harness_argv, tree_snapshot
 

@@ -6,8 +6,8 @@ import os
 import pexpect
 import pytest
 
-from harness.console import GuestConsole
-from harness.protocol import START, frame
+from harness.parse.protocol import START, frame
+from harness.vm.console import GuestConsole
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_push_file_roundtrip(console, tmp_path):
 
 
 def test_panic_on_the_console_ends_the_command_at_once(console):
-    from harness.console import GuestDied
+    from harness.vm.console import GuestDied
     fake = ("printf '[ 1.0] Kernel panic - not syncing: dumptest\\n[ 1.1] Kernel Offset: disabled\\n"
             "[ 1.2] ---[ end Kernel panic - not syncing: dumptest ]---\\n'; sleep 30")
     with pytest.raises(GuestDied) as e:
@@ -89,7 +89,7 @@ def test_a_line_longer_than_the_tty_takes_is_refused_at_once(console):
 def test_a_shell_that_loses_the_first_lines_is_asked_again(monkeypatch):
     # Stands in for a guest shell whose tty flushes what was typed while it
     # was starting: the first two lines (set-up and a framed command) vanish.
-    from harness import console as console_mod
+    from harness.vm import console as console_mod
     monkeypatch.setattr(console_mod, "SHELL_ANSWER_S", 2.0)
     env = dict(os.environ, PS1="# ", TERM="dumb")
     child = pexpect.spawn("bash", ["--norc", "--noprofile", "-c",
@@ -120,3 +120,9 @@ def test_progress_markers_reset_the_idle_deadline_and_silence_ends_it(console):
     res = console.run("echo @@RWPSTART a; echo @@RWPSTART b; sleep 5", timeout=30,
                       progress=START, idle=1.0)
     assert res.timed_out and res.progress == ("a", "b") and res.duration < 4
+
+
+def test_progress_cannot_stretch_the_whole_deadline(console):
+    res = console.run("while :; do echo @@RWPSTART t; sleep 0.3; done", timeout=3,
+                      progress=START, idle=2)
+    assert res.timed_out and res.duration < 6

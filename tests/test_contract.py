@@ -16,7 +16,7 @@ def test_tests_only_name_behaviours_the_contract_has():
 
 def test_every_contract_test_names_a_behaviour():
     """A test in a contract program that names no behaviour is not traceable."""
-    from harness import guestprogs
+    from harness.run import guestprogs
     named = {t.split("::")[1].removesuffix("__<type>")
              for ts in contract.references().values() for t in ts}
     for prog in guestprogs.discover():

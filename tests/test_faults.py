@@ -17,9 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import apt, bisect, build, cache, guestprogs, protocol, results, source, verdicts, vm
+from harness import bisect, cache
 from harness.errors import BuildError, ExitStatus, InfraError
+from harness.fetch import apt, source
+from harness.kernel import build
+from harness.parse import protocol, verdicts
+from harness.report import results
 from harness.requests import Request, SourceRequest
+from harness.run import guestprogs
+from harness.vm import qemu
 
 from helpers import git, harness_argv, make_fake_tree
 
@@ -61,7 +67,7 @@ def test_non_utf8_quilt_series_is_bad_input(tmp_path, cache_dir):
     ("[[allow]]\nreason = 'r'\nexpires = 2030-01-01\n", "has no 'pattern'"),
 ])
 def test_bad_allowlist_values_are_bad_input(tmp_path, text, fragment):
-    from harness import splats
+    from harness.parse import splats
     from harness.errors import BadInput
     f = tmp_path / "allow.toml"
     f.write_text(text)
@@ -116,6 +122,7 @@ def test_a_build_without_kernel_release_is_a_build_error(tmp_path, cache_dir):
 
 INTERNAL = """
 import sys
+
 from harness import cli, pipeline
 def boom(*a, **k):
     raise ValueError("a bug in the harness")
@@ -207,22 +214,22 @@ def test_a_torn_source_marker_is_redone_not_a_traceback(cache_dir):
 def test_a_torn_kvm_probe_is_probed_again(cache_dir, monkeypatch):
     probe = cache.subdir("probe") / "kvm.json"
     probe.write_text('{"boot_id": ')
-    assert vm._saved_probe(probe) is None
+    assert qemu._saved_probe(probe) is None
 
 
 @pytest.mark.parametrize("error,cached", [
-    (vm.BootPanic("the kernel panicked while booting: x"), False),
+    (qemu.BootPanic("the kernel panicked while booting: x"), False),
     (InfraError("no shell prompt from the guest within 40s"), False),
     (InfraError("VM with kvm did not reach a shell (x): qemu: failed to initialize kvm"), True),
 ])
 def test_the_kvm_probe_remembers_only_a_clear_verdict(cache_dir, monkeypatch, tmp_path,
                                                       error, cached):
-    monkeypatch.setattr(vm.os, "access", lambda *a: True)
+    monkeypatch.setattr(qemu.os, "access", lambda *a: True)
 
     def spawn(*a):
         raise error
-    monkeypatch.setattr(vm, "_spawn", spawn)
-    assert vm.kvm_works(vm.VMRequest(tmp_path / "bzImage")) is False
+    monkeypatch.setattr(qemu, "_spawn", spawn)
+    assert qemu.kvm_works(qemu.VMRequest(tmp_path / "bzImage")) is False
     assert (cache.subdir("probe") / "kvm.json").exists() == cached
 
 

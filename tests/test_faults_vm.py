@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import guestprogs, pipeline, splats, vm
+from harness import pipeline
 from harness.errors import ExitStatus
-from harness.guest import Guest
+from harness.parse import splats
+from harness.parse.verdicts import Status
 from harness.requests import RunRequest
-from harness.verdicts import Status
+from harness.run import guestprogs
+from harness.run.guest import Guest
+from harness.vm import qemu
 
 from helpers import harness_argv
 
@@ -115,10 +118,10 @@ def test_programs_under_a_path_with_a_space_run_over_the_shared_filesystem(tmp_p
     shutil.copytree(session.staged.root, spaced, symlinks=True)
     try:
         staged = guestprogs.Staged(spaced)
-        guest = Guest(lambda: vm.boot(pipeline.vm_request(RunRequest(), bres, None)), staged,
+        guest = Guest(lambda: qemu.boot(pipeline.vm_request(RunRequest(), bres, None)), staged,
                       "shared")
         prog = next(p for p in guestprogs.discover() if p.name == "c/rwp_basic")
-        from harness import batch
+        from harness.run import batch
         res = list(batch.run_program(guest, prog, list(prog.subtests), lambda s: 20.0,
                                      splats.Allowlist()))
         guest.stop()

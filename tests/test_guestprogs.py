@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from harness import guestprogs
+from harness.run import guestprogs
 
 
 def test_every_program_has_subtests_in_both_languages():

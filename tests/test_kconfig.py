@@ -1,7 +1,7 @@
 import pytest
 
-from harness import kconfig
 from harness.errors import BadInput, ConfigError
+from harness.kernel import kconfig
 
 from helpers import make_fake_tree
 

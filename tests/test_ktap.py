@@ -1,5 +1,5 @@
-from harness import ktap
-from harness.verdicts import Status
+from harness.parse import ktap
+from harness.parse.verdicts import Status
 
 from helpers import DATA
 

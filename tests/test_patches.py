@@ -1,7 +1,7 @@
 import pytest
 
-from harness import patches, source
 from harness.errors import BadInput, PatchError
+from harness.fetch import patches, source
 
 from helpers import git, make_fake_tree, tree_snapshot
 

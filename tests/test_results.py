@@ -2,8 +2,9 @@
 
 import json
 
-from harness import ktap, results
-from harness.runner import TestResult
+from harness.parse import ktap
+from harness.report import results
+from harness.run.runner import TestResult
 
 
 def _result(i: int) -> TestResult:

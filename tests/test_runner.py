@@ -2,7 +2,8 @@
 
 import datetime as dt
 
-from harness import ktap, protocol, runner, splats, verdicts
+from harness.parse import ktap, protocol, splats, verdicts
+from harness.run import runner
 
 from helpers import DATA
 

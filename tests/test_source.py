@@ -1,10 +1,9 @@
-import subprocess
 import tarfile
 
 import pytest
 
-from harness import apt, source
 from harness.errors import BadInput
+from harness.fetch import apt, source
 
 from helpers import make_fake_tree, tree_snapshot
 

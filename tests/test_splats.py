@@ -2,8 +2,8 @@ import datetime as dt
 
 import pytest
 
-from harness import splats
 from harness.errors import BadInput
+from harness.parse import splats
 
 from helpers import DATA
 

@@ -5,8 +5,9 @@ import subprocess
 
 import pytest
 
-from harness import guestprogs, runner, splats
-from harness.verdicts import Status
+from harness.parse import splats
+from harness.parse.verdicts import Status
+from harness.run import guestprogs, runner
 
 from helpers import harness_argv
 
@@ -94,8 +95,8 @@ def test_peer_suite_reports_upstream_cases_beside_ours(tmp_path):
 
 
 def test_tcg_guest_is_told_the_tsc_rate():
-    from harness import vm
+    from harness.vm import qemu
     cpuinfo = "processor\t: 0\ncpu MHz\t\t: 2596.122\nflags\t\t: fpu tsc constant_tsc nonstop_tsc\n"
-    assert vm.host_tsc_khz(cpuinfo) == 2596122
-    assert vm.host_tsc_khz(cpuinfo.replace(" constant_tsc", "")) is None
-    assert vm.host_tsc_khz("processor\t: 0\n") is None
+    assert qemu.host_tsc_khz(cpuinfo) == 2596122
+    assert qemu.host_tsc_khz(cpuinfo.replace(" constant_tsc", "")) is None
+    assert qemu.host_tsc_khz("processor\t: 0\n") is None

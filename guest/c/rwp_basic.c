@@ -4,41 +4,20 @@
  * populated range, sync read and write faults, async resolution, and the
  * refusal of WP|RWP.
  */
-#include "rwp_test.h"
+#include "rwp_mem.h"
 
 #define NPAGES 4
 
-/* An anon range with known contents, registered for RWP on a fresh uffd. */
-struct rwp_range {
-	int uffd;
-	char *addr;
-	size_t len;
-};
-
-static struct rwp_range rwp_range_new(__u64 features)
+/* NPAGES of anon memory with known contents (mem_unit_pattern), registered for RWP. */
+static struct mem basic_range(int *uffd, __u64 features)
 {
-	struct rwp_range r;
-	size_t i;
-	int err;
-
-	require_rwp();
-	r.len = NPAGES * page_size();
-	r.addr = map_anon(r.len);
-	for (i = 0; i < NPAGES; i++)
-		memset(r.addr + i * page_size(), 'a' + (int)i, page_size());
-	r.uffd = uffd_new(UFFD_FEATURE_RWP | features);
-	err = uffd_register(r.uffd, r.addr, r.len, UFFDIO_REGISTER_MODE_RWP, NULL);
-	errno = -err;
-	CHECK(err == 0, "UFFDIO_REGISTER MODE_RWP");
-	return r;
+	return mem_rwp(MEM_ANON, NPAGES, uffd, features, UFFDIO_REGISTER_MODE_RWP);
 }
 
-static void protect(struct rwp_range *r)
+static void protect(int uffd, struct mem *m)
 {
-	int err = uffd_rwprotect(r->uffd, r->addr, r->len, UFFDIO_RWPROTECT_MODE_RWP);
-
-	errno = -err;
-	CHECK(err == 0, "UFFDIO_RWPROTECT MODE_RWP over %zu bytes", r->len);
+	ok(uffd_rwprotect(uffd, m->addr, m->len, UFFDIO_RWPROTECT_MODE_RWP),
+	   "UFFDIO_RWPROTECT MODE_RWP");
 }
 
 /* A1 */
@@ -72,16 +51,14 @@ RWP_TEST(register_rwp)
 /* C1 */
 RWP_TEST(rwprotect_populated_keeps_contents)
 {
-	struct rwp_range r = rwp_range_new(0);
+	int uffd;
+	struct mem r = basic_range(&uffd, 0);
 	size_t i;
-	int err;
 
-	protect(&r);
-	err = uffd_rwprotect(r.uffd, r.addr, r.len, 0);
-	errno = -err;
-	CHECK(err == 0, "UFFDIO_RWPROTECT resolve");
+	protect(uffd, &r);
+	ok(uffd_rwprotect(uffd, r.addr, r.len, 0), "UFFDIO_RWPROTECT resolve");
 	for (i = 0; i < NPAGES; i++)
-		CHECK(r.addr[i * page_size() + 7] == 'a' + (int)i,
+		CHECK(r.addr[i * page_size() + 7] == mem_unit_pattern(i),
 		      "page %zu holds 0x%x after protect and resolve", i,
 		      r.addr[i * page_size() + 7]);
 }
@@ -89,16 +66,17 @@ RWP_TEST(rwprotect_populated_keeps_contents)
 /* Touch page 2 from a thread; it must block until the handler resolves. */
 static void sync_fault(int write)
 {
-	struct rwp_range r = rwp_range_new(0);
+	int uffd;
+	struct mem r = basic_range(&uffd, 0);
 	char *target = r.addr + 2 * page_size();
 	struct accessor acc;
 	struct uffd_msg msg;
-	int n, err;
+	int n;
 	__u64 want_flags = UFFD_PAGEFAULT_FLAG_RWP | (write ? UFFD_PAGEFAULT_FLAG_WRITE : 0);
 
-	protect(&r);
+	protect(uffd, &r);
 	accessor_start(&acc, target + 100, write, 'Z');
-	n = uffd_read_msg(r.uffd, &msg, RWP_WAIT_MS);
+	n = uffd_read_msg(uffd, &msg, RWP_WAIT_MS);
 	CHECK(n == 1, "no fault message within %d ms (read returned %d)", RWP_WAIT_MS, n);
 	CHECK(msg.event == UFFD_EVENT_PAGEFAULT, "event %u is not PAGEFAULT", msg.event);
 	CHECK(msg.arg.pagefault.flags == want_flags, "flags 0x%llx, want 0x%llx",
@@ -107,15 +85,14 @@ static void sync_fault(int write)
 	      "address 0x%llx, want page 0x%lx", (unsigned long long)msg.arg.pagefault.address,
 	      (unsigned long)target);
 	CHECK(!acc.done, "the access completed while the page was protected");
-	err = uffd_rwprotect(r.uffd, target, page_size(), 0);
-	errno = -err;
-	CHECK(err == 0, "UFFDIO_RWPROTECT resolve of the faulting page");
+	ok(uffd_rwprotect(uffd, target, page_size(), 0), "UFFDIO_RWPROTECT resolve of the page");
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the thread did not resume after resolve");
 	if (write)
 		CHECK(target[100] == 'Z', "write lost: page holds 0x%x", target[100]);
 	else
-		CHECK(acc.value == 'c', "read 0x%x, want 'c'", acc.value);
-	CHECK(uffd_read_msg(r.uffd, &msg, 0) == 0, "a second message was queued");
+		CHECK(acc.value == mem_unit_pattern(2), "read 0x%x, want 0x%x", acc.value,
+		      mem_unit_pattern(2));
+	CHECK(uffd_read_msg(uffd, &msg, 0) == 0, "a second message was queued");
 }
 
 /* D1 */
@@ -133,15 +110,16 @@ RWP_TEST(sync_write_fault)
 /* E1 */
 RWP_TEST(async_resolves_without_message)
 {
-	struct rwp_range r = rwp_range_new(UFFD_FEATURE_RWP_ASYNC);
+	int uffd;
+	struct mem r = basic_range(&uffd, UFFD_FEATURE_RWP_ASYNC);
 	struct uffd_msg msg;
 	char *p1 = r.addr + page_size();
 
-	protect(&r);
-	CHECK(p1[5] == 'b', "async read returned 0x%x", p1[5]);
+	protect(uffd, &r);
+	CHECK(p1[5] == mem_unit_pattern(1), "async read returned 0x%x", p1[5]);
 	p1[6] = 'Q';
 	CHECK(p1[6] == 'Q', "async write lost");
-	CHECK(uffd_read_msg(r.uffd, &msg, 0) == 0, "async mode queued a message (event %u)",
+	CHECK(uffd_read_msg(uffd, &msg, 0) == 0, "async mode queued a message (event %u)",
 	      msg.event);
 }
 

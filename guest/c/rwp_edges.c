@@ -41,20 +41,6 @@
 #define CORE_PATTERN "/proc/sys/kernel/core_pattern"
 #define SHMEM_THP "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
 
-/* n pages of private anon memory, filled, registered with mode on a new uffd. */
-static char *anon_rwp(size_t n, int *fd, __u64 features, __u64 mode)
-{
-	char *p;
-
-	require_rwp();
-	p = map_anon(n * page_size());
-	for (size_t i = 0; i < n; i++)
-		memset(p + i * page_size(), mem_unit_pattern(i), page_size());
-	*fd = uffd_new(UFFD_FEATURE_RWP | features);
-	ok(uffd_register(*fd, p, n * page_size(), mode, NULL), "UFFDIO_REGISTER");
-	return p;
-}
-
 static int zeropage(int fd, void *addr, size_t len)
 {
 	struct uffdio_zeropage zp = { .range = { .start = (unsigned long)addr, .len = len } };
@@ -441,7 +427,7 @@ RWP_TEST(reregister_subset_keeps_missing)
 	struct accessor acc;
 	struct uffd_msg msg;
 	int fd, n;
-	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, NP, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP).addr;
 
 	CHECK(madvise(p + page_size(), page_size(), MADV_DONTNEED) == 0, "DONTNEED page 1");
 	ok(uffd_register(fd, p, NP * page_size(), UFFDIO_REGISTER_MODE_RWP, &ioctls),
@@ -468,7 +454,7 @@ RWP_TEST(register_does_not_arm)
 {
 	struct page_region r[4];
 	int fd;
-	char *p = anon_rwp(8, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, 8, &fd, 0, UFFDIO_REGISTER_MODE_RWP).addr;
 	long n;
 
 	want_bits(p, 8, PM_UFFD_BIT, 0, "after REG");
@@ -522,7 +508,7 @@ RWP_TEST(resolve_restores_vma_permissions)
 {
 	struct rusage r0, r1;
 	int fd;
-	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP).addr;
 	volatile char *v = p;
 
 	arm(fd, p, NP * page_size());
@@ -590,7 +576,7 @@ RWP_TEST(thp_protect_whole_then_split_anon_thp)
 {
 	struct page_region r[4];
 	int fd;
-	struct mem m = mem_rwp(MEM_ANON_THP, 1, &fd, 0);
+	struct mem m = mem_rwp(MEM_ANON_THP, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	size_t nr = HPAGE_SIZE / page_size();
 	long n;
 
@@ -619,7 +605,7 @@ RWP_TEST(hugetlb_scan_reporting)
 {
 	struct page_region r[4];
 	int fd;
-	struct mem m = mem_rwp(MEM_HUGETLB, 1, &fd, 0);
+	struct mem m = mem_rwp(MEM_HUGETLB, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	long n;
 
 	arm(fd, m.addr, HPAGE_SIZE);
@@ -710,7 +696,7 @@ RWP_TEST(rwprotect_via_other_uffd)
 {
 	struct accessor acc;
 	int fd1, fd2, r;
-	char *p = anon_rwp(NP, &fd2, 0, UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, NP, &fd2, 0, UFFDIO_REGISTER_MODE_RWP).addr;
 
 	fd1 = uffd_new(UFFD_FEATURE_RWP);
 	r = uffd_rwprotect(fd1, p, NP * page_size(), UFFDIO_RWPROTECT_MODE_RWP);
@@ -789,7 +775,7 @@ RWP_TEST(rwprotect_while_prot_none)
 	struct accessor acc;
 	size_t ps = page_size();
 	int fd;
-	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP).addr;
 
 	CHECK(mprotect(p, NP * ps, PROT_NONE) == 0, "mprotect NONE");
 	arm(fd, p, NP * ps);
@@ -840,7 +826,7 @@ RWP_TEST(resolve_wakes_waiters_in_range_only)
 	struct accessor t1, t2, t3;
 	size_t ps = page_size();
 	int fd;
-	char *p = anon_rwp(3, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, 3, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP).addr;
 
 	CHECK(madvise(p + ps, ps, MADV_DONTNEED) == 0, "DONTNEED P1");
 	arm(fd, p, 3 * ps);
@@ -872,7 +858,7 @@ RWP_TEST(pending_message_withdrawn_on_wake)
 	struct accessor acc;
 	char buf[sizeof(struct uffd_msg)];
 	int fd;
-	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP).addr;
 
 	arm(fd, p, NP * page_size());
 	accessor_start(&acc, p, 0, 0);
@@ -891,7 +877,7 @@ RWP_TEST(close_with_pending_fault_releases_thread)
 	struct pollfd pfd;
 	struct accessor acc;
 	int fd;
-	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP).addr;
 
 	arm(fd, p, NP * page_size());
 	accessor_start(&acc, p + page_size(), 0, 0);
@@ -918,7 +904,7 @@ RWP_TEST(blocked_fault_interruptible)
 	struct sigaction sa = { .sa_handler = on_usr1 };
 	struct accessor acc;
 	int fd, status, go[2];
-	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP).addr;
 	pid_t pid;
 
 	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction");
@@ -938,7 +924,7 @@ RWP_TEST(blocked_fault_interruptible)
 	CHECK(pid >= 0, "fork");
 	if (pid == 0) {
 		int cfd;
-		char *c = anon_rwp(1, &cfd, 0, UFFDIO_REGISTER_MODE_RWP);
+		char *c = mem_rwp(MEM_ANON, 1, &cfd, 0, UFFDIO_REGISTER_MODE_RWP).addr;
 
 		arm(cfd, c, page_size());
 		(void)!write(go[1], "x", 1);
@@ -966,7 +952,7 @@ RWP_TEST(missing_first_touch_in_missing_rwp)
 	size_t ps = page_size();
 	char *src;
 	int fd;
-	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, NP, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP).addr;
 
 	CHECK(madvise(p + ps, 2 * ps, MADV_DONTNEED) == 0, "DONTNEED pages 1-2");
 	arm(fd, p, NP * ps);
@@ -1009,7 +995,7 @@ RWP_TEST(async_write_cows_shared_anon)
 {
 	int fd, status, go[2], back[2];
 	size_t ps = page_size();
-	char *p = anon_rwp(NP, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, NP, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP).addr;
 	uint64_t before, after;
 	pid_t pid;
 	char c;
@@ -1052,7 +1038,7 @@ RWP_TEST(async_write_cows_shared_anon)
 RWP_TEST(async_write_cows_shmem_private)
 {
 	int fd;
-	struct mem m = mem_rwp(MEM_SHMEM_PRIVATE, NP, &fd, UFFD_FEATURE_RWP_ASYNC);
+	struct mem m = mem_rwp(MEM_SHMEM_PRIVATE, NP, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP);
 	char *w, c;
 
 	/* Drop the private copies mem_fill made, so unit 1 maps the file page again. */
@@ -1074,8 +1060,7 @@ RWP_TEST(async_write_cows_shmem_private)
 RWP_TEST(async_overrides_sigbus)
 {
 	int fd;
-	char *p = anon_rwp(NP, &fd, UFFD_FEATURE_RWP_ASYNC | UFFD_FEATURE_SIGBUS,
-			   UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, NP, &fd, UFFD_FEATURE_RWP_ASYNC | UFFD_FEATURE_SIGBUS, UFFDIO_REGISTER_MODE_RWP).addr;
 
 	arm(fd, p, NP * page_size());
 	/* A SIGBUS here kills the test child: the framework reports the signal. */
@@ -1091,7 +1076,7 @@ RWP_TEST(async_write_one_fault)
 	struct page_region r[2];
 	struct rusage r0, r1;
 	int fd;
-	char *p = anon_rwp(NP, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, NP, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP).addr;
 	volatile char *v = p;
 
 	arm(fd, p, NP * page_size());
@@ -1211,7 +1196,7 @@ RWP_TEST(set_mode_async_wakes_missing_waiter)
 	struct uffd_msg msg;
 	size_t ps = page_size();
 	int fd, n;
-	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, NP, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP).addr;
 
 	CHECK(madvise(p + ps, ps, MADV_DONTNEED) == 0, "DONTNEED page 1");
 	accessor_start(&acc, p + ps, 0, 0);
@@ -1260,7 +1245,7 @@ RWP_TEST(set_mode_inherited_by_fork_ctx)
 	char line[128];
 	int fd, cfd, status, go[2];
 
-	anon_rwp(NP, &fd, UFFD_FEATURE_EVENT_FORK, UFFDIO_REGISTER_MODE_RWP);
+	mem_rwp(MEM_ANON, NP, &fd, UFFD_FEATURE_EVENT_FORK, UFFDIO_REGISTER_MODE_RWP);
 	ok(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "SET_MODE async");
 	CHECK(pipe(go) == 0, "pipe");
 	f.go = go[0];
@@ -1345,7 +1330,7 @@ RWP_TEST(scan_swapped_pages)
 
 	require_rwp();
 	require_swap(NULL, 0, NULL);
-	p = anon_rwp(2, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	p = mem_rwp(MEM_ANON, 2, &fd, 0, UFFDIO_REGISTER_MODE_RWP).addr;
 	arm(fd, p, ps);
 	CHECK(madvise(p, 2 * ps, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
 	want_bits(p, 2, PM_SWAP_BIT, 1, "after MADV_PAGEOUT");
@@ -1381,7 +1366,7 @@ RWP_TEST(move_out_of_rwp_source)
 	require_swap(NULL, 0, NULL);
 	if (!(uffd_kernel_features() & UFFD_FEATURE_MOVE))
 		SKIP("kernel does not advertise UFFD_FEATURE_MOVE");
-	src = anon_rwp(2, &fd, UFFD_FEATURE_MOVE, UFFDIO_REGISTER_MODE_RWP);
+	src = mem_rwp(MEM_ANON, 2, &fd, UFFD_FEATURE_MOVE, UFFDIO_REGISTER_MODE_RWP).addr;
 	dst = map_anon(2 * ps);
 	ok(uffd_register(fd, dst, 2 * ps, UFFDIO_REGISTER_MODE_MISSING, NULL), "REG dst MISSING");
 	arm(fd, src, 2 * ps);
@@ -1425,8 +1410,7 @@ RWP_TEST(scan_wp_categories_on_rwp)
 	struct page_region r[4];
 	struct pm_scan_arg arg;
 	int fd, pfd;
-	char *p = anon_rwp(NP, &fd, UFFD_FEATURE_WP_ASYNC,
-			   UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, NP, &fd, UFFD_FEATURE_WP_ASYNC, UFFDIO_REGISTER_MODE_RWP).addr;
 	long k;
 
 	arm(fd, p, 2 * page_size());
@@ -1465,7 +1449,7 @@ RWP_TEST(scan_filled_pages_are_accessed)
 	struct page_region r[4];
 	char *src;
 	int fd;
-	char *p = anon_rwp(NP, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP);
+	char *p = mem_rwp(MEM_ANON, NP, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP).addr;
 	long k;
 
 	CHECK(madvise(p, NP * ps, MADV_DONTNEED) == 0, "DONTNEED");
@@ -1521,7 +1505,7 @@ RWP_TEST(calls_after_registering_process_exits)
 	CHECK(pid >= 0, "fork");
 	if (pid == 0) {
 		int cfd;
-		char *c = anon_rwp(NP, &cfd, 0, UFFDIO_REGISTER_MODE_RWP);
+		char *c = mem_rwp(MEM_ANON, NP, &cfd, 0, UFFDIO_REGISTER_MODE_RWP).addr;
 
 		arm(cfd, c, NP * page_size());
 		CHECK(write(sv[1], &c, sizeof(c)) == sizeof(c), "send the address");
@@ -1551,7 +1535,7 @@ RWP_TEST(calls_after_registering_process_exits)
 RWP_TEST(unregister_hugetlb)
 {
 	int fd;
-	struct mem m = mem_rwp(MEM_HUGETLB_PRIVATE, 2, &fd, 0);
+	struct mem m = mem_rwp(MEM_HUGETLB_PRIVATE, 2, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 
 	arm(fd, m.addr, m.len);
 	want_bits(m.addr, 1, PM_UFFD_BIT, 1, "protected");
@@ -1619,7 +1603,7 @@ static void core_body(void *arg)
 	if (pid == 0) {
 		struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
 		int cfd;
-		char *c = anon_rwp(NP, &cfd, 0, UFFDIO_REGISTER_MODE_RWP);
+		char *c = mem_rwp(MEM_ANON, NP, &cfd, 0, UFFDIO_REGISTER_MODE_RWP).addr;
 
 		CHECK(setrlimit(RLIMIT_CORE, &rl) == 0, "RLIMIT_CORE");
 		memset(c, 'Q', NP * page_size());
@@ -1778,7 +1762,7 @@ RWP_TEST(race_fork_mremap_with_faults)
 	long long end;
 	int i;
 
-	r.p = anon_rwp(RACE_PAGES, &r.fd, UFFD_FEATURE_EVENT_REMAP, UFFDIO_REGISTER_MODE_RWP);
+	r.p = mem_rwp(MEM_ANON, RACE_PAGES, &r.fd, UFFD_FEATURE_EVENT_REMAP, UFFDIO_REGISTER_MODE_RWP).addr;
 	arm(r.fd, r.p, RACE_PAGES * page_size());
 	CHECK(pthread_create(&t[0], NULL, race_handler, &r) == 0, "handler");
 	CHECK(pthread_create(&t[1], NULL, race_toucher, &r) == 0, "toucher");
@@ -1941,7 +1925,7 @@ RWP_TEST(rwprotect_arms_swap_entry)
 
 	require_rwp();
 	require_swap(NULL, 0, NULL);
-	p = anon_rwp(2, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	p = mem_rwp(MEM_ANON, 2, &fd, 0, UFFDIO_REGISTER_MODE_RWP).addr;
 	CHECK(madvise(p, ps, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
 	/* Without a real swap entry the test would only re-test C1 on a present page. */
 	want_bits(p, 1, PM_SWAP_BIT, 1, "page 0 after MADV_PAGEOUT (not swapped)");

@@ -37,18 +37,6 @@ static unsigned long fault_addr(const struct mem *m, const void *p)
 	return (unsigned long)p & ~mask;
 }
 
-/* NU units of type t on a fresh uffd with RWP|features, registered with mode. */
-static struct mem lc_map(enum mem_type t, int *fd, __u64 features, __u64 mode)
-{
-	struct mem m;
-
-	require_rwp();
-	m = mem_map(t, NU);
-	*fd = uffd_new(UFFD_FEATURE_RWP | features);
-	ok(uffd_register(*fd, m.addr, m.len, mode, NULL), "UFFDIO_REGISTER");
-	return m;
-}
-
 /* An HPAGE-aligned stretch of len bytes of address space, reserved PROT_NONE. */
 static char *reserve_aligned(size_t len)
 {
@@ -194,7 +182,7 @@ static int child_wait_byte(int rfd)
 RWP_TEST_MEM(fork_without_event_child_reads_freely)
 {
 	int fd, status, go[2];
-	struct mem m = lc_map(type, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	struct mem m = mem_rwp(type, NU, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	struct accessor acc;
 	pid_t pid;
 
@@ -256,7 +244,7 @@ static long do_fork_child(struct job *j)
 RWP_TEST_MEM(fork_with_event_child_keeps_protection)
 {
 	int fd, ufd, status;
-	struct mem m = lc_map(type, &fd, UFFD_FEATURE_EVENT_FORK, UFFDIO_REGISTER_MODE_RWP);
+	struct mem m = mem_rwp(type, NU, &fd, UFFD_FEATURE_EVENT_FORK, UFFDIO_REGISTER_MODE_RWP);
 	struct pollfd pfd = { .events = POLLIN };
 	struct uffd_msg msg;
 	struct accessor acc;
@@ -361,7 +349,7 @@ RWP_TEST(fork_event_abandoned_leaves_child_clean)
 RWP_TEST_MEM(mremap_without_event_drops_protection)
 {
 	int fd;
-	struct mem m = lc_map(type, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	struct mem m = mem_rwp(type, NU, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	char *to = reserve_aligned(m.len), *got;
 
 	arm(fd, m.addr, m.len);
@@ -380,7 +368,7 @@ RWP_TEST_MEM(mremap_without_event_drops_protection)
 RWP_TEST_MEM(mremap_with_event_moves_protection)
 {
 	int fd;
-	struct mem m = lc_map(type, &fd, UFFD_FEATURE_EVENT_REMAP, UFFDIO_REGISTER_MODE_RWP);
+	struct mem m = mem_rwp(type, NU, &fd, UFFD_FEATURE_EVENT_REMAP, UFFDIO_REGISTER_MODE_RWP);
 	struct pollfd pfd = { .events = POLLIN };
 	struct uffd_msg msg;
 	struct accessor acc;
@@ -423,7 +411,7 @@ RWP_TEST(dontneed_shared_keeps_data_drops_protection)
 {
 	for (size_t k = 0; k < 2; k++) {
 		int fd;
-		struct mem m = lc_map(shared_types[k], &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+		struct mem m = mem_rwp(shared_types[k], NU, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 		struct accessor acc;
 
 		arm(fd, m.addr, m.len);
@@ -450,8 +438,7 @@ RWP_TEST(hole_punch_under_blocked_fault)
 {
 	for (size_t k = 0; k < 2; k++) {
 		int fd;
-		struct mem m = lc_map(shared_types[k], &fd, 0,
-				      UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP);
+		struct mem m = mem_rwp(shared_types[k], NU, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP);
 		const char *name = mem_names[m.type];
 		char *src = map_anon(m.unit);
 		struct uffdio_copy copy = {
@@ -487,7 +474,7 @@ RWP_TEST(truncate_protected_range_sigbus)
 {
 	for (size_t k = 0; k < 2; k++) {
 		int fd;
-		struct mem m = lc_map(shared_types[k], &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+		struct mem m = mem_rwp(shared_types[k], NU, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 		const char *name = mem_names[m.type];
 
 		arm(fd, m.addr, m.len);
@@ -521,7 +508,7 @@ static void make_hole(struct mem *m, size_t i)
 RWP_TEST_MEM(copy_and_zeropage_do_not_arm)
 {
 	int fd;
-	struct mem m = lc_map(type, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP);
+	struct mem m = mem_rwp(type, NU, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP);
 	char *src = map_anon(m.unit);
 	struct uffdio_copy copy = {
 		.dst = (unsigned long)m.addr + m.unit, .src = (unsigned long)src, .len = m.unit,
@@ -566,8 +553,7 @@ RWP_TEST(continue_into_rwp_range)
 {
 	for (size_t k = 0; k < 2; k++) {
 		int fd;
-		struct mem m = lc_map(shared_types[k], &fd, 0,
-				      UFFDIO_REGISTER_MODE_MINOR | UFFDIO_REGISTER_MODE_RWP);
+		struct mem m = mem_rwp(shared_types[k], NU, &fd, 0, UFFDIO_REGISTER_MODE_MINOR | UFFDIO_REGISTER_MODE_RWP);
 		const char *name = mem_names[m.type];
 		struct uffdio_continue cont = {
 			.range = { .start = (unsigned long)m.addr + m.unit, .len = m.unit },
@@ -712,7 +698,7 @@ RWP_TEST(move_validation_unchanged_by_rwp)
 RWP_TEST_MEM(process_vm_rw_blocks_until_resolved)
 {
 	int fd, status, go[2];
-	struct mem m = lc_map(type, &fd, UFFD_FEATURE_THREAD_ID, UFFDIO_REGISTER_MODE_RWP);
+	struct mem m = mem_rwp(type, NU, &fd, UFFD_FEATURE_THREAD_ID, UFFDIO_REGISTER_MODE_RWP);
 	char buf[16];
 	struct job j = { .addr = NULL, .buf = buf, .len = sizeof(buf) };
 	struct uffd_msg msg;
@@ -759,7 +745,7 @@ RWP_TEST_MEM(process_vm_rw_blocks_until_resolved)
 RWP_TEST_MEM(pipe_io_blocks_until_resolved)
 {
 	int fd, p[2];
-	struct mem m = lc_map(type, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	struct mem m = mem_rwp(type, NU, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	char in[16], out[16];
 	struct job j = { .len = sizeof(in) };
 
@@ -857,7 +843,7 @@ static int open_self_mem(int flags)
 RWP_TEST_MEM(proc_mem_read_sync_eio_async_resolves)
 {
 	int fd;
-	struct mem m = lc_map(type, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	struct mem m = mem_rwp(type, NU, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	char buf[16];
 	struct job j = { .buf = buf, .len = sizeof(buf) };
 
@@ -897,7 +883,7 @@ struct k5_shared {
 static void k5_child(enum mem_type type, struct k5_shared *sh)
 {
 	int fd;
-	struct mem m = lc_map(type, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	struct mem m = mem_rwp(type, NU, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	struct uffd_msg msg;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -986,7 +972,7 @@ static void fault_each_unit(int fd, struct mem *m, struct job *j, long (*fn)(str
 RWP_TEST_MEM(populate_faults_each_protected_unit)
 {
 	int fd;
-	struct mem m = lc_map(type, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	struct mem m = mem_rwp(type, NU, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	struct job j = { .arg = MADV_POPULATE_READ };
 
 	fault_each_unit(fd, &m, &j, do_madvise, UFFD_PAGEFAULT_FLAG_RWP, "MADV_POPULATE_READ");
@@ -1007,7 +993,7 @@ RWP_TEST_MEM(populate_faults_each_protected_unit)
 RWP_TEST_MEM(mlock_faults_each_protected_unit)
 {
 	int fd;
-	struct mem m = lc_map(type, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	struct mem m = mem_rwp(type, NU, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	/* populate_vma_page_range() write-faults private writable VMAs to break COW */
 	__u64 flags = UFFD_PAGEFAULT_FLAG_RWP | (is_shared(type) ? 0 : UFFD_PAGEFAULT_FLAG_WRITE);
 	struct job j = { .arg = 0 };
@@ -1023,7 +1009,7 @@ RWP_TEST(second_mapping_of_shared_file_unaffected)
 {
 	for (size_t k = 0; k < 2; k++) {
 		int fd;
-		struct mem m = lc_map(shared_types[k], &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+		struct mem m = mem_rwp(shared_types[k], NU, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 		const char *name = mem_names[m.type];
 		char *b = mmap(NULL, m.len, PROT_READ | PROT_WRITE, MAP_SHARED, m.fd, 0);
 		struct accessor acc;

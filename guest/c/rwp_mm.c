@@ -124,6 +124,17 @@ static void page_out(void *addr, size_t len)
 	want_grown("pswpout", out0);
 }
 
+/* n units of type t, registered and protected, on a guest that has swap. */
+static struct mem armed_for_swap(enum mem_type t, size_t n, int *fd)
+{
+	struct mem m;
+
+	require_swap(NULL, 0, NULL);
+	m = mem_rwp(t, n, fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	arm(*fd, m.addr, m.len);
+	return m;
+}
+
 /* ---- J1, J2: swap-out and swap-in of anon pages ---- */
 
 /* J1: a protected anon page is swapped out with its uffd bit and swapped back in still protected */
@@ -134,9 +145,7 @@ RWP_TEST(swap_out_keeps_protection_anon)
 	size_t ps = page_size();
 	long long in0;
 
-	require_swap(NULL, 0, NULL);
-	m = mem_rwp(MEM_ANON, 4, &fd, 0);
-	arm(fd, m.addr, m.len);
+	m = armed_for_swap(MEM_ANON, 4, &fd);
 	page_out(m.addr, m.len);
 	want_bits(m.addr, 4, PM_UFFD_BIT, 1, "swap entries of protected pages");
 	want_bits(m.addr, 4, PM_PRESENT_BIT, 0, "swapped pages");
@@ -172,7 +181,7 @@ RWP_TEST(swap_in_async_resolves_anon)
 	size_t ps = page_size();
 
 	require_swap(NULL, 0, NULL);
-	m = mem_rwp(MEM_ANON, 4, &fd, UFFD_FEATURE_RWP_ASYNC);
+	m = mem_rwp(MEM_ANON, 4, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	page_out(m.addr, m.len);
 	want_bits(m.addr, 4, PM_UFFD_BIT, 1, "swap entries of protected pages");
@@ -194,9 +203,7 @@ RWP_TEST(swap_out_keeps_protection_anon_thp)
 	struct mem m;
 	size_t ps = page_size();
 
-	require_swap(NULL, 0, NULL);
-	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0);
-	arm(fd, m.addr, m.len);
+	m = armed_for_swap(MEM_ANON_THP, 1, &fd);
 	page_out(m.addr, m.len);
 	want_bits(m.addr, HPAGE_NR, PM_UFFD_BIT, 1, "swap entries of the protected THP");
 	read_faults(fd, m.addr + 77 * ps + 1, (unsigned long)m.addr + 77 * ps, ps,
@@ -217,9 +224,7 @@ RWP_TEST(swap_unprotected_page_silent_anon)
 	struct page_region r[4];
 	long n;
 
-	require_swap(NULL, 0, NULL);
-	m = mem_rwp(MEM_ANON, 4, &fd, 0);
-	arm(fd, m.addr, m.len);
+	m = armed_for_swap(MEM_ANON, 4, &fd);
 	disarm(fd, m.addr, 2 * ps);
 	page_out(m.addr, m.len);
 	want_bits(m.addr, 2, PM_UFFD_BIT, 0, "swap entries of resolved pages");
@@ -260,7 +265,7 @@ static void swapoff_body(void *arg)
 {
 	struct swapdev *s = arg;
 	int fd;
-	struct mem m = mem_rwp(MEM_ANON, 4, &fd, 0);
+	struct mem m = mem_rwp(MEM_ANON, 4, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	size_t ps = page_size();
 
 	arm(fd, m.addr, m.len);
@@ -311,7 +316,7 @@ RWP_TEST_MEM(migration_keeps_protection)
 	long r;
 
 	require_two_nodes();
-	m = mem_rwp(type, N, &fd, 0);
+	m = mem_rwp(type, N, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	for (int i = 0; i < N; i++)
 		pages[i] = m.addr + i * m.unit;
@@ -350,7 +355,7 @@ RWP_TEST(thp_split_keeps_protection_anon_thp)
 
 	if (access(SPLIT_CTL, W_OK))
 		SKIP("no %s (debugfs not mounted?)", SPLIT_CTL);
-	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0);
+	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	split0 = vmstat("thp_split_page");
 	snprintf(cmd, sizeof(cmd), "%d,0x%lx,0x%lx", getpid(), (unsigned long)m.addr,
@@ -377,7 +382,7 @@ RWP_TEST(partial_resolve_splits_thp_anon_thp)
 	uint64_t *e = calloc(HPAGE_NR, 8);
 
 	CHECK(e != NULL, "calloc");
-	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0);
+	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	disarm(fd, m.addr + 7 * ps, ps);
 	CHECK(!vma_has_anon_thp(m.addr), "the PMD is still mapped after a 4K resolve");
@@ -401,7 +406,7 @@ RWP_TEST(dontneed_splits_thp_keeps_protection_anon_thp)
 	uint64_t *e = calloc(HPAGE_NR, 8);
 
 	CHECK(e != NULL, "calloc");
-	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0);
+	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	CHECK(madvise(m.addr + 10 * ps, ps, MADV_DONTNEED) == 0, "MADV_DONTNEED");
 	CHECK(!vma_has_anon_thp(m.addr), "the PMD is still mapped after a 4K MADV_DONTNEED");
@@ -543,9 +548,7 @@ RWP_TEST(swap_out_drops_protection_shmem)
 	size_t ps = page_size();
 	long long out0;
 
-	require_swap(NULL, 0, NULL);
-	m = mem_rwp(MEM_SHMEM, 4, &fd, 0);
-	arm(fd, m.addr, m.len);
+	m = armed_for_swap(MEM_SHMEM, 4, &fd);
 	out0 = vmstat("pswpout");
 	CHECK(madvise(m.addr, m.len, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
 	want_grown("pswpout", out0);
@@ -618,7 +621,7 @@ static void *idle_thread(void *arg)
 static void numa_body(void *arg)
 {
 	int fd;
-	struct mem m = mem_rwp(MEM_ANON, NUMA_PAGES, &fd, 0);
+	struct mem m = mem_rwp(MEM_ANON, NUMA_PAGES, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	size_t ps = page_size(), half = NUMA_PAGES / 2 * ps;
 	long long upd0 = vmstat("numa_pte_updates"), hint0 = vmstat("numa_hint_faults");
 	long long t_end = rwp_now_ns() + 9000000000LL;

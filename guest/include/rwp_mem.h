@@ -258,14 +258,15 @@ static inline void want_bits(void *addr, size_t n, int bit, int want, const char
 }
 
 /* n units of type t on a new uffd with RWP|features, registered MODE_RWP. */
-static inline struct mem mem_rwp(enum mem_type t, size_t n, int *fd, __u64 features)
+static inline struct mem mem_rwp(enum mem_type t, size_t n, int *fd, __u64 features,
+				 __u64 mode)
 {
 	struct mem m;
 
 	require_rwp();
 	m = mem_map(t, n);
 	*fd = uffd_new(UFFD_FEATURE_RWP | features);
-	ok(uffd_register(*fd, m.addr, m.len, UFFDIO_REGISTER_MODE_RWP, NULL), "UFFDIO_REGISTER");
+	ok(uffd_register(*fd, m.addr, m.len, mode, NULL), "UFFDIO_REGISTER");
 	return m;
 }
 

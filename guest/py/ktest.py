@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 
-# The default deadline of a test; the host passes its own (harness/protocol.py).
+# The default deadline of a test; the host passes its own (harness/parse/protocol.py).
 DEADLINE_S = 20
 # The child's alarm cannot end a task stuck in the kernel; the parent's can.
 PARENT_GRACE_S = 10

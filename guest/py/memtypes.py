@@ -147,3 +147,18 @@ def scan(addr: int, length: int, category: int, inverted: bool = False) -> list[
 def require_rwp() -> None:
     if not uffd.kernel_features() & uffd.FEATURE_RWP:
         raise Skip("kernel does not advertise UFFD_FEATURE_RWP")
+
+
+def registered(t: str, n: int, features: int = 0, mode: int = uffd.REGISTER_MODE_RWP,
+               flags: int | None = None, protect: bool = False) -> tuple[uffd.Uffd, Mem]:
+    """n units of type t on a new uffd with RWP|features, registered with mode;
+    with protect, all of it RWP-protected. The one helper for a registered
+    mapping (guest/include/rwp_mem.h's mem_rwp())."""
+    require_rwp()
+    mem = Mem(t, n)
+    u = uffd.Uffd() if flags is None else uffd.Uffd(flags)
+    u.api(uffd.FEATURE_RWP | features)
+    u.register(mem.addr, mem.length, mode)
+    if protect:
+        u.rwprotect(mem.addr, mem.length, uffd.RWPROTECT_MODE_RWP)
+    return u, mem

@@ -8,7 +8,7 @@ import errno
 
 import ktest
 import uffd
-from memtypes import PAGE, Mem, is_huge, pattern, require_rwp, scan, test_mem, uffd_bit
+from memtypes import PAGE, Mem, is_huge, pattern, registered, require_rwp, scan, test_mem, uffd_bit
 from memtypes import PAGE_IS_ACCESSED
 from ktest import test
 
@@ -24,15 +24,6 @@ def expect_errno(want: int, call, *args) -> None:
                                 f"want {uffd.errno_name(want)}"
         return
     raise AssertionError(f"{call.__name__} succeeded, want {uffd.errno_name(want)}")
-
-
-def rwp_mem(t: str, features: int = 0) -> tuple[uffd.Uffd, Mem]:
-    require_rwp()
-    m = Mem(t, NUNITS)
-    u = uffd.Uffd()
-    u.api(uffd.FEATURE_RWP | features)
-    u.register(m.addr, m.length, uffd.REGISTER_MODE_RWP)
-    return u, m
 
 
 def protect(u: uffd.Uffd, m: Mem) -> None:
@@ -102,7 +93,7 @@ def register_offers_rwprotect(t):
 @test_mem
 def reregister_dropping_rwp_is_ebusy(t):
     """B18"""
-    u, m = rwp_mem(t)
+    u, m = registered(t, NUNITS)
     protect(u, m)
     expect_errno(errno.EBUSY, u.register, m.addr, m.length, uffd.REGISTER_MODE_MISSING)
     assert uffd_bit(m.addr), "protection lost after the refused re-registration"
@@ -113,7 +104,7 @@ def reregister_dropping_rwp_is_ebusy(t):
 @test
 def rwprotect_mode_validation():
     """C2"""
-    u, m = rwp_mem("anon")
+    u, m = registered("anon", NUNITS)
     expect_errno(errno.EINVAL, u.rwprotect, m.addr, m.length, 1 << 2)
     expect_errno(errno.EINVAL, u.rwprotect, m.addr, m.length,
                  uffd.RWPROTECT_MODE_RWP | uffd.RWPROTECT_MODE_DONTWAKE)
@@ -122,7 +113,7 @@ def rwprotect_mode_validation():
 @test_mem
 def rwprotect_sets_and_clears_uffd_bit(t):
     """C1, G9"""
-    u, m = rwp_mem(t)
+    u, m = registered(t, NUNITS)
     assert not uffd_bit(m.addr), "uffd bit set before protection"
     protect(u, m)
     assert uffd_bit(m.at(NUNITS - 1)), "uffd bit clear after protection"
@@ -146,7 +137,7 @@ def rwprotect_prescan_is_all_or_nothing():
 # ---- D. sync faults ----
 
 def sync_fault(t: str, write: bool, features: int = 0) -> None:
-    u, m = rwp_mem(t, features)
+    u, m = registered(t, NUNITS, features)
     offset = 0x1234 & (m.unit - 1)
     target = m.at(2, offset)
     exact = bool(features & uffd.FEATURE_EXACT_ADDRESS)
@@ -195,7 +186,7 @@ def sync_fault_exact_address_and_thread_id(t):
 @test_mem
 def async_resolves_touched_unit_only(t):
     """E1, E2, E3, E4"""
-    u, m = rwp_mem(t, uffd.FEATURE_RWP_ASYNC)
+    u, m = registered(t, NUNITS, uffd.FEATURE_RWP_ASYNC)
     protect(u, m)
     assert uffd.peek(m.at(1, 5)) == pattern(1), "async read"
     assert u.read_msg(0) is None, "async mode queued a message"
@@ -221,7 +212,7 @@ def set_mode_validation():
 @test_mem
 def set_mode_async_releases_blocked_fault(t):
     """F6"""
-    u, m = rwp_mem(t)
+    u, m = registered(t, NUNITS)
     protect(u, m)
     acc = blocked_reader(u, m.at(1))
     u.set_mode(enable=uffd.FEATURE_RWP_ASYNC)
@@ -234,7 +225,7 @@ def set_mode_async_releases_blocked_fault(t):
 @test_mem
 def scan_accessed_finds_touched_units(t):
     """G2"""
-    u, m = rwp_mem(t, uffd.FEATURE_RWP_ASYNC)
+    u, m = registered(t, NUNITS, uffd.FEATURE_RWP_ASYNC)
     protect(u, m)
     uffd.peek(m.at(2))
     hot = scan(m.addr, m.length, PAGE_IS_ACCESSED)
@@ -246,7 +237,7 @@ def scan_accessed_finds_touched_units(t):
 @test_mem
 def unregister_restores_access(t):
     """H1"""
-    u, m = rwp_mem(t)
+    u, m = registered(t, NUNITS)
     protect(u, m)
     u.unregister(m.addr, m.length)
     assert not uffd_bit(m.addr), "uffd bit left after unregister"
@@ -259,7 +250,7 @@ def unregister_restores_access(t):
 @test_mem
 def close_restores_access_and_wakes(t):
     """H6"""
-    u, m = rwp_mem(t)
+    u, m = registered(t, NUNITS)
     protect(u, m)
     acc = blocked_reader(u, m.at(0))
     u.close()

@@ -15,7 +15,7 @@ import struct
 import ktest
 import uffd
 from ktest import test
-from memtypes import PAGE, require_rwp, scan, smaps_field, PAGE_IS_ACCESSED, uffd_bit
+from memtypes import PAGE, registered, require_rwp, scan, smaps_field, PAGE_IS_ACCESSED, uffd_bit
 
 WAIT_S = 5.0
 
@@ -36,16 +36,6 @@ def vmflags(addr: int) -> set[str]:
     words = smaps_field(addr, "VmFlags")
     assert words is not None, f"no VMA at {addr:#x}"
     return set(words)
-
-
-def registered(npages: int, features: int = 0, mode: int = uffd.REGISTER_MODE_RWP):
-    require_rwp()
-    r = uffd.Region(npages)
-    r.fill()
-    u = uffd.Uffd()
-    u.api(uffd.FEATURE_RWP | features)
-    u.register(r.addr, r.length, mode)
-    return u, r
 
 
 @test
@@ -82,21 +72,21 @@ def api_wrong_number_refused():
 @test
 def resolve_wakes_only_its_page():
     """D9: resolving P1 resumes the thread blocked on P1, not the one blocked on P2"""
-    u, r = registered(4)
+    u, r = registered("anon", 4)
     u.rwprotect(r.addr, r.length, uffd.RWPROTECT_MODE_RWP)
     waiters = []
     for i in (1, 2):
-        acc = uffd.Accessor(r.page(i), False)
+        acc = uffd.Accessor(r.at(i), False)
         acc.start()
         msg = u.read_msg(WAIT_S)
-        assert msg is not None and (msg.flags, msg.address) == (uffd.PAGEFAULT_FLAG_RWP, r.page(i)), \
+        assert msg is not None and (msg.flags, msg.address) == (uffd.PAGEFAULT_FLAG_RWP, r.at(i)), \
             f"page {i}: no RWP fault message"
         waiters.append(acc)
-    u.rwprotect(r.page(1), PAGE, 0)
+    u.rwprotect(r.at(1), PAGE, 0)
     assert waiters[0].done.wait(WAIT_S), "the thread on P1 did not resume"
     assert waiters[0].value == ord("b"), f"P1 read {waiters[0].value:#x}"
     assert not waiters[1].done.wait(0.3), "the thread on P2 was woken by P1's resolve"
-    u.rwprotect(r.page(2), PAGE, 0)
+    u.rwprotect(r.at(2), PAGE, 0)
     assert waiters[1].done.wait(WAIT_S), "the thread on P2 did not resume"
 
 
@@ -114,16 +104,16 @@ def set_mode_disable_without_rwp():
 @test
 def async_pipe_read_into_protected_page():
     """E7: in async mode the kernel's write into a protected page (read from a pipe) resolves it"""
-    u, r = registered(4, uffd.FEATURE_RWP_ASYNC)
+    u, r = registered("anon", 4, uffd.FEATURE_RWP_ASYNC)
     u.rwprotect(r.addr, r.length, uffd.RWPROTECT_MODE_RWP)
     rd, wr = os.pipe()
     os.write(wr, b"PIPEDATA")
-    n = _libc.read(rd, r.page(1), 8)
+    n = _libc.read(rd, r.at(1), 8)
     assert n == 8, f"read(pipe, page 1) returned {n}, errno {ctypes.get_errno()}"
-    assert bytes(r.map[PAGE:PAGE + 9]) == b"PIPEDATAb", "page 1 contents"
-    assert not uffd_bit(r.page(1)), "page 1 is still protected"
-    assert uffd_bit(r.page(2)), "page 2 lost its protection"
-    assert scan(r.addr, r.length, PAGE_IS_ACCESSED) == [(r.page(1), r.page(2))], \
+    assert ctypes.string_at(r.at(1), 9) == b"PIPEDATAb", "page 1 contents"
+    assert not uffd_bit(r.at(1)), "page 1 is still protected"
+    assert uffd_bit(r.at(2)), "page 2 lost its protection"
+    assert scan(r.addr, r.length, PAGE_IS_ACCESSED) == [(r.at(1), r.at(2))], \
         "ACCESSED is not exactly page 1"
     assert u.read_msg(0) is None, "a message in async mode"
 

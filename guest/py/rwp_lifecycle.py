@@ -15,7 +15,7 @@ import threading
 import ktest
 import uffd
 from ktest import test
-from memtypes import HPAGE, Mem, is_huge, pattern, require_rwp, test_mem, uffd_bit
+from memtypes import HPAGE, Mem, is_huge, pattern, registered, require_rwp, test_mem, uffd_bit
 
 NUNITS = 4
 WAIT_S = 5.0
@@ -35,17 +35,6 @@ _libc.read.restype = ctypes.c_ssize_t
 _libc.read.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _libc.write.restype = ctypes.c_ssize_t
 _libc.write.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
-
-
-def armed(t: str, features: int = 0, flags: int = os.O_CLOEXEC | os.O_NONBLOCK):
-    """NU units of type t, registered for RWP and all protected."""
-    require_rwp()
-    m = Mem(t, NUNITS)
-    u = uffd.Uffd(flags)
-    u.api(uffd.FEATURE_RWP | features)
-    u.register(m.addr, m.length, uffd.REGISTER_MODE_RWP)
-    u.rwprotect(m.addr, m.length, uffd.RWPROTECT_MODE_RWP)
-    return u, m
 
 
 def present(addr: int) -> bool:
@@ -91,7 +80,7 @@ class Call(threading.Thread):
 @test_mem
 def mremap_without_event_unprotects(t: str):
     """I8: without EVENT_REMAP the moved pages arrive unprotected and unregistered"""
-    u, m = armed(t)
+    u, m = registered(t, NUNITS, protect=True)
     raw = _libc.mmap(None, m.length + HPAGE, 0,  # PROT_NONE
                      mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
     assert raw not in (None, ctypes.c_void_p(-1).value), "reserve address space"
@@ -113,7 +102,7 @@ def mremap_without_event_unprotects(t: str):
 @test_mem
 def fork_without_event_child_unaffected(t: str):
     """I1, I2: a child forked without EVENT_FORK reads freely; the parent stays protected"""
-    u, m = armed(t)
+    u, m = registered(t, NUNITS, protect=True)
     pid = os.fork()
     if pid == 0:
         code = 0
@@ -141,7 +130,7 @@ def fork_without_event_child_unaffected(t: str):
 @test_mem
 def pipe_read_into_protected_buffer_waits(t: str):
     """K2: read() from a pipe into a protected buffer waits on an RWP write fault until resolved"""
-    u, m = armed(t)
+    u, m = registered(t, NUNITS, protect=True)
     r, w = os.pipe()
     os.write(w, b"pipedata")
     call = Call(_libc.read, r, m.at(2, 8), 8)
@@ -157,7 +146,8 @@ def pipe_read_into_protected_buffer_waits(t: str):
 @test_mem
 def user_mode_only_kernel_write_efaults(t: str):
     """K3: with UFFD_USER_MODE_ONLY, write() from a protected buffer is EFAULT at once"""
-    u, m = armed(t, flags=USER_MODE_ONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    u, m = registered(t, NUNITS, flags=USER_MODE_ONLY | os.O_CLOEXEC | os.O_NONBLOCK,
+                      protect=True)
     r, w = os.pipe()
     call = Call(_libc.write, w, m.at(1), 16)
     assert call.done.wait(WAIT_S), "write() blocked on a user-mode-only uffd"

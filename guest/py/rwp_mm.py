@@ -15,7 +15,7 @@ import struct
 import ktest
 import uffd
 from ktest import Skip, test
-from memtypes import HPAGE, PAGE, Mem, anon_thp_at, require_rwp, uffd_bit
+from memtypes import HPAGE, PAGE, Mem, anon_thp_at, registered, require_rwp, uffd_bit
 
 WAIT_S = 5.0
 MADV_PAGEOUT, MADV_COLLAPSE = 21, 25
@@ -69,15 +69,6 @@ def madvise(addr: int, length: int, advice: int) -> int:
     return 0 if _libc.madvise(addr, length, advice) == 0 else ctypes.get_errno()
 
 
-def armed_anon(npages: int, features: int = 0) -> tuple[uffd.Uffd, Mem]:
-    require_rwp()
-    m = Mem("anon", npages)
-    u = uffd.Uffd()
-    u.api(uffd.FEATURE_RWP | features)
-    u.register(m.addr, m.length, uffd.REGISTER_MODE_RWP)
-    return u, m
-
-
 def page_out(addr: int, length: int) -> None:
     """MADV_PAGEOUT; fails unless every page is now a swap entry."""
     out0 = vmstat("pswpout")
@@ -110,7 +101,7 @@ def quiet(u: uffd.Uffd, when: str) -> None:
 def swap_round_trip_keeps_protection():
     """J1: a protected anon page goes to swap with its uffd bit and faults when swapped back in"""
     require_swap()
-    u, m = armed_anon(4)
+    u, m = registered("anon", 4)
     u.rwprotect(m.addr, m.length, uffd.RWPROTECT_MODE_RWP)
     page_out(m.addr, m.length)
     for i, e in enumerate(pagemap(m.addr, 4)):
@@ -128,7 +119,7 @@ def swap_round_trip_keeps_protection():
 def swap_async_resolves_silently():
     """J1: with RWP_ASYNC a swapped protected page is swapped in and resolved without a message"""
     require_swap()
-    u, m = armed_anon(4, uffd.FEATURE_RWP_ASYNC)
+    u, m = registered("anon", 4, uffd.FEATURE_RWP_ASYNC)
     u.rwprotect(m.addr, m.length, uffd.RWPROTECT_MODE_RWP)
     page_out(m.addr, m.length)
     assert uffd_bit(m.at(3)), "swap entry lost the uffd bit"
@@ -143,7 +134,7 @@ def swap_async_resolves_silently():
 def swap_unprotected_page_silent():
     """J2: a resolved page goes through swap with no uffd bit and no message"""
     require_swap()
-    u, m = armed_anon(2)
+    u, m = registered("anon", 2)
     page_out(m.addr, m.length)
     assert not uffd_bit(m.addr) and not uffd_bit(m.at(1)), "swap entries gained the uffd bit"
     uffd.poke(m.at(1), ord("Z"))
@@ -158,7 +149,7 @@ def migration_keeps_protection():
         online = f.read().strip()
     if online == "0":
         raise Skip("needs 2 NUMA nodes (online nodes: 0)")
-    u, m = armed_anon(2)
+    u, m = registered("anon", 2)
     u.rwprotect(m.addr, m.length, uffd.RWPROTECT_MODE_RWP)
     pages = (ctypes.c_void_p * 2)(m.addr, m.at(1))
     status = (ctypes.c_int * 2)()

@@ -12,10 +12,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from . import cache
-from .errors import BadInput, InfraError
-from .source import MARKER, KernelSource
-from .tools import require, run_group
+from harness import cache
+from harness.errors import BadInput, InfraError
+from harness.fetch.source import MARKER, KernelSource
+from harness.tools import require, run_group
 
 IDENTITY = ["-c", "user.name=rwp-harness", "-c", "user.email=rwp-harness@localhost",
             "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"]

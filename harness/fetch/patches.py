@@ -19,10 +19,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cache, gittree
-from .errors import BadInput, PatchError
-from .source import KernelSource
-from .tools import require, run_group
+from harness import cache
+from harness.errors import BadInput, PatchError
+from harness.fetch import gittree
+from harness.fetch.source import KernelSource
+from harness.tools import require, run_group
 
 DONE = ".rwp-harness-patched"
 _DIFF = re.compile(rb"^(diff --git |--- \S.*\n\+\+\+ \S)", re.M)

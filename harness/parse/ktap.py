@@ -7,7 +7,7 @@ log lines interleaved, and a program that dies before its plan is complete.
 import re
 from dataclasses import dataclass, field
 
-from .verdicts import Status
+from harness.parse.verdicts import Status
 
 
 @dataclass

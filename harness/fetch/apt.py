@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BadInput, InfraError
-from .tools import capture, require
+from harness.errors import BadInput, InfraError
+from harness.tools import capture, require
 
 MIRROR = "http://deb.debian.org/debian"
 # A local mirror or a stand-in for tests.

@@ -15,9 +15,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BadInput
-from .verdicts import BAD as _BAD
-from .verdicts import Status, TestResult, capped, split_test_id
+from harness.errors import BadInput
+from harness.parse.verdicts import BAD as _BAD
+from harness.parse.verdicts import Status, TestResult, capped, split_test_id
 
 DEFAULT_RESULTS = "rwp-results"
 

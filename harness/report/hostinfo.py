@@ -3,7 +3,7 @@
 import platform
 from importlib import metadata
 
-from .tools import capture
+from harness.tools import capture
 
 
 def _first_line(argv: list[str]) -> str:

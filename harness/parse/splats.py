@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BadInput
+from harness.errors import BadInput
 
 # (kind, pattern of the line that starts the report), checked in order.
 _STARTS = [

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pexpect
 
-from .errors import InfraError
-from .protocol import frame
+from harness.errors import InfraError
+from harness.parse.protocol import frame
 
 
 class GuestDied(InfraError):
@@ -143,6 +143,9 @@ class GuestConsole:
             self.child.expect(start, timeout=timeout, searchwindowsize=SEARCH_WINDOW)
             while True:
                 left = timeout - (time.monotonic() - began)
+                if left <= 0:       # progress cannot stretch the whole deadline
+                    return CommandResult(command, clean_output("".join(seen)), None,
+                                         time.monotonic() - began, tuple(steps))
                 wait = max(1.0, min(left, idle) if idle else left)
                 i = self.child.expect(patterns, timeout=wait, searchwindowsize=SEARCH_WINDOW)
                 seen.append(_text(self.child.before))

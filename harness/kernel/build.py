@@ -8,10 +8,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cache, kconfig
-from .errors import BuildError, ConfigError
-from .source import KernelSource
-from .tools import log_tail, require, run_logged
+from harness import cache
+from harness.errors import BuildError, ConfigError
+from harness.fetch.source import KernelSource
+from harness.kernel import kconfig
+from harness.tools import log_tail, require, run_logged
 
 BUILD_TOOLS = ("make", "gcc", "flex", "bison", "bc")
 

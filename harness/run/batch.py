@@ -30,12 +30,12 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from . import ktap, protocol, splats
-from .console import Interrupted
-from .guest import Ended, Guest, HOST_GRACE_S
-from .guestprogs import GuestProgram
-from .runner import deadline_env, from_outcome, run_test
-from .verdicts import TestResult, combine, judge, split_test_id, test_id
+from harness.parse import ktap, protocol, splats
+from harness.parse.verdicts import TestResult, combine, judge, split_test_id, test_id
+from harness.run.guest import Ended, Guest, HOST_GRACE_S
+from harness.run.guestprogs import GuestProgram
+from harness.run.runner import deadline_env, from_outcome, run_test
+from harness.vm.console import Interrupted
 
 
 @dataclass

@@ -7,10 +7,10 @@ On the console (the guest's stdout):
 | @@RWPB:TOKEN@@ / @@RWPE:TOKEN:RC@@     | the shell, from frame()           | console.run        |
 | @@RWPTAINT0 N / @@RWPTAINT1 N          | guest/harness/run-one.sh          | taint()            |
 | @@RWPGUESTNS NS                        | run-one.sh                        | guest_seconds()    |
-| @@RWPTIMEOUT S [TEST]                  | run-one.sh; rwp_test.h, ktest.py  | timeout()          |
+| @@RWPTIMEOUT S [TEST]                  | run-one.sh; rwp_ktap.h, ktest.py  | timeout()          |
 | @@RWPSTUCK                             | run-one.sh (a task survived KILL) | (evidence only)    |
-| @@RWPSTART TEST                        | rwp_test.h, ktest.py (RWP_MARKS)  | console progress   |
-| @@RWPSUB TEST TAINT0 TAINT1 NS         | rwp_test.h, ktest.py (RWP_MARKS)  | sub_marks()        |
+| @@RWPSTART TEST                        | rwp_ktap.h, ktest.py (RWP_MARKS)  | console progress   |
+| @@RWPSUB TEST TAINT0 TAINT1 NS         | rwp_ktap.h, ktest.py (RWP_MARKS)  | sub_marks()        |
 | @@RWPCAPS {json}                       | guest/harness/caps.py             | capabilities()     |
 
 In the kernel log (/dev/kmsg):
@@ -18,8 +18,8 @@ In the kernel log (/dev/kmsg):
 | line                                   | written by            | parsed by             |
 |----------------------------------------|-----------------------|-----------------------|
 | rwp-harness: begin TOKEN / end TOKEN   | run-one.sh            | kernel_log_command()  |
-| rwp-harness: test-begin TOKEN/TEST     | rwp_test.h, ktest.py  | slice_log()           |
-| rwp-harness: test-end TOKEN/TEST       | rwp_test.h, ktest.py  | (kept in the slice)   |
+| rwp-harness: test-begin TOKEN/TEST     | rwp_ktap.h, ktest.py  | slice_log()           |
+| rwp-harness: test-end TOKEN/TEST       | rwp_ktap.h, ktest.py  | (kept in the slice)   |
 
 The environment a guest program reads:
 
@@ -43,7 +43,7 @@ MARKS_ENV = "RWP_MARKS"
 DEADLINE_ENV = "RWP_DEADLINE_S"
 DEADLINES_ENV = "RWP_DEADLINES"
 # How long a guest program's parent waits past a test's deadline before it
-# dumps the task stacks and ends itself (rwp_test.h, ktest.py): the child's
+# dumps the task stacks and ends itself (rwp_ktap.h, ktest.py): the child's
 # own alarm cannot end a task stuck in the kernel.
 GUEST_GRACE_S = 10
 

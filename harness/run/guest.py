@@ -27,11 +27,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Callable
 
-from . import protocol, splats
-from .console import GuestConsole, GuestDied
-from .errors import InfraError
-from .guestprogs import Staged
-from .verdicts import kernel_caused
+from harness.errors import InfraError
+from harness.parse import protocol, splats
+from harness.parse.verdicts import kernel_caused
+from harness.run.guestprogs import Staged
+from harness.vm.console import GuestConsole, GuestDied
 
 PUSH_ROOT = Path("/tmp/rwp-guest")
 # How long the host waits beyond a guest-side deadline for the guest to

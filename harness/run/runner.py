@@ -11,10 +11,10 @@ again once, and a second such death ends the run (InfraError).
 
 import re
 
-from . import ktap, protocol, splats
-from .guest import Ended, Guest, Outcome
-from .guestprogs import GuestProgram
-from .verdicts import Status, TestResult, combine, judge, test_id
+from harness.parse import ktap, protocol, splats
+from harness.parse.verdicts import Status, TestResult, combine, judge, test_id
+from harness.run.guest import Ended, Guest, Outcome
+from harness.run.guestprogs import GuestProgram
 
 def deadline_env(prog: GuestProgram, default: float) -> dict[str, str]:
     """What a program reads its tests' deadlines from (protocol.DEADLINE_ENV)."""

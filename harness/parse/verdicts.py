@@ -10,7 +10,7 @@ never reached. Splats stay typed (splats.Splat) until a result is serialised.
 from dataclasses import dataclass, field
 from enum import Enum
 
-from . import splats as splatmod
+from harness.parse import splats as splatmod
 
 
 class Status(str, Enum):

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BadInput, ConfigError
+from harness.errors import BadInput, ConfigError
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 _UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
@@ -21,7 +21,7 @@ OPTIONAL_MARK = "# rwp-harness: optional"
 # that says what a dropped option would have turned into skips.
 NEEDED_BY_MARK = "# rwp-harness: needed-by "
 
-FRAGMENT_DIR = Path(__file__).resolve().parent.parent / "kernel-config"
+FRAGMENT_DIR = Path(__file__).resolve().parents[2] / "kernel-config"
 BASE_FRAGMENTS = ("base", "rwp", "selftest")
 
 

@@ -14,10 +14,10 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import cache
-from .apt import MirrorUnreachable, PrivateApt, source_package
-from .errors import BadInput, InfraError
-from .tools import require, run_group
+from harness import cache
+from harness.errors import BadInput, InfraError
+from harness.fetch.apt import MirrorUnreachable, PrivateApt, source_package
+from harness.tools import require, run_group
 
 MARKER = ".rwp-harness-source.json"
 

@@ -15,12 +15,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cache
-from .errors import BuildError
-from .tools import require, run_group
-from .verdicts import test_id
+from harness import cache
+from harness.errors import BuildError
+from harness.parse.verdicts import test_id
+from harness.tools import require, run_group
 
-GUEST_DIR = Path(__file__).resolve().parent.parent / "guest"
+GUEST_DIR = Path(__file__).resolve().parents[2] / "guest"
 _C_TEST = re.compile(r"^RWP_TEST(_MEM)?\((\w+)\)", re.M)
 _MEM_NAMES = re.compile(r'^#define RWP_MEM_NAMES "([^"]*)"', re.M)
 # "rwp-harness: timeout SUBTEST SECONDS" in a comment overrides the deadline.

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pexpect
 
-from . import cache
-from .console import BootPanic, GuestConsole
-from .errors import InfraError, MissingTool
-from .tools import require
+from harness import cache
+from harness.errors import InfraError, MissingTool
+from harness.tools import require
+from harness.vm.console import BootPanic, GuestConsole
 
 KVM_PROBE_DEADLINE_S = 40.0
 BOOT_DEADLINE_S = 180.0

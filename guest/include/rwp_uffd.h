@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * userfaultfd helpers of the guest C programs: the 7.3 UAPI where the
+ * headers lack it, uffd set-up and ioctls, assertions on them, a thread that
+ * touches memory so the test can act as the handler, /proc and /sys access.
+ */
+#ifndef RWP_UFFD_H
+#define RWP_UFFD_H
+
+#include "rwp_ktap.h"
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+
+/*
+ * Kernels before 7.3 ship headers without RWP. The values below are the 7.3
+ * UAPI; defining them lets the same program run there and skip, instead of
+ * failing to compile.
+ */
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC		(1ULL << 15)
+#endif
+#ifndef UFFD_FEATURE_RWP
+#define UFFD_FEATURE_RWP		(1ULL << 17)
+#endif
+#ifndef UFFD_FEATURE_RWP_ASYNC
+#define UFFD_FEATURE_RWP_ASYNC		(1ULL << 18)
+#endif
+#ifndef UFFDIO_REGISTER_MODE_RWP
+#define UFFDIO_REGISTER_MODE_RWP	((__u64)1 << 3)
+#endif
+#ifndef UFFD_PAGEFAULT_FLAG_RWP
+#define UFFD_PAGEFAULT_FLAG_RWP		(1 << 3)
+#endif
+#ifndef UFFDIO_RWPROTECT
+#define _UFFDIO_RWPROTECT		(0x09)
+#define _UFFDIO_SET_MODE		(0x0A)
+struct uffdio_rwprotect {
+	struct uffdio_range range;
+#define UFFDIO_RWPROTECT_MODE_RWP	((__u64)1 << 0)
+#define UFFDIO_RWPROTECT_MODE_DONTWAKE	((__u64)1 << 1)
+	__u64 mode;
+};
+struct uffdio_set_mode {
+	__u64 enable;
+	__u64 disable;
+};
+#define UFFDIO_RWPROTECT	_IOWR(UFFDIO, _UFFDIO_RWPROTECT, struct uffdio_rwprotect)
+#define UFFDIO_SET_MODE		_IOW(UFFDIO, _UFFDIO_SET_MODE, struct uffdio_set_mode)
+#endif
+
+/* The build host's headers may predate UFFDIO_MOVE; the values are the 7.3 UAPI. */
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1ULL << 16)
+#endif
+#ifndef UFFDIO_MOVE
+#define _UFFDIO_MOVE (0x05)
+struct uffdio_move {
+	__u64 dst;
+	__u64 src;
+	__u64 len;
+	__u64 mode;
+	__s64 move;
+};
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#endif
+#define RWP_NO_FEATURE_REASON "kernel does not advertise UFFD_FEATURE_RWP"
+
+/* ---- memory ---- */
+
+static inline size_t page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static inline char *map_anon(size_t len)
+{
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	CHECK(p != MAP_FAILED, "mmap of %zu bytes", len);
+	return p;
+}
+
+/* ---- userfaultfd ---- */
+
+static inline int uffd_open(void)
+{
+	int fd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	CHECK(fd >= 0, "userfaultfd()");
+	return fd;
+}
+
+/* UFFDIO_API handshake; returns 0 or -errno, features and ioctls out. */
+static inline int uffd_api(int fd, __u64 features, __u64 *features_out, __u64 *ioctls_out)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+
+	if (ioctl(fd, UFFDIO_API, &api))
+		return -errno;
+	if (features_out)
+		*features_out = api.features;
+	if (ioctls_out)
+		*ioctls_out = api.ioctls;
+	return 0;
+}
+
+static inline __u64 uffd_kernel_features(void)
+{
+	__u64 features = 0;
+	int fd = uffd_open();
+
+	CHECK(uffd_api(fd, 0, &features, NULL) == 0, "UFFDIO_API with no features");
+	close(fd);
+	return features;
+}
+
+static inline void require_rwp(void)
+{
+	if (!(uffd_kernel_features() & UFFD_FEATURE_RWP))
+		SKIP(RWP_NO_FEATURE_REASON);
+}
+
+/* A uffd with the API done and the given features, or the test fails. */
+static inline int uffd_new(__u64 features)
+{
+	int fd = uffd_open();
+	int err = uffd_api(fd, features, NULL, NULL);
+
+	errno = -err;
+	CHECK(err == 0, "UFFDIO_API features=0x%llx", (unsigned long long)features);
+	return fd;
+}
+
+static inline int uffd_register(int fd, void *addr, size_t len, __u64 mode, __u64 *ioctls)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (unsigned long)addr, .len = len },
+		.mode = mode,
+	};
+
+	if (ioctl(fd, UFFDIO_REGISTER, &reg))
+		return -errno;
+	if (ioctls)
+		*ioctls = reg.ioctls;
+	return 0;
+}
+
+static inline int uffd_rwprotect(int fd, void *addr, size_t len, __u64 mode)
+{
+	struct uffdio_rwprotect rwp = {
+		.range = { .start = (unsigned long)addr, .len = len },
+		.mode = mode,
+	};
+
+	return ioctl(fd, UFFDIO_RWPROTECT, &rwp) ? -errno : 0;
+}
+
+static inline int uffd_set_mode(int fd, __u64 enable, __u64 disable)
+{
+	struct uffdio_set_mode m = { .enable = enable, .disable = disable };
+
+	return ioctl(fd, UFFDIO_SET_MODE, &m) ? -errno : 0;
+}
+
+static inline int uffd_unregister(int fd, void *addr, size_t len)
+{
+	struct uffdio_range r = { .start = (unsigned long)addr, .len = len };
+
+	return ioctl(fd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
+}
+
+static inline int uffd_wake(int fd, void *addr, size_t len)
+{
+	struct uffdio_range r = { .start = (unsigned long)addr, .len = len };
+
+	return ioctl(fd, UFFDIO_WAKE, &r) ? -errno : 0;
+}
+
+/* UFFDIO_MOVE; 0 or -errno, the bytes moved in *moved. */
+static inline int uffd_move(int fd, void *dst, void *src, size_t len, __s64 *moved)
+{
+	struct uffdio_move mv = {
+		.dst = (unsigned long)dst, .src = (unsigned long)src, .len = len,
+	};
+	int err = ioctl(fd, UFFDIO_MOVE, &mv) ? -errno : 0;
+
+	*moved = mv.move;
+	return err;
+}
+
+/* Wait up to timeout_ms for one message: 1 read, 0 timed out, -errno. */
+static inline int uffd_read_msg(int fd, struct uffd_msg *msg, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int n = poll(&pfd, 1, timeout_ms);
+
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return 0;
+	if (read(fd, msg, sizeof(*msg)) != sizeof(*msg))
+		return -errno;
+	return 1;
+}
+
+/* ---- assertions on uffd calls and messages ---- */
+
+/* refused(call, err, what): call (0 or -errno) must return -err. */
+#define refused(call, err, what)						\
+	do {									\
+		int r_ = (call);						\
+		if (r_ != -(err))						\
+			FAIL("%s returned %d (%s), want %s", what, r_,		\
+			     r_ ? strerror(-r_) : "success", #err);		\
+	} while (0)
+
+/* An ioctl as 0 or -errno, for ok() and refused(). */
+static inline int ioctl_err(int fd, unsigned long req, void *arg)
+{
+	return ioctl(fd, req, arg) ? -errno : 0;
+}
+
+/* ok(call, what): call returns 0 or -errno; anything but 0 fails the test. */
+#define ok(call, what)								\
+	do {									\
+		int r_ = (call);						\
+		if (r_)								\
+			FAIL("%s: %s", what, strerror(-r_));			\
+	} while (0)
+
+static inline void arm(int fd, void *addr, size_t len)
+{
+	ok(uffd_rwprotect(fd, addr, len, UFFDIO_RWPROTECT_MODE_RWP), "RWPROTECT(RWP)");
+}
+
+static inline void disarm(int fd, void *addr, size_t len)
+{
+	ok(uffd_rwprotect(fd, addr, len, 0), "RWPROTECT(resolve)");
+}
+
+/* The next message, which must be a page fault with these flags at addr. */
+static inline struct uffd_msg want_fault(int fd, __u64 flags, unsigned long addr)
+{
+	struct uffd_msg msg;
+	int n = uffd_read_msg(fd, &msg, RWP_WAIT_MS);
+
+	if (n != 1)
+		FAIL("no fault message within %d ms (%d)", RWP_WAIT_MS, n);
+	if (msg.event != UFFD_EVENT_PAGEFAULT)
+		FAIL("event 0x%x, want a page fault", msg.event);
+	if (msg.arg.pagefault.flags != flags || msg.arg.pagefault.address != addr)
+		FAIL("fault flags 0x%llx at 0x%llx, want 0x%llx at 0x%lx",
+		     (unsigned long long)msg.arg.pagefault.flags,
+		     (unsigned long long)msg.arg.pagefault.address, (unsigned long long)flags, addr);
+	return msg;
+}
+
+/* No message may be waiting now. */
+static inline void want_quiet(int fd, const char *when)
+{
+	struct uffd_msg msg;
+
+	if (uffd_read_msg(fd, &msg, 0) != 0)
+		FAIL("%s: unexpected message (event 0x%x, flags 0x%llx at 0x%llx)", when, msg.event,
+		     (unsigned long long)msg.arg.pagefault.flags,
+		     (unsigned long long)msg.arg.pagefault.address);
+}
+
+/* ---- a thread that touches one byte, so the test can act as the handler ---- */
+
+struct accessor {
+	pthread_t thread;
+	volatile char *addr;
+	int write;
+	char value;			/* written, or read back */
+	volatile int done;
+};
+
+static void *accessor_fn(void *arg)
+{
+	struct accessor *a = arg;
+
+	if (a->write)
+		*a->addr = a->value;
+	else
+		a->value = *a->addr;
+	__atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static inline void accessor_start(struct accessor *a, void *addr, int write, char value)
+{
+	a->addr = addr;
+	a->write = write;
+	a->value = value;
+	a->done = 0;
+	errno = pthread_create(&a->thread, NULL, accessor_fn, a);
+	CHECK(errno == 0, "pthread_create");
+}
+
+/* Wait up to timeout_ms for the access to complete; returns whether it did. */
+static inline int accessor_wait(struct accessor *a, int timeout_ms)
+{
+	struct timespec ts = { 0, 1000 * 1000 };
+	int i;
+
+	for (i = 0; i < timeout_ms; i++) {
+		if (__atomic_load_n(&a->done, __ATOMIC_ACQUIRE)) {
+			pthread_join(a->thread, NULL);
+			return 1;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+/* ---- /proc and /sys ---- */
+
+/* The first line of a small file, without its newline; 0 or -errno. */
+static inline int read_text(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+static inline int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+/*
+ * Runs fn in a child and then always runs restore, even if fn failed or
+ * hung: a test that changes a system-wide setting must not leave it changed
+ * for the tests after it. The child's result becomes the test's result.
+ */
+static inline void run_then_restore(void (*fn)(void *), void *arg, void (*restore)(void *), void *rarg)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		restore(rarg);
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		signal(SIGALRM, SIG_DFL);
+		alarm(rwp_deadline_s > 10 ? rwp_deadline_s - 5 : rwp_deadline_s);
+		fn(arg);
+		fflush(stdout);
+		_exit(RWP_EXIT_PASS);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	restore(rarg);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == RWP_EXIT_SKIP)
+		_exit(RWP_EXIT_SKIP);
+	if (WIFSIGNALED(status))
+		FAIL("the test's child died by signal %d (%s)", WTERMSIG(status),
+		     WTERMSIG(status) == SIGALRM ? "deadline" : strsignal(WTERMSIG(status)));
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == RWP_EXIT_PASS,
+	      "the test's child failed (status 0x%x)", status);
+}
+
+/*
+ * The first active swap device and its priority; the test skips without one,
+ * because everything it would check depends on pages reaching swap.
+ */
+static inline void require_swap(char *dev, size_t len, int *prio)
+{
+	char line[256], name[200], type[32];
+	long size, used;
+	int p;
+	FILE *f = fopen("/proc/swaps", "r");
+
+	CHECK(f != NULL, "open /proc/swaps");
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%199s %31s %ld %ld %d", name, type, &size, &used, &p) == 5) {
+			fclose(f);
+			if (dev)
+				snprintf(dev, len, "%s", name);
+			if (prio)
+				*prio = p;
+			return;
+		}
+	}
+	fclose(f);
+	SKIP("no active swap device (/proc/swaps is empty)");
+}
+
+#endif /* RWP_UFFD_H */
