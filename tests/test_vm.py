@@ -8,6 +8,7 @@ import pytest
 from harness.parse import splats
 from harness.parse.verdicts import Status
 from harness.run import guestprogs, runner
+from harness.run.guest import PUSH_ROOT
 
 from helpers import harness_argv
 
@@ -39,7 +40,7 @@ def test_programs_pushed_over_the_console_give_the_same_results(guest_session):
     guest = guest_session.booted().guest
     console = guest.console()
     local = guest.local
-    pushed = guestprogs.Staged(runner.PUSH_ROOT)
+    pushed = guestprogs.Staged(PUSH_ROOT)
     for rel in ("bin/rwp_basic", "harness/run-one.sh"):
         console.push_file(local.root / rel, str(pushed.root / rel))
         res = console.run(f"cmp {local.root / rel} {pushed.root / rel}", timeout=60)
