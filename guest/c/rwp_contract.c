@@ -8,11 +8,6 @@
 
 #define NUNITS 4
 
-static int errno_of(int err)
-{
-	return err < 0 ? -err : 0;
-}
-
 /* The raw UFFDIO_API, keeping the struct the kernel wrote back. */
 static int api_raw(int fd, struct uffdio_api *api, __u64 features)
 {
