@@ -9,7 +9,7 @@ On the console (the guest's stdout):
 | @@RWPGUESTNS NS                        | run-one.sh                        | guest_seconds()    |
 | @@RWPTIMEOUT S [TEST]                  | run-one.sh; rwp_ktap.h, ktest.py  | timeout()          |
 | @@RWPSTUCK                             | run-one.sh (a task survived KILL) | (evidence only)    |
-| @@RWPSTART TEST                        | rwp_ktap.h, ktest.py (RWP_MARKS)  | console progress   |
+| @@RWPSTART TEST                        | rwp_ktap.h, ktest.py (RWP_MARKS)  | started(), PROGRESS |
 | @@RWPSUB TEST TAINT0 TAINT1 NS         | rwp_ktap.h, ktest.py (RWP_MARKS)  | sub_marks()        |
 | @@RWPCAPS {json}                       | guest/harness/caps.py             | capabilities()     |
 
@@ -57,6 +57,8 @@ _TIMEOUT = re.compile(r"^@@RWPTIMEOUT (\d+)(?: (\S+))?$", re.M)
 _SUB = re.compile(r"^@@RWPSUB (\S+) (-?\d+) (-?\d+) (\d+)$", re.M)
 _CAPS = re.compile(r"^@@RWPCAPS (\{.*\})$", re.M)
 START = re.compile(r"@@RWPSTART (\S+)\r?\n")
+# What counts as a batch's progress: a test began, ended, or hit its deadline.
+PROGRESS = re.compile(r"(@@RWP(?:START|SUB|TIMEOUT) [^\r\n]*)\r?\n")
 _RESULT_LINE = re.compile(r"^(?:not )?ok \d+ (\S+)")
 
 

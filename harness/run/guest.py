@@ -115,9 +115,9 @@ class Guest:
             idle: float | None = None, marks: bool = False) -> Outcome:
         """command bracketed by run-one.sh with a guest-side deadline. With
         marks, the program brackets each test under the bracket's own token
-        (protocol.MARKS_ENV); with idle, it must also begin a test
-        (protocol.START) at least every idle seconds, so a stalled batch is
-        noticed in one test's time."""
+        (protocol.MARKS_ENV); with idle, a test must begin, end or hit its
+        deadline (protocol.PROGRESS) at least every idle seconds, so a
+        stalled batch is noticed in one test's time."""
         console = self.console()
         token = secrets.token_hex(6)
         if marks:
@@ -127,13 +127,14 @@ class Guest:
         began = time.monotonic()
         try:
             res = console.run(line, timeout=deadline + HOST_GRACE_S,
-                              progress=protocol.START if idle else None, idle=idle)
+                              progress=protocol.PROGRESS if idle else None, idle=idle)
         except GuestDied as e:
             return self._died(e, token, began, command)
         if res.timed_out:
             evidence = self._evidence(console)
+            begun = protocol.started(res.output)
             out = Outcome(Ended.STALLED, res.output + evidence, token, time.monotonic() - began,
-                          in_progress=res.progress[-1] if res.progress else None)
+                          in_progress=begun[-1] if begun else None)
             self.reboot(f"no answer from the guest within its deadline ({command[:60]})")
             return out
         timeout = protocol.timeout(res.output)
