@@ -29,10 +29,6 @@ The environment a guest program reads:
 | RWP_DEADLINE_S  | each test's deadline in seconds (the host's --test-timeout)    |
 | RWP_DEADLINES   | per-test overrides, "name=seconds,name=seconds"                |
 
-run-one.sh cuts each test's output (counted from its @@RWPSTART) after 1 MiB,
-noting the cut; lines starting @@RWP, "ok", "not ok", "KTAP version" and
-"1.." always pass.
-
 The per-test markers say test-begin and test-end so that they never match the
 batch's own begin and end markers. The console frame is assembled by printf
 at run time, so the echoed command line never matches its own markers.
