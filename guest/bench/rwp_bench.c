@@ -16,14 +16,6 @@
 #define PAGE_IS_WRITTEN (1 << 0)
 #endif
 #define IDLE_BITMAP "/sys/kernel/mm/page_idle/bitmap"
-/* A call returning 0 or -errno must succeed, or the benchmark stops. */
-#define OK(call, what)								\
-	do {									\
-		int r_ = (call);						\
-		if (r_)								\
-			FAIL("%s failed: %s", what, strerror(-r_));		\
-	} while (0)
-
 static size_t ps;
 
 static double now_ns(void)
@@ -171,10 +163,10 @@ static void bench_round_trip(int iters)
 
 	CHECK(ns != NULL, "calloc");
 	fd = uffd_new(UFFD_FEATURE_RWP);
-	OK(uffd_register(fd, (void *)p, ps, UFFDIO_REGISTER_MODE_RWP, NULL), "register RWP");
+	ok(uffd_register(fd, (void *)p, ps, UFFDIO_REGISTER_MODE_RWP, NULL), "register RWP");
 	handler_start(&h, fd, KIND_RWP);
 	for (i = 0; i < iters; i++) {
-		OK(uffd_rwprotect(fd, (void *)p, ps, UFFDIO_RWPROTECT_MODE_RWP), "protect");
+		ok(uffd_rwprotect(fd, (void *)p, ps, UFFDIO_RWPROTECT_MODE_RWP), "protect");
 		t0 = now_ns();
 		(void)*p;
 		ns[i] = now_ns() - t0;
@@ -184,10 +176,10 @@ static void bench_round_trip(int iters)
 	report_latency("rwp", ns, iters);
 
 	fd = uffd_new(0);
-	OK(uffd_register(fd, (void *)p, ps, UFFDIO_REGISTER_MODE_WP, NULL), "register WP");
+	ok(uffd_register(fd, (void *)p, ps, UFFDIO_REGISTER_MODE_WP, NULL), "register WP");
 	handler_start(&h, fd, KIND_WP);
 	for (i = 0; i < iters; i++) {
-		OK(wp_range(fd, (void *)p, ps, 1), "write-protect");
+		ok(wp_range(fd, (void *)p, ps, 1), "write-protect");
 		t0 = now_ns();
 		*p = (char)i;
 		ns[i] = now_ns() - t0;
@@ -233,15 +225,15 @@ static void bench_async(size_t len)
 	report("touch_unprotected_per_page", "none", base / pages, "ns");
 
 	fd = uffd_new(UFFD_FEATURE_RWP | UFFD_FEATURE_RWP_ASYNC);
-	OK(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_RWP, NULL), "register RWP");
-	OK(uffd_rwprotect(fd, p, len, UFFDIO_RWPROTECT_MODE_RWP), "protect");
+	ok(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_RWP, NULL), "register RWP");
+	ok(uffd_rwprotect(fd, p, len, UFFDIO_RWPROTECT_MODE_RWP), "protect");
 	t = touch_all_ns(p, len, 0);
 	report("async_fault_per_page", "rwp", (t - base) / pages, "ns");
 	close(fd);
 
 	fd = uffd_new(UFFD_FEATURE_WP_ASYNC);
-	OK(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_WP, NULL), "register WP");
-	OK(wp_range(fd, p, len, 1), "write-protect");
+	ok(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_WP, NULL), "register WP");
+	ok(wp_range(fd, p, len, 1), "write-protect");
 	t = touch_all_ns(p, len, 1);
 	report("async_fault_per_page", "uffd_wp", (t - base) / pages, "ns");
 	close(fd);
@@ -266,22 +258,22 @@ static void bench_protect(char *p, size_t len)
 	int fd;
 
 	fd = uffd_new(UFFD_FEATURE_RWP);
-	OK(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_RWP, NULL), "register RWP");
+	ok(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_RWP, NULL), "register RWP");
 	t0 = now_ns();
-	OK(uffd_rwprotect(fd, p, len, UFFDIO_RWPROTECT_MODE_RWP), "protect");
+	ok(uffd_rwprotect(fd, p, len, UFFDIO_RWPROTECT_MODE_RWP), "protect");
 	t1 = now_ns();
-	OK(uffd_rwprotect(fd, p, len, 0), "resolve");
+	ok(uffd_rwprotect(fd, p, len, 0), "resolve");
 	t2 = now_ns();
 	report_rate("protect_throughput", "rwp", len, t1 - t0);
 	report_rate("resolve_throughput", "rwp", len, t2 - t1);
 	close(fd);
 
 	fd = uffd_new(0);
-	OK(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_WP, NULL), "register WP");
+	ok(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_WP, NULL), "register WP");
 	t0 = now_ns();
-	OK(wp_range(fd, p, len, 1), "write-protect");
+	ok(wp_range(fd, p, len, 1), "write-protect");
 	t1 = now_ns();
-	OK(wp_range(fd, p, len, 0), "un-write-protect");
+	ok(wp_range(fd, p, len, 0), "un-write-protect");
 	t2 = now_ns();
 	report_rate("protect_throughput", "uffd_wp", len, t1 - t0);
 	report_rate("resolve_throughput", "uffd_wp", len, t2 - t1);
@@ -330,15 +322,15 @@ static void bench_scan_uffd(char *p, size_t len)
 {
 	int fd = uffd_new(UFFD_FEATURE_RWP | UFFD_FEATURE_RWP_ASYNC);
 
-	OK(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_RWP, NULL), "register RWP");
-	OK(uffd_rwprotect(fd, p, len, UFFDIO_RWPROTECT_MODE_RWP), "protect");
+	ok(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_RWP, NULL), "register RWP");
+	ok(uffd_rwprotect(fd, p, len, UFFDIO_RWPROTECT_MODE_RWP), "protect");
 	touch_every_other(p, len, 0);
 	timed_scan("rwp", p, len, PAGE_IS_ACCESSED);
 	close(fd);
 
 	fd = uffd_new(UFFD_FEATURE_WP_ASYNC);
-	OK(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_WP, NULL), "register WP");
-	OK(wp_range(fd, p, len, 1), "write-protect");
+	ok(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_WP, NULL), "register WP");
+	ok(wp_range(fd, p, len, 1), "write-protect");
 	touch_every_other(p, len, 1);
 	timed_scan("uffd_wp", p, len, PAGE_IS_WRITTEN);
 	close(fd);

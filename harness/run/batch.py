@@ -73,8 +73,6 @@ def run_batch(guest: Guest, prog: GuestProgram, subs: list[str],
     except Interrupted as e:
         raise BatchInterrupted(_reported(prog, subs, e.output, allow))
     if res.ended == Ended.DIED:
-        if res.quiet_death:
-            guest.died_quietly(f"a batch of {prog.name}")
         out.rerun, out.why = list(subs), "the VM died during the batch"
         return out
     out.guest_seconds = protocol.guest_seconds(res.output) or 0.0
@@ -102,22 +100,34 @@ def run_batch(guest: Guest, prog: GuestProgram, subs: list[str],
     return out
 
 
-def _judge_each(prog: GuestProgram, subs: list[str], output: str, slices: dict[str, str],
-                allow: splats.Allowlist, out: BatchOutcome) -> None:
-    cases = ktap.parse(output).by_name()
-    marks = protocol.sub_marks(output)
+def _printed(prog: GuestProgram, subs: list[str], output: str) -> dict[str, TestResult]:
+    """The results the program printed whole (a KTAP line and its marks), not
+    yet judged against the kernel log."""
+    cases, marks = ktap.parse(output).by_name(), protocol.sub_marks(output)
     texts = protocol.split_output(output)
-    timeout = protocol.timeout(output)
-    hung = timeout.test if timeout else None
+    printed = {}
     for sub in subs:
         case, mark = cases.get(sub), marks.get(sub)
-        if case is None or mark is None or sub == hung:
-            out.rerun.append(sub)
+        if case is None or mark is None:
             continue
         r = TestResult(test_id(prog.name, sub), case.status, case.reason, case.diagnostics,
                        duration=mark.seconds, output=texts.get(sub, ""),
                        taint=(mark.taint_before, mark.taint_after))
         r.guest_seconds = round(mark.seconds, 4)
+        printed[sub] = r
+    return printed
+
+
+def _judge_each(prog: GuestProgram, subs: list[str], output: str, slices: dict[str, str],
+                allow: splats.Allowlist, out: BatchOutcome) -> None:
+    printed = _printed(prog, subs, output)
+    timeout = protocol.timeout(output)
+    hung = timeout.test if timeout else None
+    for sub in subs:
+        r = printed.get(sub)
+        if r is None or sub == hung:
+            out.rerun.append(sub)
+            continue
         r.kernel_log = slices.get(sub, "")
         judge(r, splats.find(r.kernel_log), allow)
         out.results[sub] = r
@@ -127,19 +137,10 @@ def _reported(prog: GuestProgram, subs: list[str], output: str,
               allow: splats.Allowlist) -> list[TestResult]:
     """The results an interrupted batch had printed, without their kernel log
     (the run is stopping); each says so."""
-    cases, marks, texts = (ktap.parse(output).by_name(), protocol.sub_marks(output),
-                           protocol.split_output(output))
-    kept = []
-    for sub in subs:
-        case, mark = cases.get(sub), marks.get(sub)
-        if case is None or mark is None:
-            continue
-        r = TestResult(test_id(prog.name, sub), case.status, case.reason,
-                       [*case.diagnostics, "kernel log not read: the run was interrupted"],
-                       duration=mark.seconds, output=texts.get(sub, ""),
-                       taint=(mark.taint_before, mark.taint_after))
+    kept = list(_printed(prog, subs, output).values())
+    for r in kept:
+        r.diagnostics = [*r.diagnostics, "kernel log not read: the run was interrupted"]
         judge(r, [], allow)
-        kept.append(r)
     return kept
 
 

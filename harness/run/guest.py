@@ -14,8 +14,9 @@ the peer suite only turn outcomes into results:
             that explains it; without one it is an infrastructure event
 
 A VM that dies without a kernel report (QEMU killed from outside, the OOM
-killer) is the host's fault, not the test's: the caller runs the affected
-tests again once, and a second such death in a run raises InfraError.
+killer) is the host's fault, not the test's: run() counts it, the caller runs
+the affected tests again, and a second such death in a run raises InfraError
+from run() itself.
 """
 
 import secrets
@@ -155,6 +156,8 @@ class Guest:
                       kernel=kernel_caused(e.output))
         why = f"kernel {out.kernel[0].kind}" if out.kernel else "the VM exited"
         self.reboot(f"{why} during {command[:60]}")
+        if out.quiet_death:
+            self.died_quietly(command[:60])
         return out
 
     def _evidence(self, console: GuestConsole) -> str:
