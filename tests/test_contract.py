@@ -39,3 +39,16 @@ def test_a_tests_line_under_a_section_heading_is_dropped():
             "- **Tests:** none yet\n\n**B1 — two**\n- **Tests:** none yet\n")
     out = contract.render(text, {"A1": ["c/x::a"]})
     assert "## B. next\n\n**B1 — two**" in out and out.count("- **Tests:**") == 2
+
+
+def test_a_block_comment_above_a_c_test_names_its_behaviours(tmp_path):
+    from harness.run import guestprogs
+    src = tmp_path / "t.c"
+    src.write_text("/* C5: one line */\nRWP_TEST(one)\n{\n}\n\n"
+                   "/*\n * D12, E2: a block comment\n * over two lines\n */\nRWP_TEST(two)\n{\n}\n\n"
+                   "int x; /* not a comment of the test */\n\nRWP_TEST(three)\n{\n}\n")
+    records = {r.name: r for r in guestprogs._c_records(src)}
+    assert records["one"].contract_ids == ("C5",) and records["one"].doc == "C5: one line"
+    assert records["two"].contract_ids == ("D12", "E2")
+    assert records["two"].doc == "D12, E2: a block comment over two lines"
+    assert records["three"].contract_ids == ()

@@ -22,6 +22,12 @@ int main(void)
 	P(UFFDIO_UNREGISTER);
 	P(UFFDIO_RWPROTECT);
 	P(UFFDIO_SET_MODE);
+	P(UFFDIO_WAKE);
+	P(UFFDIO_ZEROPAGE);
+	P(UFFDIO_MOVE);
+	P(UFFD_FEATURE_EVENT_FORK);
+	P(UFFD_FEATURE_MISSING_SHMEM);
+	P(UFFD_FEATURE_MOVE);
 	P(UFFD_FEATURE_RWP);
 	P(UFFD_FEATURE_RWP_ASYNC);
 	P(UFFD_FEATURE_EXACT_ADDRESS);
@@ -44,6 +50,10 @@ int main(void)
 	SZ(uffdio_rwprotect);
 	SZ(uffdio_set_mode);
 	SZ(uffd_msg);
+	SZ(uffdio_zeropage);
+	SZ(uffdio_move);
+	OFF(uffdio_zeropage, zeropage, "zeropage");
+	OFF(uffdio_move, move, "move");
 	OFF(uffd_msg, arg.pagefault.flags, "flags");
 	OFF(uffd_msg, arg.pagefault.address, "address");
 	OFF(uffd_msg, arg.pagefault.feat.ptid, "ptid");

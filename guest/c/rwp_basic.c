@@ -53,14 +53,26 @@ RWP_TEST(rwprotect_populated_keeps_contents)
 {
 	int uffd;
 	struct mem r = basic_range(&uffd, 0);
+	uint64_t pfn[NPAGES];
 	size_t i;
 
-	protect(uffd, &r);
-	ok(uffd_rwprotect(uffd, r.addr, r.len, 0), "UFFDIO_RWPROTECT resolve");
 	for (i = 0; i < NPAGES; i++)
+		CHECK((pfn[i] = pfn_of(r.addr + i * page_size())) != 0, "page %zu has no PFN", i);
+	protect(uffd, &r);
+	want_bits(r.addr, NPAGES, PM_PRESENT_BIT, 1, "protected pages stay present");
+	want_bits(r.addr, NPAGES, PM_UFFD_BIT, 1, "protected pages carry the uffd bit");
+	for (i = 0; i < NPAGES; i++)
+		CHECK(pfn_of(r.addr + i * page_size()) == pfn[i], "page %zu moved to another frame "
+		      "when protected", i);
+	ok(uffd_rwprotect(uffd, r.addr, r.len, 0), "UFFDIO_RWPROTECT resolve");
+	want_bits(r.addr, NPAGES, PM_UFFD_BIT, 0, "resolved pages");
+	for (i = 0; i < NPAGES; i++) {
 		CHECK(r.addr[i * page_size() + 7] == mem_unit_pattern(i),
 		      "page %zu holds 0x%x after protect and resolve", i,
 		      r.addr[i * page_size() + 7]);
+		CHECK(pfn_of(r.addr + i * page_size()) == pfn[i], "page %zu moved to another frame "
+		      "across protect and resolve", i);
+	}
 }
 
 /* Touch page 2 from a thread; it must block until the handler resolves. */

@@ -38,19 +38,6 @@ static void expect_fault(int uffd, struct accessor *acc, __u64 flags, unsigned l
 	CHECK(!acc->done, "the access completed while protected");
 }
 
-static void expect_no_message(int uffd, const char *why)
-{
-	struct uffd_msg msg;
-	int n = uffd_read_msg(uffd, &msg, 0);
-
-	CHECK(n == 0, "%s: a message was queued (event 0x%x, flags 0x%llx)", why, msg.event,
-	      (unsigned long long)msg.arg.pagefault.flags);
-}
-
-/*
- * A read of unit-aligned addr from another thread must block with one RWP
- * message for that address, and resume once [addr, addr+len) is resolved.
- */
 /* Start a reader of unit-aligned addr and see it block with its RWP message. */
 static void block_reader(int uffd, struct accessor *acc, char *addr)
 {
@@ -339,7 +326,7 @@ RWP_TEST(prot_none_rwp_vma_reregister_and_unregister)
 	ok(uffd_unregister(fd, m.addr, m.len), "UNREGISTER of the PROT_NONE VMA");
 	CHECK(mprotect(m.addr, m.len, PROT_READ | PROT_WRITE) == 0, "mprotect(RW)");
 	CHECK(m.addr[page_size() + 2] == mem_unit_pattern(1), "contents after unregister");
-	expect_no_message(fd, "access after unregister");
+	want_quiet(fd, "access after unregister");
 }
 
 /* ---- C. UFFDIO_RWPROTECT ---- */
@@ -407,17 +394,34 @@ RWP_TEST(rwprotect_hole_only_is_enoent)
 		   "RWPROTECT on a hole");
 }
 
-/* C5 */
+/*
+ * C5: hugetlb alignment is checked against the whole request, also one that
+ * starts in an anon VMA just below the hugetlb one; nothing is changed
+ */
 RWP_TEST(rwprotect_hugetlb_alignment)
 {
 	int fd;
 	struct mem m = mem_rwp(MEM_HUGETLB, NUNITS, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	size_t below = 4 * page_size();
+	char *anon = m.addr - below;
 
 	refused(uffd_rwprotect(fd, m.addr + page_size(), HPAGE_SIZE,
 				  UFFDIO_RWPROTECT_MODE_RWP), EINVAL, "start not huge-aligned");
 	refused(uffd_rwprotect(fd, m.addr, page_size(), UFFDIO_RWPROTECT_MODE_RWP), EINVAL,
 		   "len not a huge page");
 	CHECK(!page_uffd_bit(m.addr), "the refused request protected a page");
+	/* The hugetlb mapping sits on a 2 MiB boundary; put 4 anon pages right below it. */
+	CHECK(mmap(anon, below, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == anon,
+	      "map anon pages right below the hugetlb mapping");
+	memset(anon, 'x', below);
+	ok(uffd_register(fd, anon, below, UFFDIO_REGISTER_MODE_RWP, NULL), "REG the anon pages");
+	refused(uffd_rwprotect(fd, anon, below + HPAGE_SIZE, UFFDIO_RWPROTECT_MODE_RWP), EINVAL,
+		"a 4K-aligned request from the anon VMA into the hugetlb one");
+	want_bits(anon, 4, PM_UFFD_BIT, 0, "the anon pages of the refused span");
+	CHECK(!page_uffd_bit(m.addr), "the refused span protected the huge page");
+	ok(uffd_rwprotect(fd, anon, below, UFFDIO_RWPROTECT_MODE_RWP), "control: RWP of the anon part");
+	want_bits(anon, 4, PM_UFFD_BIT, 1, "the anon pages alone");
 }
 
 /* C6: protection is a property of present pages */
@@ -434,7 +438,7 @@ RWP_TEST(rwprotect_unpopulated_pages_untouched)
 	ok(uffd_rwprotect(fd, p, 2 * ps, UFFDIO_RWPROTECT_MODE_RWP), "RWPROTECT");
 	accessor_start(&acc, p + 10, 0, 0);
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "first touch of an unpopulated page blocked");
-	expect_no_message(fd, "first touch");
+	want_quiet(fd, "first touch");
 	CHECK(!page_uffd_bit(p), "a freshly populated page carries the uffd bit");
 }
 
@@ -447,7 +451,7 @@ RWP_TEST(rwprotect_twice_one_fault)
 	protect_all(fd, &m);
 	protect_all(fd, &m);
 	read_faults_until_resolved(fd, m.addr, page_size());
-	expect_no_message(fd, "after one resolve");
+	want_quiet(fd, "after one resolve");
 }
 
 /* C8: resolving never-protected pages, and resolving twice, succeed */
@@ -474,11 +478,13 @@ RWP_TEST(protect_never_wakes)
 	block_reader(fd, &acc, m.addr);
 	protect_all(fd, &m);
 	CHECK(!accessor_wait(&acc, 500), "protecting woke the blocked thread");
+	/* A wrongly woken thread faults again at once and blocks again: its second message shows it. */
+	want_quiet(fd, "after protecting again");
 	ok(uffd_rwprotect(fd, m.addr, page_size(), 0), "resolve");
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");
 }
 
-/* C10, D7: DONTWAKE resolves without waking; UFFDIO_WAKE then resumes the thread */
+/* C10: DONTWAKE resolves without waking; UFFDIO_WAKE then resumes the thread */
 RWP_TEST(resolve_dontwake_then_wake)
 {
 	int fd;
@@ -495,6 +501,24 @@ RWP_TEST(resolve_dontwake_then_wake)
 	CHECK(acc.value == mem_unit_pattern(0), "read 0x%x", acc.value);
 }
 
+/* D7: UFFDIO_WAKE without a resolve: the thread faults again, with a second identical message */
+RWP_TEST(wake_without_resolve_faults_again)
+{
+	int fd;
+	struct mem m = mem_rwp(MEM_ANON, NUNITS, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	struct accessor acc;
+
+	protect_all(fd, &m);
+	block_reader(fd, &acc, m.addr + page_size());
+	ok(uffd_wake(fd, m.addr + page_size(), page_size()), "UFFDIO_WAKE");
+	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP, (unsigned long)m.addr + page_size());
+	CHECK(page_uffd_bit(m.addr + page_size()), "the wake resolved the page");
+	ok(uffd_rwprotect(fd, m.addr + page_size(), page_size(), 0), "resolve");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the thread did not resume after the resolve");
+	CHECK(acc.value == mem_unit_pattern(1), "read 0x%x", acc.value);
+	want_quiet(fd, "after the resolve");
+}
+
 /* ---- D. sync faults ---- */
 
 /* D1, D2, D5, D6 */
@@ -506,18 +530,24 @@ static void sync_fault_on(enum mem_type type, int write)
 	unsigned long want = (unsigned long)target & ~(mem_is_huge(type) ? HPAGE_SIZE - 1 :
 						       page_size() - 1);
 	struct accessor acc;
+	uint64_t pfn = pfn_of(target);
 
+	CHECK(pfn != 0, "the target page has no PFN");
 	protect_all(fd, &m);
 	accessor_start(&acc, target, write, 'Z');
 	expect_fault(fd, &acc, UFFD_PAGEFAULT_FLAG_RWP | (write ? UFFD_PAGEFAULT_FLAG_WRITE : 0),
 		     want);
 	ok(uffd_rwprotect(fd, m.addr + 2 * m.unit, m.unit, 0), "resolve");
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the thread did not resume");
+	CHECK(pfn_of(target) == pfn, "the %s landed in another frame (PFN 0x%llx, was 0x%llx)",
+	      write ? "write" : "read", (unsigned long long)pfn_of(target),
+	      (unsigned long long)pfn);
+	CHECK(!page_uffd_bit(target), "the resolved unit kept the uffd bit");
 	if (write)
 		CHECK(*target == 'Z', "write lost");
 	else
 		CHECK(acc.value == mem_unit_pattern(2), "read 0x%x", acc.value);
-	expect_no_message(fd, "after resolve");
+	want_quiet(fd, "after resolve");
 }
 
 /* D1, D5, D6 */
@@ -545,8 +575,9 @@ RWP_TEST(sync_fault_exact_address_and_thread_id)
 	CHECK(uffd_read_msg(fd, &msg, RWP_WAIT_MS) == 1, "no message");
 	CHECK(msg.arg.pagefault.address == (unsigned long)m.addr + 0x123,
 	      "address 0x%llx is not the exact one", (unsigned long long)msg.arg.pagefault.address);
-	CHECK(msg.arg.pagefault.feat.ptid > 0 && (pid_t)msg.arg.pagefault.feat.ptid != getpid(),
-	      "ptid %u is not the faulting thread's", msg.arg.pagefault.feat.ptid);
+	CHECK((pid_t)msg.arg.pagefault.feat.ptid == __atomic_load_n(&acc.tid, __ATOMIC_ACQUIRE),
+	      "ptid %u is not the faulting thread's (%d)", msg.arg.pagefault.feat.ptid,
+	      (int)acc.tid);
 	ok(uffd_rwprotect(fd, m.addr, page_size(), 0), "resolve");
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");
 }
@@ -588,27 +619,49 @@ RWP_TEST(poll_reports_pending_fault)
 	read_faults_until_resolved(fd, m.addr, page_size());
 }
 
-/* D12: with UFFD_FEATURE_SIGBUS an access to a protected page is a SIGBUS */
+static sigjmp_buf sigbus_env;
+static siginfo_t sigbus_info;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	sigbus_info = *si;
+	siglongjmp(sigbus_env, 1);
+}
+
+/*
+ * D12: with UFFD_FEATURE_SIGBUS a user access to a protected page is a SIGBUS
+ * at its address (BUS_ADRERR), with no message and the page still protected;
+ * a kernel access (write() from it) is EFAULT
+ */
 RWP_TEST(sync_fault_sigbus_feature)
 {
-	int status;
-	pid_t pid;
+	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO | SA_NODEFER };
+	int fd, pfd[2];
+	struct mem m = mem_rwp(MEM_ANON, NUNITS, &fd, UFFD_FEATURE_SIGBUS, UFFDIO_REGISTER_MODE_RWP);
+	char *target = m.addr + page_size() + 0x123;
+	ssize_t w;
 
-	require_rwp();
-	pid = fork();
-	CHECK(pid >= 0, "fork");
-	if (pid == 0) {
-		int fd;
-		struct mem m = mem_rwp(MEM_ANON, NUNITS, &fd, UFFD_FEATURE_SIGBUS, UFFDIO_REGISTER_MODE_RWP);
-
-		protect_all(fd, &m);
-		alarm(5);
-		(void)*(volatile char *)m.addr;
-		_exit(0);
+	protect_all(fd, &m);
+	CHECK(sigaction(SIGBUS, &sa, NULL) == 0, "sigaction");
+	if (!sigsetjmp(sigbus_env, 1)) {
+		(void)*(volatile char *)target;
+		FAIL("the read of a protected page with UFFD_FEATURE_SIGBUS returned");
 	}
-	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
-	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS,
-	      "access with UFFD_FEATURE_SIGBUS: status 0x%x, want death by SIGBUS", status);
+	signal(SIGBUS, SIG_DFL);
+	CHECK(sigbus_info.si_code == BUS_ADRERR, "si_code %d, want BUS_ADRERR (%d)",
+	      sigbus_info.si_code, BUS_ADRERR);
+	CHECK(sigbus_info.si_addr == target, "si_addr %p, want %p", sigbus_info.si_addr,
+	      (void *)target);
+	want_quiet(fd, "a SIGBUS access");
+	CHECK(page_uffd_bit(target), "the page lost its protection to the SIGBUS access");
+	CHECK(pipe(pfd) == 0, "pipe");
+	w = write(pfd[1], target, 16);
+	CHECK(w == -1 && errno == EFAULT, "write() from the protected page returned %zd (%s), "
+	      "want EFAULT", w, w < 0 ? strerror(errno) : "no error");
+	want_quiet(fd, "a kernel access");
+	CHECK(page_uffd_bit(target), "the kernel access resolved the page");
 }
 
 /* ---- E. async ---- */
@@ -623,22 +676,33 @@ RWP_TEST_MEM(async_resolves_without_message)
 	CHECK(m.addr[m.unit + 5] == mem_unit_pattern(1), "async read");
 	m.addr[m.unit + 6] = 'Q';
 	CHECK(m.addr[m.unit + 6] == 'Q', "async write lost");
-	expect_no_message(fd, "async mode");
+	want_quiet(fd, "async mode");
 	CHECK(!page_uffd_bit(m.addr + m.unit), "the touched unit is still protected");
 	CHECK(page_uffd_bit(m.addr), "an untouched unit lost its protection");
 }
 
-/* E2: the unit of async resolution is one page (PTE-mapped types) */
+/* E2: the unit of async resolution is one page, for anon and for file (shmem) mappings */
 RWP_TEST(async_resolves_one_page_only)
 {
-	int fd;
-	struct mem m = mem_rwp(MEM_ANON, NUNITS, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP);
+	static const enum mem_type types[] = { MEM_ANON, MEM_SHMEM, MEM_SHMEM_PRIVATE };
+	const size_t n = 16, hit = 7;
 
-	protect_all(fd, &m);
-	(void)*(volatile char *)(m.addr + page_size());
-	CHECK(!page_uffd_bit(m.addr + page_size()), "touched page still protected");
-	CHECK(page_uffd_bit(m.addr) && page_uffd_bit(m.addr + 2 * page_size()),
-	      "neighbours lost their protection");
+	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+		int fd;
+		struct mem m = mem_rwp(types[t], n, &fd, UFFD_FEATURE_RWP_ASYNC,
+				       UFFDIO_REGISTER_MODE_RWP);
+
+		protect_all(fd, &m);
+		CHECK(m.addr[hit * page_size() + 3] == mem_unit_pattern(hit), "%s: async read",
+		      mem_names[types[t]]);
+		want_quiet(fd, "an async access");
+		for (size_t i = 0; i < n; i++)
+			CHECK(page_uffd_bit(m.addr + i * page_size()) == (i != hit),
+			      "%s: page %zu has uffd bit %d after an access to page %zu only",
+			      mem_names[types[t]], i, page_uffd_bit(m.addr + i * page_size()), hit);
+		munmap(m.addr, m.len);
+		close(fd);
+	}
 }
 
 /* ---- F. UFFDIO_SET_MODE ---- */
@@ -659,19 +723,35 @@ RWP_TEST(set_mode_validation)
 		   "enable RWP_ASYNC on a context without RWP");
 }
 
-/* F4 */
+/* SET_MODE, then fdinfo must show the features (the API line's second field). */
+static void set_mode_shows(int fd, __u64 enable, __u64 disable, const char *features)
+{
+	char line[128], want[64];
+
+	ok(uffd_set_mode(fd, enable, disable), enable ? "enable async" : "disable async");
+	fdinfo_api(fd, line, sizeof(line));
+	snprintf(want, sizeof(want), "aa:%s:", features);
+	CHECK(!strncmp(line, want, strlen(want)), "after SET_MODE(%llu, %llu) fdinfo says %s, "
+	      "want %s...", (unsigned long long)enable, (unsigned long long)disable, line, want);
+}
+
+/* F4: each SET_MODE is idempotent, and fdinfo shows the mode */
 RWP_TEST(set_mode_idempotent)
 {
 	int fd;
 	struct mem m = mem_rwp(MEM_ANON, NUNITS, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	struct accessor acc;
 
-	ok(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "enable async");
-	ok(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "enable async again");
+	set_mode_shows(fd, UFFD_FEATURE_RWP_ASYNC, 0, "80060000");
+	set_mode_shows(fd, UFFD_FEATURE_RWP_ASYNC, 0, "80060000");
 	protect_all(fd, &m);
 	CHECK(m.addr[1] == mem_unit_pattern(0), "async read");
-	expect_no_message(fd, "async after SET_MODE");
-	ok(uffd_set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "disable async");
-	ok(uffd_set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "disable async again");
+	want_quiet(fd, "async after SET_MODE");
+	set_mode_shows(fd, 0, UFFD_FEATURE_RWP_ASYNC, "80020000");
+	set_mode_shows(fd, 0, UFFD_FEATURE_RWP_ASYNC, "80020000");
+	block_reader(fd, &acc, m.addr + page_size());
+	ok(uffd_rwprotect(fd, m.addr, m.len, 0), "resolve");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not resumed");
 }
 
 /* F3: an empty request changes nothing */
@@ -692,11 +772,26 @@ RWP_TEST(set_mode_async_releases_blocked_fault)
 	struct mem m = mem_rwp(MEM_ANON, NUNITS, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	struct accessor acc;
 
+	struct accessor unread;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
 	protect_all(fd, &m);
 	block_reader(fd, &acc, m.addr + page_size());
+	/* A second waiter whose message stays unread: poll shows it queued. */
+	accessor_start(&unread, m.addr + 3 * page_size(), 0, 0);
+	CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1 && (pfd.revents & POLLIN),
+	      "the second reader's fault was not queued (revents 0x%x)", pfd.revents);
 	ok(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "enable async");
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "enabling async did not release the fault");
 	CHECK(acc.value == mem_unit_pattern(1), "read 0x%x", acc.value);
+	CHECK(accessor_wait(&unread, RWP_WAIT_MS),
+	      "enabling async did not release the waiter whose message was unread");
+	CHECK(unread.value == mem_unit_pattern(3), "read 0x%x", unread.value);
+	want_quiet(fd, "the unread message of a released waiter");
+	CHECK(!page_uffd_bit(m.addr + page_size()) && !page_uffd_bit(m.addr + 3 * page_size()),
+	      "a released waiter's page is still protected");
+	ok(uffd_rwprotect(fd, m.addr + page_size(), page_size(), 0),
+	   "resolve the already-read fault after the release");
 	ok(uffd_set_mode(fd, 0, UFFD_FEATURE_RWP_ASYNC), "back to sync");
 	block_reader(fd, &acc, m.addr + 2 * page_size());
 	ok(uffd_rwprotect(fd, m.addr, m.len, 0), "resolve");
@@ -773,7 +868,7 @@ RWP_TEST_MEM(unregister_restores_access)
 	accessor_start(&acc, m.addr + m.unit, 0, 0);
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "access blocked after unregister");
 	CHECK(acc.value == mem_unit_pattern(1), "read 0x%x", acc.value);
-	expect_no_message(fd, "after unregister");
+	want_quiet(fd, "after unregister");
 }
 
 /* H6: closing the uffd resolves everything and releases blocked threads */
@@ -827,17 +922,20 @@ RWP_TEST(unregister_wakes_blocked_thread)
 	int fd;
 	struct mem m = mem_rwp(MEM_ANON, NUNITS, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	struct accessor acc;
+	int woke;
 
-	RWP_EXPECT_FAIL("H3: UFFDIO_UNREGISTER of an RWP-only range resolves the PTEs but wakes "
-			"no waiter (mm/userfaultfd.c wakes only MISSING ranges)");
 	protect_all(fd, &m);
 	block_reader(fd, &acc, m.addr);
 	ok(uffd_unregister(fd, m.addr, m.len), "UNREGISTER");
-	if (!accessor_wait(&acc, 1000)) {
+	woke = accessor_wait(&acc, RWP_WAIT_MS);
+	if (!woke) {
 		uffd_wake(fd, m.addr, m.len);
 		CHECK(accessor_wait(&acc, RWP_WAIT_MS), "not even UFFDIO_WAKE released the thread");
-		FAIL("the thread stayed blocked after UNREGISTER until UFFDIO_WAKE");
 	}
+	CHECK(acc.value == mem_unit_pattern(0), "the released reader read 0x%x", acc.value);
+	FINDING("H3: UFFDIO_UNREGISTER of an RWP-only range resolves the PTEs but wakes "
+		"no waiter (mm/userfaultfd.c wakes only MISSING ranges)",
+		woke, "the thread stayed blocked after UNREGISTER until UFFDIO_WAKE");
 }
 
 /* I6: mprotect round trips keep the protection of protected pages only */
@@ -866,7 +964,7 @@ RWP_TEST(madv_dontneed_drops_protection)
 	CHECK(madvise(m.addr, page_size(), MADV_DONTNEED) == 0, "MADV_DONTNEED");
 	CHECK(!page_uffd_bit(m.addr), "uffd bit on a zapped page");
 	CHECK(m.addr[0] == 0, "a dropped anon page reads 0x%x, want a zero page", m.addr[0]);
-	expect_no_message(fd, "access after MADV_DONTNEED");
+	want_quiet(fd, "access after MADV_DONTNEED");
 	CHECK(page_uffd_bit(m.addr + page_size()), "the next page lost its protection");
 }
 
@@ -891,7 +989,7 @@ RWP_TEST(prot_none_over_rwp_is_sigsegv_then_rwp_again)
 		(void)*(volatile char *)m.addr;
 		FAIL("a read of the PROT_NONE RWP VMA succeeded");
 	}
-	expect_no_message(fd, "access to PROT_NONE");
+	want_quiet(fd, "access to PROT_NONE");
 	CHECK(mprotect(m.addr, m.len, PROT_READ | PROT_WRITE) == 0, "mprotect(RW)");
 	read_faults_until_resolved(fd, m.addr, page_size());
 }
@@ -915,7 +1013,7 @@ RWP_TEST(fork_without_event_child_unprotected)
 	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	      "child access to the protected copy: status 0x%x", status);
-	expect_no_message(fd, "child access");
+	want_quiet(fd, "child access");
 	CHECK(page_uffd_bit(m.addr), "the parent lost its protection across fork");
 }
 

@@ -32,9 +32,6 @@
 #define PM_SCAN_CHECK_WPASYNC (1 << 1)
 #endif
 
-#ifndef MADV_PAGEOUT
-#define MADV_PAGEOUT 21
-#endif
 
 #define NP 4
 #define PFN_MASK ((1ULL << 55) - 1)
@@ -101,38 +98,14 @@ static int vma_bounds(void *addr, unsigned long *lo, unsigned long *hi)
 	return found;
 }
 
-/* The API line of the fd's fdinfo ("aa:features:ioctls"). */
-static void fdinfo_api(int fd, char *buf, size_t len)
-{
-	char path[64], line[128];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = fopen(path, "r");
-	CHECK(f != NULL, "open %s", path);
-	buf[0] = '\0';
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "API:\t", 5))
-			snprintf(buf, len, "%s", line + 5);
-	fclose(f);
-	buf[strcspn(buf, "\n")] = '\0';
-	CHECK(buf[0], "fdinfo of fd %d has no API line", fd);
-}
-
 /* Waits up to ms for pid; returns 1 with *status, or 0 if it is still running. */
 static int wait_pid_ms(pid_t pid, int *status, int ms)
 {
-	struct timespec step = { 0, 1000000 };
+	pid_t r = 0;
 
-	for (int i = 0; i <= ms; i++) {
-		pid_t r = waitpid(pid, status, WNOHANG);
-
-		if (r == pid)
-			return 1;
-		CHECK(r == 0, "waitpid %d", pid);
-		nanosleep(&step, NULL);
-	}
-	return 0;
+	WAIT_UNTIL((r = waitpid(pid, status, WNOHANG)) != 0, ms);
+	CHECK(r == 0 || r == pid, "waitpid %d", pid);
+	return r == pid;
 }
 
 static void sleep_ms(int ms)
@@ -180,14 +153,12 @@ static int write_segv(void *addr)
 {
 	struct sigaction sa = { .sa_handler = on_segv, .sa_flags = SA_NODEFER }, old;
 	struct segv_writer w = { .addr = addr };
-	struct timespec step = { 0, 1000000 };
 
 	CHECK(sigaction(SIGSEGV, &sa, &old) == 0, "sigaction");
 	errno = pthread_create(&w.thread, NULL, segv_writer_fn, &w);
 	CHECK(errno == 0, "pthread_create");
-	for (int i = 0; i < RWP_WAIT_MS && !__atomic_load_n(&w.done, __ATOMIC_ACQUIRE); i++)
-		nanosleep(&step, NULL);
-	CHECK(w.done, "the write to %p blocked", addr);
+	CHECK(WAIT_UNTIL(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE), RWP_WAIT_MS),
+	      "the write to %p blocked", addr);
 	pthread_join(w.thread, NULL);
 	sigaction(SIGSEGV, &old, NULL);
 	return w.segv;
@@ -420,33 +391,43 @@ RWP_TEST(register_skips_holes_and_splits)
 	      "only the middle VMA may be 'ur'");
 }
 
-/* B21: re-registering with RWP alone over MISSING|RWP reports success but keeps MISSING */
+/*
+ * B21: re-registering with a subset of the current modes that keeps RWP changes
+ * nothing (long-standing uffd behaviour): MISSING stays, and the ioctls are
+ * those of MISSING|RWP, which are RWP's; dropping MISSING takes an UNREGISTER
+ */
 RWP_TEST(reregister_subset_keeps_missing)
 {
-	__u64 ioctls = 0;
+	__u64 ioctls = 0, both = 0;
 	struct accessor acc;
-	struct uffd_msg msg;
-	int fd, n;
-	char *p = mem_rwp(MEM_ANON, NP, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP).addr;
+	size_t ps = page_size();
+	int fd;
+	char *p = map_anon(NP * ps);
 
-	CHECK(madvise(p + page_size(), page_size(), MADV_DONTNEED) == 0, "DONTNEED page 1");
-	ok(uffd_register(fd, p, NP * page_size(), UFFDIO_REGISTER_MODE_RWP, &ioctls),
+	require_rwp();
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	ok(uffd_register(fd, p, NP * ps, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP,
+			 &both), "REG(MISSING|RWP)");
+	ok(uffd_register(fd, p, NP * ps, UFFDIO_REGISTER_MODE_RWP, &ioctls),
 	   "REG(RWP) over MISSING|RWP");
-	CHECK(ioctls == 0x33C, "ioctls 0x%llx, want 0x33C", (unsigned long long)ioctls);
-	accessor_start(&acc, p + page_size(), 0, 0);
-	n = uffd_read_msg(fd, &msg, 1000);
-	if (n == 1) {
-		ok(zeropage(fd, p + page_size(), page_size()), "ZEROPAGE to release the reader");
-		CHECK(msg.arg.pagefault.flags == 0, "flags 0x%llx, want a MISSING read fault",
-		      (unsigned long long)msg.arg.pagefault.flags);
-	}
+	CHECK(ioctls == 0x33C && both == 0x33C, "ioctls 0x%llx after REG(RWP), 0x%llx after "
+	      "REG(MISSING|RWP), want 0x33C both", (unsigned long long)ioctls,
+	      (unsigned long long)both);
+	CHECK(has_vmflag(p, "um") && has_vmflag(p, "ur"), "VmFlags lost um or ur");
+	CHECK(madvise(p + ps, ps, MADV_DONTNEED) == 0, "DONTNEED page 1");
+	accessor_start(&acc, p + ps, 0, 0);
+	want_fault(fd, 0, (unsigned long)p + ps);
+	ok(zeropage(fd, p + ps, ps), "ZEROPAGE to release the reader");
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the reader of the unpopulated page did not finish");
-	rwp_diag("after REG(RWP): VmFlags has um %d; first touch raised %s", has_vmflag(p, "um"),
-		 n == 1 ? "a MISSING fault" : "no fault");
-	RWP_EXPECT_FAIL("B21: userfaultfd_register_range() skips a VMA whose flags already "
-			"contain all requested bits (uffd.c:2344-2346), so MISSING stays although "
-			"the ioctl reports the RWP-only ioctls");
-	CHECK(!has_vmflag(p, "um") && n == 0, "MISSING is still registered");
+	refused(uffd_register(fd, p, NP * ps, UFFDIO_REGISTER_MODE_MISSING, NULL), EBUSY,
+		"REG(MISSING) dropping RWP");
+	ok(uffd_unregister(fd, p, NP * ps), "UNREGISTER");
+	ok(uffd_register(fd, p, NP * ps, UFFDIO_REGISTER_MODE_RWP, NULL), "REG(RWP) afresh");
+	CHECK(!has_vmflag(p, "um") && has_vmflag(p, "ur"), "after UNREGISTER and REG(RWP) VmFlags "
+	      "are not ur alone");
+	CHECK(madvise(p + 2 * ps, ps, MADV_DONTNEED) == 0, "DONTNEED page 2");
+	CHECK(p[2 * ps] == 0, "the dropped page 2 reads 0x%x", p[2 * ps]);
+	want_quiet(fd, "first touch of an unpopulated page without MISSING");
 }
 
 /* B22: registering arms nothing: no faults, bit 57 clear, every present page ACCESSED */
@@ -648,7 +629,7 @@ static void shmem_thp_body(void *arg)
 	arm(fd, p, len);
 	e = pagemap_entry(p + 4096);
 	accessor_start(&acc, p + 4096, 0, 0);
-	got = uffd_read_msg(fd, &msg, 1000);
+	got = uffd_read_msg(fd, &msg, RWP_WAIT_MS);
 	if (got == 1)
 		disarm(fd, p, len);
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the reader did not finish");
@@ -656,11 +637,11 @@ static void shmem_thp_body(void *arg)
 	rwp_diag("after RWP: pagemap 0x%llx (present %d, uffd %d); the read %s",
 		 (unsigned long long)e, (int)(e >> PM_PRESENT_BIT & 1), (int)(e >> PM_UFFD_BIT & 1),
 		 got == 1 ? "faulted" : "was silent");
-	RWP_EXPECT_FAIL("C16: change_pmd_range() splits (zaps) a file PMD for RWP "
-			"(mprotect.c:446-455, huge_memory.c:3210-3239) and installs nothing, so "
-			"the next access refaults through shmem_fault without an RWP fault");
-	CHECK(got == 1 && msg.arg.pagefault.flags == UFFD_PAGEFAULT_FLAG_RWP,
-	      "a read of the protected shmem THP raised no RWP fault");
+	FINDING("C16: change_pmd_range() splits (zaps) a file PMD for RWP "
+		"(mprotect.c:446-455, huge_memory.c:3210-3239) and installs nothing, so "
+		"the next access refaults through shmem_fault without an RWP fault",
+		got == 1 && msg.arg.pagefault.flags == UFFD_PAGEFAULT_FLAG_RWP,
+		"a read of the protected shmem THP raised no RWP fault");
 }
 
 static char shmem_thp_saved[64];
@@ -712,10 +693,10 @@ RWP_TEST(rwprotect_via_other_uffd)
 		CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the reader did not resume after WAKE");
 		CHECK(acc.value == 'a', "read 0x%x", acc.value);
 	}
-	RWP_EXPECT_FAIL("C17: mrwprotect_range() checks only userfaultfd_rwp(vma) "
-			"(uffd.c:1198-1199), never that the VMA's ctx is the caller's; the wake "
-			"then goes to the caller's ctx (uffd.c:4313-4317)");
-	CHECK(r != 0, "RWPROTECT via fd1 on fd2's range returned 0");
+	FINDING("C17: mrwprotect_range() checks only userfaultfd_rwp(vma) "
+		"(uffd.c:1198-1199), never that the VMA's ctx is the caller's; the wake "
+		"then goes to the caller's ctx (uffd.c:4313-4317)",
+		r != 0, "RWPROTECT via fd1 on fd2's range returned 0");
 }
 
 /* C18: a monitor process holding the uffd protects and resolves the target's pages */
@@ -1202,7 +1183,7 @@ RWP_TEST(set_mode_async_wakes_missing_waiter)
 	accessor_start(&acc, p + ps, 0, 0);
 	blocked_with(fd, &acc, 0, p + ps);
 	ok(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "SET_MODE(enable=RWP_ASYNC)");
-	n = uffd_read_msg(fd, &msg, 1000);
+	n = uffd_read_msg(fd, &msg, RWP_WAIT_MS);
 	CHECK(!acc.done, "the MISSING waiter finished without a fill");
 	ok(zeropage(fd, p + ps, ps), "ZEROPAGE");
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the reader did not resume after ZEROPAGE");
@@ -1210,9 +1191,9 @@ RWP_TEST(set_mode_async_wakes_missing_waiter)
 		rwp_diag("second message: event 0x%x flags 0x%llx at 0x%llx", msg.event,
 			 (unsigned long long)msg.arg.pagefault.flags,
 			 (unsigned long long)msg.arg.pagefault.address);
-	RWP_EXPECT_FAIL("F7: SET_MODE wakes every waiter with range.len = 0 (uffd.c:4410-4419), "
-			"so a MISSING waiter refaults and queues a duplicate MISSING message");
-	CHECK(n == 0, "SET_MODE(async) produced a duplicate message for the MISSING waiter");
+	FINDING("F7: SET_MODE wakes every waiter with range.len = 0 (uffd.c:4410-4419), "
+		"so a MISSING waiter refaults and queues a duplicate MISSING message",
+		n == 0, "SET_MODE(async) produced a duplicate message for the MISSING waiter");
 }
 
 struct forker {
@@ -1311,11 +1292,12 @@ RWP_TEST(scan_inverted_includes_unpopulated)
 		 k > 1 ? (unsigned long long)r[1].end : 0ULL, (void *)p);
 	CHECK(k >= 1 && r[0].start == (unsigned long)p && r[0].end >= (unsigned long)p + 4 * ps,
 	      "(b) does not start with the 4 protected pages");
-	RWP_EXPECT_FAIL("G4: pte_none entries and pte holes have no ACCESSED bit "
-			"(task_mmu.c:2442-2454, 3083-3104), so the inverted scan reports every "
-			"unpopulated page; rst 444-446 says only still-protected PTEs");
-	CHECK(k == 1 && r[0].end == (unsigned long)p + 4 * ps,
-	      "(b) the inverted scan reports unpopulated pages too");
+	FINDING("G4: pte_none entries and pte holes have no ACCESSED bit "
+		"(task_mmu.c:2442-2454, 3083-3104), so the inverted scan reports every "
+		"unpopulated page; rst 445-446 says it reports only the still-protected PTEs "
+		"and rst 449 that pte_none pages never appear",
+		k == 1 && r[0].end == (unsigned long)p + 4 * ps,
+		"(b) the inverted scan reports unpopulated pages too");
 }
 
 /* G5: swapped pages: a protected one scans SWAPPED only, an accessed one SWAPPED|ACCESSED */
@@ -1332,8 +1314,7 @@ RWP_TEST(scan_swapped_pages)
 	require_swap(NULL, 0, NULL);
 	p = mem_rwp(MEM_ANON, 2, &fd, 0, UFFDIO_REGISTER_MODE_RWP).addr;
 	arm(fd, p, ps);
-	CHECK(madvise(p, 2 * ps, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
-	want_bits(p, 2, PM_SWAP_BIT, 1, "after MADV_PAGEOUT");
+	swap_out(p, 2);
 	CHECK(pm_bit(p, PM_UFFD_BIT) && !pm_bit(p + ps, PM_UFFD_BIT),
 	      "bit 57: protected %d, accessed %d", pm_bit(p, PM_UFFD_BIT), pm_bit(p + ps, PM_UFFD_BIT));
 	arg = (struct pm_scan_arg){ .size = sizeof(arg), .start = (unsigned long)p,
@@ -1360,7 +1341,7 @@ RWP_TEST(move_out_of_rwp_source)
 	struct accessor acc;
 	__s64 moved = 0;
 	char *src, *dst;
-	int fd, err = 0, bit, i;
+	int fd, err = 0, bit;
 
 	require_rwp();
 	require_swap(NULL, 0, NULL);
@@ -1370,8 +1351,8 @@ RWP_TEST(move_out_of_rwp_source)
 	dst = map_anon(2 * ps);
 	ok(uffd_register(fd, dst, 2 * ps, UFFDIO_REGISTER_MODE_MISSING, NULL), "REG dst MISSING");
 	arm(fd, src, 2 * ps);
-	CHECK(madvise(src + ps, ps, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
-	CHECK(pm_bit(src + ps, PM_SWAP_BIT) && pm_bit(src + ps, PM_UFFD_BIT),
+	swap_out(src + ps, 1);
+	CHECK(pm_bit(src + ps, PM_UFFD_BIT),
 	      "src page 1 is not a protected swap entry (0x%llx)",
 	      (unsigned long long)pagemap_entry(src + ps));
 
@@ -1383,12 +1364,8 @@ RWP_TEST(move_out_of_rwp_source)
 	want_quiet(fd, "read of the moved present page");
 
 	/* A swap entry whose folio is still in the swap cache is EBUSY for a while. */
-	for (i = 0; i < 50; i++) {
-		err = uffd_move(fd, dst + ps, src + ps, ps, &moved);
-		if (err != -EBUSY && err != -EAGAIN)
-			break;
-		sleep_ms(20);
-	}
+	WAIT_UNTIL((err = uffd_move(fd, dst + ps, src + ps, ps, &moved)) != -EBUSY && err != -EAGAIN,
+		   RWP_WAIT_MS);
 	ok(err, "MOVE the swapped page");
 	CHECK(pm_bit(dst + ps, PM_SWAP_BIT), "dst page 1 is not a swap entry (0x%llx)",
 	      (unsigned long long)pagemap_entry(dst + ps));
@@ -1399,9 +1376,9 @@ RWP_TEST(move_out_of_rwp_source)
 	want_quiet(fd, "read of the moved swapped page");
 	rwp_diag("moved swap entry: bit 57 %d before swap-in, %d after", bit,
 		 pm_bit(dst + ps, PM_UFFD_BIT));
-	RWP_EXPECT_FAIL("I17: move_swap_pte() keeps the source's swap-PTE uffd bit "
-			"(uffd.c:1449-1455), so the page lands in a non-RWP VMA still marked");
-	CHECK(!bit, "the swapped page arrived with the uffd bit in a non-RWP VMA");
+	FINDING("I17: move_swap_pte() keeps the source's swap-PTE uffd bit "
+		"(uffd.c:1449-1455), so the page lands in a non-RWP VMA still marked",
+		!bit, "the swapped page arrived with the uffd bit in a non-RWP VMA");
 }
 
 /* G7, G8: WP categories never show in RWP VMAs; CHECK_WPASYNC is EPERM, WP_MATCHING skips them */
@@ -1442,13 +1419,17 @@ RWP_TEST(scan_wp_categories_on_rwp)
 	want_quiet(fd, "unprotected read after WP_MATCHING");
 }
 
-/* G10: pages filled by COPY or ZEROPAGE count as ACCESSED */
+/*
+ * G10: ACCESSED means "not RWP-protected": pages installed by COPY or ZEROPAGE
+ * report it, like the pages present at REG (B22), until an RWPROTECT arms them
+ */
 RWP_TEST(scan_filled_pages_are_accessed)
 {
 	size_t ps = page_size();
 	struct page_region r[4];
+	struct pm_scan_arg arg;
 	char *src;
-	int fd;
+	int fd, pfd;
 	char *p = mem_rwp(MEM_ANON, NP, &fd, 0, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP).addr;
 	long k;
 
@@ -1459,12 +1440,26 @@ RWP_TEST(scan_filled_pages_are_accessed)
 	ok(zeropage(fd, p + ps, ps), "ZEROPAGE page 1");
 	want_quiet(fd, "filling");
 	want_bits(p, 2, PM_UFFD_BIT, 0, "filled pages");
+	want_bits(p, 2, PM_PRESENT_BIT, 1, "filled pages");
 	k = scan_pages(p, 2 * ps, PAGE_IS_ACCESSED, 0, r, 4);
-	CHECK(k == 1 && r[0].end - r[0].start == 2 * ps, "filled pages: %ld ACCESSED regions", k);
-	RWP_EXPECT_FAIL("G10: ACCESSED means only 'no uffd bit' (task_mmu.c:2458-2466); pages "
-			"installed by COPY/ZEROPAGE were never accessed by the program, while "
-			"pagemap.rst says 'has been accessed since RWP was applied'");
-	CHECK(k == 0, "pages no user code touched are reported ACCESSED");
+	CHECK(k == 1 && r[0].start == (unsigned long)p && r[0].end == (unsigned long)p + 2 * ps,
+	      "filled pages: %ld ACCESSED regions, want both pages", k);
+	arg = (struct pm_scan_arg){ .size = sizeof(arg), .start = (unsigned long)p,
+				    .end = (unsigned long)p + 2 * ps, .vec = (unsigned long)r,
+				    .vec_len = 4, .category_mask = PAGE_IS_PRESENT | PAGE_IS_ACCESSED,
+				    .category_inverted = PAGE_IS_ACCESSED,
+				    .return_mask = PAGE_IS_ACCESSED };
+	pfd = open("/proc/self/pagemap", O_RDONLY);
+	CHECK(pfd >= 0, "open pagemap");
+	k = ioctl(pfd, PAGEMAP_SCAN, &arg);
+	close(pfd);
+	CHECK(k == 0, "PRESENT and not ACCESSED: %ld regions among the filled pages", k);
+	arm(fd, p, 2 * ps);
+	want_bits(p, 2, PM_UFFD_BIT, 1, "filled pages after RWPROTECT (the zero page too)");
+	k = scan_pages(p, 2 * ps, PAGE_IS_ACCESSED, 0, r, 4);
+	CHECK(k == 0, "after RWPROTECT: %ld ACCESSED regions", k);
+	disarm(fd, p, 2 * ps);
+	CHECK(p[3] == 'S' && p[ps + 3] == 0, "filled pages read 0x%x 0x%x", p[3], p[ps + 3]);
 }
 
 /* G11: VmFlags show ur, um ur, and neither after unregister */
@@ -1754,7 +1749,7 @@ static void *race_mm(void *arg)
  * moves; the handler's RWPROTECT may hit the old address just after a move
  * and fail, which is harmless.
  */
-/* D6, I1, I9: fork and mremap racing with protect, resolve and faults: no hang, no lost data */
+/* I19: fork and mremap racing with protect, resolve and faults: no hang, no lost data */
 RWP_TEST(race_fork_mremap_with_faults)
 {
 	struct race r = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -1870,46 +1865,68 @@ static char *sysv_attach(size_t len, int flags)
 	return p;
 }
 
-/* B10: SysV SHM, also SHM_HUGETLB, is refused for RWP and for MISSING, which the rst promises */
+/* The same ctx takes memfd memory of type t: a refusal below is about the SysV VMA. */
+static void register_control(int fd, enum mem_type t)
+{
+	struct mem ctl = mem_map(t, 1);
+
+	ok(uffd_register(fd, ctl.addr, ctl.len, UFFDIO_REGISTER_MODE_RWP, NULL),
+	   t == MEM_HUGETLB ? "control REG(RWP) on memfd hugetlb" : "control REG(RWP) on memfd shmem");
+	ok(uffd_unregister(fd, ctl.addr, ctl.len), "control UNREGISTER");
+	munmap(ctl.addr, ctl.len);
+	close(ctl.fd);
+}
+
+/*
+ * B10: plain SysV SHM has never been registrable (its VMAs carry shm_vm_ops,
+ * not shmem's): RWP, MISSING and MINOR are refused
+ */
 RWP_TEST(register_sysv_shm_refused)
 {
-	static const struct { const char *name; int flags; } seg[] = {
-		{ "SysV SHM", 0 }, { "SysV SHM_HUGETLB", SHM_HUGETLB },
-	};
-	int fd, i, missing[2];
-	struct mem ctl;
-	char what[96];
+	size_t len = 4 * page_size();
+	int fd;
+	char *p;
 
 	require_rwp();
-	fd = uffd_new(UFFD_FEATURE_RWP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS);
-	/* The same ctx takes memfd shmem and hugetlb: the refusal is about the SysV VMA. */
-	for (i = 0; i < 2; i++) {
-		ctl = mem_map(i ? MEM_HUGETLB : MEM_SHMEM, 1);
-		ok(uffd_register(fd, ctl.addr, ctl.len, UFFDIO_REGISTER_MODE_RWP, NULL),
-		   i ? "control REG(RWP) on memfd hugetlb" : "control REG(RWP) on memfd shmem");
-		ok(uffd_unregister(fd, ctl.addr, ctl.len), "control UNREGISTER");
-		munmap(ctl.addr, ctl.len);
-		close(ctl.fd);
-	}
-	for (i = 0; i < 2; i++) {
-		size_t len = seg[i].flags ? HPAGE_SIZE : 4 * page_size();
-		char *p = sysv_attach(len, seg[i].flags);
+	fd = uffd_new(UFFD_FEATURE_RWP | UFFD_FEATURE_MISSING_SHMEM |
+		      (uffd_kernel_features() & UFFD_FEATURE_MINOR_SHMEM));
+	register_control(fd, MEM_SHMEM);
+	p = sysv_attach(len, 0);
+	refused(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_RWP, NULL), EINVAL, "REG(RWP) on SysV SHM");
+	refused(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_MISSING, NULL), EINVAL,
+		"REG(MISSING) on SysV SHM");
+	if (uffd_kernel_features() & UFFD_FEATURE_MINOR_SHMEM)
+		refused(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_MINOR, NULL), EINVAL,
+			"REG(MINOR) on SysV SHM");
+	CHECK(!has_vmflag(p, "um") && !has_vmflag(p, "ur"), "a refused REG left VmFlags um or ur");
+	CHECK(shmdt(p) == 0, "shmdt");
+}
 
-		snprintf(what, sizeof(what), "REG(RWP) on %s", seg[i].name);
-		refused(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_RWP, NULL), EINVAL, what);
-		missing[i] = uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_MISSING, NULL);
-		rwp_diag("%s: REG(RWP) EINVAL, REG(MISSING) %s", seg[i].name,
-			 missing[i] ? strerror(-missing[i]) : "0");
-		/* Anything but the known EINVAL is a new behaviour, not the finding. */
-		CHECK(missing[i] == 0 || missing[i] == -EINVAL, "REG(MISSING) on %s: %s",
-		      seg[i].name, strerror(-missing[i]));
-		CHECK(shmdt(p) == 0, "shmdt");
-	}
-	RWP_EXPECT_FAIL("B10: shm_vm_ops (ipc/shm.c:683-693) has no .uffd_ops, so vma_uffd_ops() "
-			"is NULL and vma_can_userfault() refuses every mode (uffd.c:83-88, "
-			"2222-2223); rst 105-109 says MISSING_SHMEM covers IPCSHM");
-	CHECK(missing[0] == 0 && missing[1] == 0, "REG(MISSING) on SysV SHM was refused (%s, %s)",
-	      strerror(-missing[0]), strerror(-missing[1]));
+/*
+ * B10: SHM_HUGETLB segments are hugetlbfs VMAs, registrable for MISSING before
+ * the vm_uffd_ops conversion, which the rst still promises
+ */
+RWP_TEST(register_sysv_shm_hugetlb)
+{
+	int fd, missing, rwp;
+	char *p;
+
+	require_rwp();
+	fd = uffd_new(UFFD_FEATURE_RWP | UFFD_FEATURE_MISSING_HUGETLBFS);
+	register_control(fd, MEM_HUGETLB);
+	p = sysv_attach(HPAGE_SIZE, SHM_HUGETLB);
+	rwp = uffd_register(fd, p, HPAGE_SIZE, UFFDIO_REGISTER_MODE_RWP, NULL);
+	missing = uffd_register(fd, p, HPAGE_SIZE, UFFDIO_REGISTER_MODE_MISSING, NULL);
+	rwp_diag("SHM_HUGETLB: REG(RWP) %s, REG(MISSING) %s", rwp ? strerror(-rwp) : "0",
+		 missing ? strerror(-missing) : "0");
+	/* Anything but the known EINVAL is a new behaviour, not the finding. */
+	CHECK(missing == 0 || missing == -EINVAL, "REG(MISSING): %s", strerror(-missing));
+	FINDING("B10: shm_vm_ops (ipc/shm.c:683-693) has no .uffd_ops, so vma_uffd_ops() is NULL "
+		"and vma_can_userfault() refuses a SHM_HUGETLB VMA that is_vm_hugetlb_page() "
+		"accepted before the vm_uffd_ops conversion (uffd.c:83-88, 2221-2223); rst "
+		"105-107 and 319-320 promise hugetlbfs",
+		missing == 0, "REG(MISSING) on a SHM_HUGETLB segment was refused");
+	CHECK(shmdt(p) == 0, "shmdt");
 }
 
 /* C14: a page swapped out unprotected is armed by RWPROTECT on its swap entry */
@@ -1926,9 +1943,8 @@ RWP_TEST(rwprotect_arms_swap_entry)
 	require_rwp();
 	require_swap(NULL, 0, NULL);
 	p = mem_rwp(MEM_ANON, 2, &fd, 0, UFFDIO_REGISTER_MODE_RWP).addr;
-	CHECK(madvise(p, ps, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
 	/* Without a real swap entry the test would only re-test C1 on a present page. */
-	want_bits(p, 1, PM_SWAP_BIT, 1, "page 0 after MADV_PAGEOUT (not swapped)");
+	swap_out(p, 1);
 	want_bits(p, 1, PM_PRESENT_BIT, 0, "page 0 after MADV_PAGEOUT (still present)");
 	want_bits(p, 1, PM_UFFD_BIT, 0, "unprotected swap entry");
 	arm(fd, p, ps);

@@ -87,16 +87,10 @@ static void job_start(struct job *j, long (*fn)(struct job *))
 /* Did the job finish within ms? Joins it if so. */
 static int job_wait(struct job *j, int ms)
 {
-	struct timespec step = { 0, 1000000 };
-
-	for (int i = 0; i <= ms; i++) {
-		if (__atomic_load_n(&j->done, __ATOMIC_ACQUIRE)) {
-			pthread_join(j->thread, NULL);
-			return 1;
-		}
-		nanosleep(&step, NULL);
-	}
-	return 0;
+	if (!WAIT_UNTIL(__atomic_load_n(&j->done, __ATOMIC_ACQUIRE), ms))
+		return 0;
+	pthread_join(j->thread, NULL);
+	return 1;
 }
 
 static void job_finishes(struct job *j, const char *what)
@@ -335,11 +329,11 @@ RWP_TEST(fork_event_abandoned_leaves_child_clean)
 	CHECK(!page_uffd_bit(p), "the parent's range is still protected after the uffd's release");
 	rwp_diag("child: uffd bit before access %d, after access %d", WEXITSTATUS(status) & 1,
 		 !!(WEXITSTATUS(status) & 2));
-	RWP_EXPECT_FAIL("I5: userfaultfd_event_wait_completion() hands the child's new ctx to "
-			"userfaultfd_release_new(), which only resets the VMAs' ctx; the PTEs copied "
-			"as PAGE_NONE plus _PAGE_UFFD (memory.c copy_present_ptes) keep the uffd bit "
-			"in a VMA that is no longer registered");
-	CHECK(!(WEXITSTATUS(status) & 1), "the child's unregistered copy carries the uffd bit");
+	FINDING("I5: userfaultfd_event_wait_completion() hands the child's new ctx to "
+		"userfaultfd_release_new(), which only resets the VMAs' ctx; the PTEs copied "
+		"as PAGE_NONE plus _PAGE_UFFD (memory.c copy_present_ptes) keep the uffd bit "
+		"in a VMA that is no longer registered",
+		!(WEXITSTATUS(status) & 1), "the child's unregistered copy carries the uffd bit");
 	CHECK(!(WEXITSTATUS(status) & 2), "the uffd bit survived the child's access");
 }
 
@@ -899,7 +893,11 @@ static void k5_child(enum mem_type type, struct k5_shared *sh)
 	_exit(0);
 }
 
-/* K5: FOLL_FORCE access to an RWP VMA made PROT_NONE must neither hang nor go unrecorded */
+/*
+ * K5: once an RWP VMA is PROT_NONE, a tracer's FOLL_FORCE access behaves as on
+ * any PROT_NONE VMA: reads succeed, writes succeed on private mappings only,
+ * with no uffd message and the uffd bits kept
+ */
 RWP_TEST_MEM(proc_mem_on_prot_none_rwp_vma)
 {
 	struct k5_shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
@@ -907,7 +905,7 @@ RWP_TEST_MEM(proc_mem_on_prot_none_rwp_vma)
 	char path[64], rbuf[16], wbuf[16];
 	ssize_t r, w;
 	long peek;
-	int status, mfd, peek_err;
+	int status, mfd, peek_err, w_err;
 	pid_t pid;
 
 	require_rwp();
@@ -924,6 +922,7 @@ RWP_TEST_MEM(proc_mem_on_prot_none_rwp_vma)
 	CHECK(mfd >= 0, "open %s", path);
 	r = pread(mfd, rbuf, sizeof(rbuf), (off_t)(unsigned long)(sh->addr + sh->unit));
 	w = pwrite(mfd, wbuf, sizeof(wbuf), (off_t)(unsigned long)(sh->addr + 2 * sh->unit));
+	w_err = errno;
 	errno = 0;
 	peek = ptrace(PTRACE_PEEKDATA, pid, sh->addr + 3 * sh->unit, NULL);
 	peek_err = errno;
@@ -934,18 +933,17 @@ RWP_TEST_MEM(proc_mem_on_prot_none_rwp_vma)
 	rwp_diag("%s: forced read %zd, write %zd, peek %s; units 1-3 still protected: %d %d %d",
 		 mem_names[type], r, w, peek_err ? strerror(peek_err) : "ok", sh->prot[1],
 		 sh->prot[2], sh->prot[3]);
-	if (r == (ssize_t)sizeof(rbuf))
-		CHECK(rbuf[0] == mem_unit_pattern(1), "forced read returned 0x%x", rbuf[0]);
-	if (!peek_err)
-		CHECK((char)peek == mem_unit_pattern(3), "PEEKDATA returned 0x%lx", peek);
-	CHECK(sh->prot[0], "unit 0 (not accessed) lost its protection");
-	RWP_EXPECT_FAIL("K5: gup_can_follow_protnone() (include/linux/mm.h) lets FOLL_FORCE "
-			"follow the RWP PAGE_NONE PTE once the VMA is PROT_NONE, so a tracer's "
-			"/proc/pid/mem reads, PTRACE_PEEKDATA and (private mappings) writes succeed "
-			"while the units keep their uffd bit: neither denied nor recorded");
-	CHECK(!(r > 0 && sh->prot[1]), "a forced read bypassed RWP");
-	CHECK(!(w > 0 && sh->prot[2]), "a forced write bypassed RWP");
-	CHECK(!(!peek_err && sh->prot[3]), "PTRACE_PEEKDATA bypassed RWP");
+	CHECK(r == (ssize_t)sizeof(rbuf) && rbuf[0] == mem_unit_pattern(1),
+	      "the forced read returned %zd, byte 0x%x", r, r > 0 ? rbuf[0] : 0);
+	CHECK(!peek_err && (char)peek == mem_unit_pattern(3), "PTRACE_PEEKDATA: %s, 0x%lx",
+	      peek_err ? strerror(peek_err) : "ok", peek);
+	if (type == MEM_SHMEM || type == MEM_HUGETLB)
+		CHECK(w == -1, "a forced write to a shared PROT_NONE mapping returned %zd", w);
+	else
+		CHECK(w == (ssize_t)sizeof(wbuf), "a forced write to a private PROT_NONE mapping "
+		      "returned %zd (%s)", w, w < 0 ? strerror(w_err) : "short");
+	for (int i = 0; i < NU; i++)
+		CHECK(sh->prot[i], "unit %d lost its uffd bit to a forced access", i);
 }
 
 /*
@@ -1087,7 +1085,7 @@ static void *stress_handler_fn(void *arg)
 	return NULL;
 }
 
-/* D6, D8: protect, fault and resolve from several threads at once: no hang, no lost wake-up, no corruption */
+/* D17: protect, fault and resolve from several threads at once: no hang, no lost wake-up, no corruption */
 RWP_TEST(concurrent_protect_fault_resolve)
 {
 	size_t len = STRESS_PAGES * page_size();
@@ -1119,12 +1117,7 @@ RWP_TEST(concurrent_protect_fault_resolve)
 	/* No more protection: every blocked worker must now get through on the handler's resolves alone. */
 	__atomic_store_n(&s.stop, 1, __ATOMIC_RELEASE);
 	for (i = 0; i < STRESS_WORKERS; i++) {
-		struct timespec ms = { 0, 1000 * 1000 };
-		int waited = 0;
-
-		while (!__atomic_load_n(&w[i].done, __ATOMIC_ACQUIRE) && waited++ < RWP_WAIT_MS)
-			nanosleep(&ms, NULL);
-		CHECK(w[i].done, "worker %d still blocked %d ms after protection stopped "
+		CHECK(WAIT_UNTIL(__atomic_load_n(&w[i].done, __ATOMIC_ACQUIRE), RWP_WAIT_MS), "worker %d still blocked %d ms after protection stopped "
 		      "(%ld messages handled): a lost wake-up", i, RWP_WAIT_MS, s.messages);
 		pthread_join(w[i].thread, NULL);
 	}

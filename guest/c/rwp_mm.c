@@ -12,9 +12,6 @@
 #include "rwp_mem.h"
 #include <sys/swap.h>
 
-#ifndef MADV_PAGEOUT
-#define MADV_PAGEOUT 21
-#endif
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
 #endif
@@ -87,11 +84,11 @@ static void read_faults(int fd, char *p, unsigned long base, size_t len, char wa
 }
 
 /*
- * The findings' check: the page at p should still carry the uffd bit and a
- * read of it should raise an RWP fault. Both are looked at before failing,
- * so the diagnostic tells how much of the protection was lost.
+ * Reads p from a thread: is it still protected, i.e. did the read raise an RWP
+ * fault at its page, with the uffd bit set before? The read must finish and
+ * return want either way (the fault is resolved).
  */
-static void want_still_protected(int fd, char *p, char want, const char *what)
+static int still_protected(int fd, char *p, char want, const char *what)
 {
 	unsigned long base = (unsigned long)p & ~(page_size() - 1);
 	uint64_t e = pagemap_entry(p);
@@ -106,21 +103,19 @@ static void want_still_protected(int fd, char *p, char want, const char *what)
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "%s: the reader did not finish", what);
 	printf("# %s: pagemap 0x%llx, %s, read 0x%x (want 0x%x)\n", what, (unsigned long long)e,
 	       got ? "a message" : "no message", acc.value, want);
-	if (!((e >> PM_UFFD_BIT) & 1) || !got || msg.arg.pagefault.flags != UFFD_PAGEFAULT_FLAG_RWP ||
-	    msg.arg.pagefault.address != base)
-		FAIL("%s is no longer protected", what);
 	CHECK(acc.value == want, "%s: read 0x%x, want 0x%x", what, acc.value, want);
+	return ((e >> PM_UFFD_BIT) & 1) && got && msg.arg.pagefault.flags == UFFD_PAGEFAULT_FLAG_RWP &&
+	       msg.arg.pagefault.address == base;
 }
 
 /* ---- reclaim ---- */
 
-/* MADV_PAGEOUT of the range; fails unless every page ends up in swap (bit 62). */
+/* Every page of the range in swap (bit 62), and the kernel counted the writes. */
 static void page_out(void *addr, size_t len)
 {
 	long long out0 = vmstat("pswpout");
 
-	CHECK(madvise(addr, len, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
-	want_bits(addr, len / page_size(), PM_SWAP_BIT, 1, "after MADV_PAGEOUT (swapped)");
+	swap_out(addr, len / page_size());
 	want_grown("pswpout", out0);
 }
 
@@ -533,9 +528,10 @@ RWP_TEST(collapse_drops_protection_shmem)
 	want_grown("thp_collapse_alloc", c0);
 	CHECK(kb_field("/proc/meminfo", NULL, "ShmemHugePages") >= huge0 + 2048,
 	      "ShmemHugePages did not grow by 2 MiB: the page cache was not collapsed");
-	RWP_EXPECT_FAIL("J8: collapse_file() (khugepaged.c:2437-2439) try_to_unmap()s the protected "
-			"shmem PTEs and installs no marker; the uffd bit and the RWP fault are lost");
-	want_still_protected(fd, p + 3 * ps, 'A' + 3, "page 3 after the collapse");
+	FINDING("J8: collapse_file() (khugepaged.c:2437-2439) try_to_unmap()s the protected "
+		"shmem PTEs and installs no marker; the uffd bit and the RWP fault are lost",
+		still_protected(fd, p + 3 * ps, 'A' + 3, "page 3 after the collapse"),
+		"page 3 is no longer protected after the collapse");
 }
 
 /* ---- J5: shmem reclaim ---- */
@@ -550,16 +546,19 @@ RWP_TEST(swap_out_drops_protection_shmem)
 
 	m = armed_for_swap(MEM_SHMEM, 4, &fd);
 	out0 = vmstat("pswpout");
-	CHECK(madvise(m.addr, m.len, MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
+	/* A reclaimed shmem page leaves no PTE: smaps' Swap line tells it is out. */
+	if (!WAIT_UNTIL(madvise(m.addr, m.len, MADV_PAGEOUT) == 0 &&
+			kb_field("/proc/self/smaps", m.addr, "Swap") >= 16, RWP_WAIT_MS))
+		FAIL("precondition: smaps shows %lld kB of the memfd in swap after %d ms of "
+		     "MADV_PAGEOUT, want 16", kb_field("/proc/self/smaps", m.addr, "Swap"),
+		     RWP_WAIT_MS);
 	want_grown("pswpout", out0);
-	CHECK(kb_field("/proc/self/smaps", m.addr, "Swap") >= 16,
-	      "smaps shows %lld kB of the memfd in swap, want 16: the pages were not reclaimed",
-	      kb_field("/proc/self/smaps", m.addr, "Swap"));
 	want_bits(m.addr, 4, PM_PRESENT_BIT, 0, "after MADV_PAGEOUT (unmapped)");
-	RWP_EXPECT_FAIL("J5: try_to_unmap_one() clears file PTEs and only uffd-wp gets a marker "
-			"(memory.c:1705-1724, rmap.c:2340-2345); rst 386-389 says protection is "
-			"preserved across reclaim");
-	want_still_protected(fd, m.addr + ps, mem_unit_pattern(1), "reclaimed page 1");
+	FINDING("J5: try_to_unmap_one() clears file PTEs and only uffd-wp gets a marker "
+		"(memory.c:1705-1724, rmap.c:2340-2345); rst 386-389 says protection is "
+		"preserved across reclaim",
+		still_protected(fd, m.addr + ps, mem_unit_pattern(1), "reclaimed page 1"),
+		"reclaimed page 1 is no longer protected");
 }
 
 /* ---- J9: NUMA balancing ---- */
@@ -624,7 +623,8 @@ static void numa_body(void *arg)
 	struct mem m = mem_rwp(MEM_ANON, NUMA_PAGES, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	size_t ps = page_size(), half = NUMA_PAGES / 2 * ps;
 	long long upd0 = vmstat("numa_pte_updates"), hint0 = vmstat("numa_hint_faults");
-	long long t_end = rwp_now_ns() + 9000000000LL;
+	/* Half the test's deadline: the rest of the test needs the other half on a slow guest. */
+	long long budget_ns = rwp_deadline_s * 500000000LL, t_end = rwp_now_ns() + budget_ns;
 	struct page_region r[4];
 	long n;
 	volatile char sink = 0;
@@ -657,8 +657,8 @@ static void numa_body(void *arg)
 	}
 	(void)sink;
 	ok(write_text(NUMA_SYSCTL, "0"), "disable numa_balancing");
-	CHECK(numa_scanned(), "no NUMA scan pass or hinting fault in 9 s (numa_scan_seq %lld, "
-	      "total_numa_faults %lld)", sched_field("mm->numa_scan_seq"),
+	CHECK(numa_scanned(), "no NUMA scan pass or hinting fault in %lld s (numa_scan_seq %lld, "
+	      "total_numa_faults %lld)", budget_ns / 1000000000LL, sched_field("mm->numa_scan_seq"),
 	      sched_field("total_numa_faults"));
 	printf("# numa_scan_seq %lld, total_numa_faults %lld\n", sched_field("mm->numa_scan_seq"),
 	       sched_field("total_numa_faults"));

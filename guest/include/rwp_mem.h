@@ -238,6 +238,12 @@ static inline void pagemap_range(void *addr, size_t n, uint64_t *out)
 	close(fd);
 }
 
+/* The page frame at addr (pagemap bits 0-54; root sees it, others read 0). */
+static inline uint64_t pfn_of(void *addr)
+{
+	return pagemap_entry(addr) & ((1ULL << 55) - 1);
+}
+
 static inline int pm_bit(void *addr, int bit)
 {
 	return (int)((pagemap_entry(addr) >> bit) & 1);
@@ -254,6 +260,39 @@ static inline void want_bits(void *addr, size_t n, int bit, int want, const char
 		if ((int)((e[i] >> bit) & 1) != want)
 			FAIL("%s: page %zu of %zu has pagemap bit %d = %d (entry 0x%llx)", what, i,
 			     n, bit, !want, (unsigned long long)e[i]);
+	free(e);
+}
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+
+static inline size_t first_not_swapped(void *addr, size_t n, uint64_t *e)
+{
+	size_t i;
+
+	CHECK(madvise(addr, n * page_size(), MADV_PAGEOUT) == 0, "MADV_PAGEOUT");
+	pagemap_range(addr, n, e);
+	for (i = 0; i < n && ((e[i] >> PM_SWAP_BIT) & 1); i++)
+		;
+	return i;
+}
+
+/*
+ * Pages out the n pages at addr until every one is a swap entry (pagemap bit
+ * 62). One MADV_PAGEOUT skips a page still in a CPU's LRU-add batch, so it is
+ * repeated for up to RWP_WAIT_MS; a page still present then fails the test's
+ * precondition by name.
+ */
+static inline void swap_out(void *addr, size_t n)
+{
+	uint64_t *e = calloc(n, 8);
+	size_t i = 0;
+
+	CHECK(e != NULL, "calloc");
+	if (!WAIT_UNTIL((i = first_not_swapped(addr, n, e)) == n, RWP_WAIT_MS))
+		FAIL("precondition: page %zu of %zu is not in swap after %d ms of MADV_PAGEOUT "
+		     "(entry 0x%llx)", i, n, RWP_WAIT_MS, (unsigned long long)e[i]);
 	free(e);
 }
 

@@ -276,6 +276,7 @@ struct accessor {
 	volatile char *addr;
 	int write;
 	char value;			/* written, or read back */
+	volatile pid_t tid;		/* the thread's id, set before it touches addr */
 	volatile int done;
 };
 
@@ -283,6 +284,7 @@ static void *accessor_fn(void *arg)
 {
 	struct accessor *a = arg;
 
+	__atomic_store_n(&a->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
 	if (a->write)
 		*a->addr = a->value;
 	else
@@ -296,6 +298,7 @@ static inline void accessor_start(struct accessor *a, void *addr, int write, cha
 	a->addr = addr;
 	a->write = write;
 	a->value = value;
+	a->tid = 0;
 	a->done = 0;
 	errno = pthread_create(&a->thread, NULL, accessor_fn, a);
 	CHECK(errno == 0, "pthread_create");
@@ -304,20 +307,31 @@ static inline void accessor_start(struct accessor *a, void *addr, int write, cha
 /* Wait up to timeout_ms for the access to complete; returns whether it did. */
 static inline int accessor_wait(struct accessor *a, int timeout_ms)
 {
-	struct timespec ts = { 0, 1000 * 1000 };
-	int i;
-
-	for (i = 0; i < timeout_ms; i++) {
-		if (__atomic_load_n(&a->done, __ATOMIC_ACQUIRE)) {
-			pthread_join(a->thread, NULL);
-			return 1;
-		}
-		nanosleep(&ts, NULL);
-	}
-	return 0;
+	if (!WAIT_UNTIL(__atomic_load_n(&a->done, __ATOMIC_ACQUIRE), timeout_ms))
+		return 0;
+	pthread_join(a->thread, NULL);
+	return 1;
 }
 
 /* ---- /proc and /sys ---- */
+
+/* The API line of the fd's fdinfo ("aa:features:ioctls"). */
+static inline void fdinfo_api(int fd, char *buf, size_t len)
+{
+	char path[64], line[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	CHECK(f != NULL, "open %s", path);
+	buf[0] = '\0';
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "API:\t", 5))
+			snprintf(buf, len, "%s", line + 5);
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	CHECK(buf[0], "fdinfo of fd %d has no API line", fd);
+}
 
 /* The first line of a small file, without its newline; 0 or -errno. */
 static inline int read_text(const char *path, char *buf, size_t len)

@@ -1,9 +1,10 @@
 """KTAP runner for guest Python tests: one forked child per test, with a deadline.
 
 A test is a function decorated with @test; it passes by returning, fails by
-raising (an AssertionError's message becomes the diagnostic) and skips by
-raising Skip. Forking keeps a stuck fault or leaked uffd state out of the
-next test.
+raising (an AssertionError's message becomes the diagnostic, with the test's
+own line) and skips by raising Skip. finding() is the one check of a test at
+which the kernel is known to break the contract (rwp_ktap.h's FINDING).
+Forking keeps a stuck fault or leaked uffd state out of the next test.
 """
 
 import os
@@ -20,7 +21,7 @@ PARENT_GRACE_S = 10
 # the kernel log and reports its taint and run time, so that the host can
 # judge every test of one program run as precisely as one run per test.
 MARKS = os.environ.get("RWP_MARKS")
-EXIT_PASS, EXIT_FAIL, EXIT_SKIP = 0, 1, 4
+EXIT_PASS, EXIT_FAIL, EXIT_SKIP, EXIT_XFAIL = 0, 1, 4, 5
 NO_RWP_REASON = "kernel does not advertise UFFD_FEATURE_RWP"
 
 _tests = []
@@ -28,6 +29,32 @@ _tests = []
 
 class Skip(Exception):
     pass
+
+
+class _Expected(BaseException):
+    """A finding's check failed; BaseException so that no test's except clause eats it."""
+
+
+# The findings whose check held in this test child: a pass then fails.
+_held: list[str] = []
+
+
+def _where(depth: int) -> str:
+    frame = sys._getframe(depth + 1)
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+def finding(text: str, holds: bool, message: str) -> None:
+    """The one check at which the kernel is known to break the contract (a
+    finding, docs/contract.md). It failing is the expected failure: the test
+    stops and reports XFAIL with the finding and this line. Any other failure
+    of the test is FAIL. It holding is noted, and a test that then passes
+    fails with "the finding looks fixed", so that a fix is noticed."""
+    where = _where(1)
+    if not holds:
+        diag(f"{where}: {message}")
+        raise _Expected(f"{text} ({where})")
+    _held.append(f"{where}: {text}")
 
 
 def test(fn):
@@ -50,17 +77,32 @@ def deadline_of(name: str) -> int:
     return int(value) if value.isdigit() and int(value) > 0 else DEADLINE_S
 
 
+def _test_line(fn, tb) -> str:
+    """Where in the test itself a failure happened: the test's own line, and
+    the helper's line under it when a helper failed."""
+    frames = traceback.extract_tb(tb)
+    own = [f for f in frames if f.name == fn.__name__ and f.filename == fn.__code__.co_filename]
+    at = [f"{os.path.basename(f.filename)}:{f.lineno}" for f in (own[-1:] + frames[-1:])]
+    return at[0] if len(at) == 1 or at[0] == at[1] else f"{at[0]} (in {frames[-1].name} at {at[1]})"
+
+
 def _child(fn, reason_w: int, deadline: int) -> None:
     signal.alarm(deadline)
     code = EXIT_FAIL
     try:
         fn()
-        code = EXIT_PASS
+        if _held:
+            diag(f"the expected failure did not happen, the finding looks fixed: {_held[0]}")
+        else:
+            code = EXIT_PASS
     except Skip as e:
         os.write(reason_w, str(e).encode()[:200])
         code = EXIT_SKIP
+    except _Expected as e:
+        os.write(reason_w, str(e).encode()[:1000])
+        code = EXIT_XFAIL
     except AssertionError as e:
-        diag(f"assertion failed: {e}")
+        diag(f"{_test_line(fn, e.__traceback__)}: assertion failed: {e}")
     except BaseException:
         diag(traceback.format_exc())
     sys.stdout.flush()
@@ -135,7 +177,7 @@ def _run_one(index: int, fn) -> bool:
         _child(fn, reason_w, deadline)
     os.close(reason_w)
     status = _wait(pid, name, deadline)
-    reason = os.read(reason_r, 256).decode(errors="replace")
+    reason = os.read(reason_r, 1024).decode(errors="replace")
     os.close(reason_r)
     _kmsg("test-end", name)
     if MARKS:
@@ -145,6 +187,9 @@ def _run_one(index: int, fn) -> bool:
         return True
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_SKIP:
         print(f"ok {index} {name} # SKIP {reason}", flush=True)
+        return True
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_XFAIL and reason:
+        print(f"not ok {index} {name} # XFAIL {reason}", flush=True)
         return True
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)

@@ -10,7 +10,9 @@ import fcntl
 import mmap
 import os
 import struct
+import time
 
+import ktest
 import uffd
 from ktest import Skip, test
 
@@ -18,7 +20,10 @@ MEM_TYPES = ("anon", "anon_thp", "shmem", "shmem_private", "hugetlb", "hugetlb_p
 HPAGE = 2 << 20
 PAGE = mmap.PAGESIZE
 MFD_HUGETLB = 0x4
-MADV_HUGEPAGE = 14
+MADV_HUGEPAGE, MADV_PAGEOUT = 14, 21
+PRESENT, SWAPPED, UFFD_BIT = 63, 62, 57     # pagemap bits
+# A positive wait (for something that should happen): ample on a guest several times slower.
+WAIT_S = 5.0
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -114,12 +119,76 @@ def anon_thp_at(addr: int) -> bool:
     return words is not None and int(words[0]) >= 2048
 
 
-def uffd_bit(addr: int) -> bool:
-    """pagemap bit 57: the PTE carries the uffd bit (RWP-protected here)."""
+def pagemap(addr: int, n: int = 1) -> list[int]:
     with open("/proc/self/pagemap", "rb") as f:
         f.seek(addr // PAGE * 8)
-        entry = struct.unpack("=Q", f.read(8))[0]
-    return bool(entry >> 57 & 1)
+        return list(struct.unpack(f"={n}Q", f.read(8 * n)))
+
+
+def bit(entry: int, b: int) -> bool:
+    return bool(entry >> b & 1)
+
+
+def uffd_bit(addr: int) -> bool:
+    """pagemap bit 57: the PTE carries the uffd bit (RWP-protected here)."""
+    return bit(pagemap(addr)[0], UFFD_BIT)
+
+
+def vmstat(name: str) -> int | None:
+    """An event counter, or None without CONFIG_VM_EVENT_COUNTERS: the tests
+    then rest on pagemap and move_pages() status, which prove the same per page."""
+    with open("/proc/vmstat") as f:
+        for line in f:
+            key, value = line.split()
+            if key == name:
+                return int(value)
+    return None
+
+
+def grew(name: str, before: int | None) -> bool:
+    now = vmstat(name)
+    if before is None or now is None:
+        ktest.diag(f"/proc/vmstat has no {name} (CONFIG_VM_EVENT_COUNTERS off)")
+        return True
+    return now > before
+
+
+def require_swap() -> None:
+    with open("/proc/swaps") as f:
+        if len(f.read().splitlines()) < 2:
+            raise Skip("no active swap device (/proc/swaps is empty)")
+
+
+def madvise(addr: int, length: int, advice: int) -> int:
+    """0, or the errno."""
+    return 0 if _libc.madvise(addr, length, advice) == 0 else ctypes.get_errno()
+
+
+def wait_until(cond, timeout_s: float = WAIT_S, step_s: float = 0.001) -> bool:
+    """Polls cond() until it holds or timeout_s of wall-clock time passed."""
+    end = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() >= end:
+            return bool(cond())
+        time.sleep(step_s)
+    return True
+
+
+def page_out(addr: int, length: int) -> None:
+    """Every page of the range in swap (pagemap bit 62), and pswpout grew. One
+    MADV_PAGEOUT skips a page still in a CPU's LRU-add batch, so it is
+    repeated for up to WAIT_S; a page still present then fails the precondition."""
+    out0 = vmstat("pswpout")
+
+    def all_out() -> bool:
+        assert madvise(addr, length, MADV_PAGEOUT) == 0, "MADV_PAGEOUT"
+        return all(bit(e, SWAPPED) for e in pagemap(addr, length // PAGE))
+
+    if not wait_until(all_out):
+        first = next(i for i, e in enumerate(pagemap(addr, length // PAGE)) if not bit(e, SWAPPED))
+        raise AssertionError(f"precondition: page {first} is not in swap after {WAIT_S} s of "
+                             f"MADV_PAGEOUT (entry {pagemap(addr + first * PAGE)[0]:#x})")
+    assert grew("pswpout", out0), "pswpout did not grow"
 
 
 PAGEMAP_SCAN = (3 << 30) | (96 << 16) | (ord("f") << 8) | 16

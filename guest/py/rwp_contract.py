@@ -5,15 +5,17 @@ an independent implementation of the ABI; each test names its contract ids.
 """
 
 import errno
+import select
 
 import ktest
 import uffd
 from memtypes import PAGE, Mem, is_huge, pattern, registered, require_rwp, scan, test_mem, uffd_bit
-from memtypes import PAGE_IS_ACCESSED
+from memtypes import WAIT_S, PAGE_IS_ACCESSED, pagemap
+
+PFN_MASK = (1 << 55) - 1
 from ktest import test
 
 NUNITS = 4
-WAIT_S = 5.0
 
 
 def expect_errno(want: int, call, *args) -> None:
@@ -143,6 +145,8 @@ def sync_fault(t: str, write: bool, features: int = 0) -> None:
     exact = bool(features & uffd.FEATURE_EXACT_ADDRESS)
     align = m.unit if is_huge(t) else PAGE
     want_addr = target if exact else target & ~(align - 1)
+    frame = pagemap(target)[0] & PFN_MASK
+    assert frame, "the target page has no PFN"
     protect(u, m)
     acc = uffd.Accessor(target, write, ord("Z"))
     acc.start()
@@ -159,6 +163,8 @@ def sync_fault(t: str, write: bool, features: int = 0) -> None:
     assert acc.done.wait(WAIT_S), "the thread did not resume after resolve"
     got = uffd.peek(target)
     assert got == (ord("Z") if write else pattern(2)), f"byte {got:#x} after resolve"
+    assert pagemap(target)[0] & PFN_MASK == frame, "the access landed in another frame"
+    assert not uffd_bit(target), "the resolved unit kept the uffd bit"
     assert u.read_msg(0) is None, "a second message was queued"
 
 
@@ -215,9 +221,17 @@ def set_mode_async_releases_blocked_fault(t):
     u, m = registered(t, NUNITS)
     protect(u, m)
     acc = blocked_reader(u, m.at(1))
+    unread = uffd.Accessor(m.at(3), False)     # its message stays unread
+    unread.start()
+    assert select.select([u.fd], [], [], WAIT_S)[0], "the second reader's fault was not queued"
     u.set_mode(enable=uffd.FEATURE_RWP_ASYNC)
     assert acc.done.wait(WAIT_S), "enabling async did not release the blocked fault"
     assert acc.value == pattern(1), f"read {acc.value:#x}"
+    assert unread.done.wait(WAIT_S), "enabling async did not release the waiter whose message was unread"
+    assert unread.value == pattern(3), f"read {unread.value:#x}"
+    assert u.read_msg(0) is None, "the unread message of a released waiter is still queued"
+    assert not uffd_bit(m.at(1)) and not uffd_bit(m.at(3)), "a released waiter's unit is still protected"
+    u.rwprotect(m.at(1), m.unit, 0)            # resolving the already-read fault is a no-op
 
 
 # ---- G. PAGEMAP_SCAN ----
@@ -245,6 +259,22 @@ def unregister_restores_access(t):
     acc.start()
     assert acc.done.wait(WAIT_S), "access blocked after unregister"
     assert u.read_msg(0) is None, "a message after unregister"
+
+
+@test
+def unregister_wakes_blocked_thread():
+    """H3: unregistering releases threads blocked on an RWP fault"""
+    u, m = registered("anon", NUNITS, protect=True)
+    acc = blocked_reader(u, m.at(0))
+    u.unregister(m.addr, m.length)
+    woke = acc.done.wait(WAIT_S)
+    if not woke:
+        u.wake(m.addr, m.length)
+        assert acc.done.wait(WAIT_S), "not even UFFDIO_WAKE released the thread"
+    assert acc.value == pattern(0), f"the released reader read {acc.value:#x}"
+    ktest.finding("H3: UFFDIO_UNREGISTER of an RWP-only range resolves the PTEs but wakes "
+                  "no waiter (mm/userfaultfd.c wakes only MISSING ranges)",
+                  woke, "the thread stayed blocked after UNREGISTER until UFFDIO_WAKE")
 
 
 @test_mem

@@ -15,10 +15,9 @@ import threading
 import ktest
 import uffd
 from ktest import test
-from memtypes import HPAGE, Mem, is_huge, pattern, registered, require_rwp, test_mem, uffd_bit
+from memtypes import HPAGE, WAIT_S, Mem, is_huge, pattern, registered, require_rwp, test_mem, uffd_bit
 
 NUNITS = 4
-WAIT_S = 5.0
 USER_MODE_ONLY = 1
 MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 NOBODY = 65534

@@ -10,72 +10,21 @@ docstring.
 import ctypes
 import errno
 import os
-import struct
 
 import ktest
 import uffd
 from ktest import Skip, test
-from memtypes import HPAGE, PAGE, Mem, anon_thp_at, registered, require_rwp, uffd_bit
+from memtypes import HPAGE, PAGE, PRESENT, SWAPPED, WAIT_S, Mem, anon_thp_at, bit, grew, madvise
+from memtypes import page_out, pagemap, pattern, registered, require_rwp, require_swap, smaps_field
+from memtypes import MADV_PAGEOUT, uffd_bit, vmstat, wait_until
 
-WAIT_S = 5.0
-MADV_PAGEOUT, MADV_COLLAPSE = 21, 25
+MADV_COLLAPSE = 25
 NR_MOVE_PAGES = 279         # x86_64
 MPOL_MF_MOVE = 1 << 1
 SPLIT_CTL = "/sys/kernel/debug/split_huge_pages"
-PRESENT, SWAPPED = 63, 62
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.syscall.restype = ctypes.c_long
-
-
-def pagemap(addr: int, n: int = 1) -> list[int]:
-    with open("/proc/self/pagemap", "rb") as f:
-        f.seek(addr // PAGE * 8)
-        return list(struct.unpack(f"={n}Q", f.read(8 * n)))
-
-
-def bit(entry: int, b: int) -> bool:
-    return bool(entry >> b & 1)
-
-
-def vmstat(name: str) -> int | None:
-    """An event counter, or None without CONFIG_VM_EVENT_COUNTERS: the tests
-    then rest on pagemap and move_pages() status, which prove the same per page."""
-    with open("/proc/vmstat") as f:
-        for line in f:
-            key, value = line.split()
-            if key == name:
-                return int(value)
-    return None
-
-
-def grew(name: str, before: int | None) -> bool:
-    now = vmstat(name)
-    if before is None or now is None:
-        ktest.diag(f"/proc/vmstat has no {name} (CONFIG_VM_EVENT_COUNTERS off)")
-        return True
-    return now > before
-
-
-def require_swap() -> None:
-    with open("/proc/swaps") as f:
-        if len(f.read().splitlines()) < 2:
-            raise Skip("no active swap device (/proc/swaps is empty)")
-
-
-def madvise(addr: int, length: int, advice: int) -> int:
-    """0, or the errno."""
-    return 0 if _libc.madvise(addr, length, advice) == 0 else ctypes.get_errno()
-
-
-def page_out(addr: int, length: int) -> None:
-    """MADV_PAGEOUT; fails unless every page is now a swap entry."""
-    out0 = vmstat("pswpout")
-    assert madvise(addr, length, MADV_PAGEOUT) == 0, "MADV_PAGEOUT"
-    for i, e in enumerate(pagemap(addr, length // PAGE)):
-        assert bit(e, SWAPPED), f"page {i} not swapped after MADV_PAGEOUT (entry {e:#x})"
-    assert grew("pswpout", out0), "pswpout did not grow"
 
 
 def read_faults(u: uffd.Uffd, addr: int, base: int, want: int) -> None:
@@ -134,12 +83,48 @@ def swap_async_resolves_silently():
 def swap_unprotected_page_silent():
     """J2: a resolved page goes through swap with no uffd bit and no message"""
     require_swap()
-    u, m = registered("anon", 2)
+    u, m = registered("anon", 2, protect=True)
+    u.rwprotect(m.addr, m.length, 0)
+    assert not uffd_bit(m.addr) and not uffd_bit(m.at(1)), "UNRWP left the uffd bit"
     page_out(m.addr, m.length)
     assert not uffd_bit(m.addr) and not uffd_bit(m.at(1)), "swap entries gained the uffd bit"
     uffd.poke(m.at(1), ord("Z"))
     assert uffd.peek(m.addr) == ord("a"), "contents after swap-in"
     quiet(u, "accesses to unprotected swapped pages")
+
+
+@test
+def swap_out_drops_protection_shmem():
+    """J5: a protected shmem page reclaimed to swap should still fault when it comes back"""
+    require_swap()
+    u, m = registered("shmem", 4, protect=True)
+    out0 = vmstat("pswpout")
+
+    def in_swap() -> bool:
+        assert madvise(m.addr, m.length, MADV_PAGEOUT) == 0, "MADV_PAGEOUT"
+        return int(smaps_field(m.addr, "Swap")[0]) >= 16
+
+    # A reclaimed shmem page leaves no PTE: smaps' Swap line tells it is out.
+    assert wait_until(in_swap), \
+        f"precondition: smaps shows {smaps_field(m.addr, 'Swap')[0]} kB of the memfd in swap " \
+        f"after {WAIT_S} s of MADV_PAGEOUT, want 16"
+    assert grew("pswpout", out0), "pswpout did not grow"
+    assert not any(bit(e, PRESENT) for e in pagemap(m.addr, 4)), "a reclaimed page is still mapped"
+    had_bit = uffd_bit(m.at(1))
+    acc = uffd.Accessor(m.at(1, 5), False)
+    acc.start()
+    msg = u.read_msg(WAIT_S)
+    if msg is not None:
+        u.rwprotect(m.at(1), PAGE, 0)
+    assert acc.done.wait(WAIT_S), "the reader of the reclaimed page did not finish"
+    assert acc.value == pattern(1), f"reclaimed page 1 reads {acc.value:#x}"
+    ktest.diag(f"reclaimed page 1: uffd bit {had_bit}, message {msg is not None}")
+    ktest.finding("J5: try_to_unmap_one() clears file PTEs and only uffd-wp gets a marker "
+                  "(memory.c:1705-1724, rmap.c:2340-2345); rst 386-389 says protection is "
+                  "preserved across reclaim",
+                  had_bit and msg is not None and (msg.flags, msg.address) ==
+                  (uffd.PAGEFAULT_FLAG_RWP, m.at(1)),
+                  "reclaimed page 1 is no longer protected")
 
 
 @test

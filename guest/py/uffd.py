@@ -29,9 +29,12 @@ REGISTER_FMT = "=QQQQ"      # range.start, range.len, mode, ioctls
 RWPROTECT_FMT = "=QQQ"      # range.start, range.len, mode
 SET_MODE_FMT = "=QQ"        # enable, disable
 RANGE_FMT = "=QQ"           # start, len
+ZEROPAGE_FMT = "=QQQq"      # range.start, range.len, mode, zeropage (bytes or -errno)
+MOVE_FMT = "=QQQQq"         # dst, src, len, mode, move (bytes or -errno)
 MSG_FMT = "=BBHIQQI4x"      # event, reserved1-3, pagefault.flags, .address, .feat.ptid
 
 _UFFDIO_REGISTER, _UFFDIO_UNREGISTER, _UFFDIO_WAKE = 0x00, 0x01, 0x02
+_UFFDIO_ZEROPAGE, _UFFDIO_MOVE = 0x04, 0x05
 _UFFDIO_WRITEPROTECT, _UFFDIO_RWPROTECT, _UFFDIO_SET_MODE, _UFFDIO_API = 0x06, 0x09, 0x0A, 0x3F
 
 RW = _IOC_READ | _IOC_WRITE
@@ -40,9 +43,15 @@ UFFDIO_REGISTER = _ioc(RW, _UFFDIO_REGISTER, struct.calcsize(REGISTER_FMT))
 UFFDIO_UNREGISTER = _ioc(_IOC_READ, _UFFDIO_UNREGISTER, struct.calcsize(RANGE_FMT))
 UFFDIO_RWPROTECT = _ioc(RW, _UFFDIO_RWPROTECT, struct.calcsize(RWPROTECT_FMT))
 UFFDIO_SET_MODE = _ioc(_IOC_WRITE, _UFFDIO_SET_MODE, struct.calcsize(SET_MODE_FMT))
+UFFDIO_WAKE = _ioc(_IOC_READ, _UFFDIO_WAKE, struct.calcsize(RANGE_FMT))
+UFFDIO_ZEROPAGE = _ioc(RW, _UFFDIO_ZEROPAGE, struct.calcsize(ZEROPAGE_FMT))
+UFFDIO_MOVE = _ioc(RW, _UFFDIO_MOVE, struct.calcsize(MOVE_FMT))
 
 FEATURE_EXACT_ADDRESS = 1 << 11
 FEATURE_THREAD_ID = 1 << 8
+FEATURE_EVENT_FORK = 1 << 1
+FEATURE_MISSING_SHMEM = 1 << 5
+FEATURE_MOVE = 1 << 16
 FEATURE_RWP = 1 << 17
 FEATURE_RWP_ASYNC = 1 << 18
 
@@ -123,6 +132,17 @@ class Uffd:
 
     def set_mode(self, enable: int = 0, disable: int = 0) -> None:
         self._ioctl(UFFDIO_SET_MODE, SET_MODE_FMT, enable, disable)
+
+    def wake(self, addr: int, length: int) -> None:
+        self._ioctl(UFFDIO_WAKE, RANGE_FMT, addr, length)
+
+    def zeropage(self, addr: int, length: int) -> int:
+        """UFFDIO_ZEROPAGE (and wake); returns the bytes mapped."""
+        return self._ioctl(UFFDIO_ZEROPAGE, ZEROPAGE_FMT, addr, length, 0, 0)[3]
+
+    def move(self, dst: int, src: int, length: int) -> int:
+        """UFFDIO_MOVE (and wake); returns the bytes moved."""
+        return self._ioctl(UFFDIO_MOVE, MOVE_FMT, dst, src, length, 0, 0)[4]
 
     def read_msg(self, timeout_s: float) -> Msg | None:
         ready, _, _ = select.select([self.fd], [], [], timeout_s)

@@ -81,20 +81,34 @@ def _mem_types() -> list[str]:
 _CONTRACT_ID = re.compile(r"\b([A-L]\d{1,2})\b")
 
 
+def _comment_above(lines: list[str], i: int) -> str | None:
+    """The text of the comment that ends on the line above line i (one line or
+    a block), or None when there is none."""
+    end = i - 1
+    if end < 0 or not lines[end].strip().endswith("*/"):
+        return None
+    start = end
+    while start > 0 and not lines[start].strip().startswith("/*"):
+        start -= 1
+    if not lines[start].strip().startswith("/*"):
+        return None
+    words = " ".join(line.strip().lstrip("/*").rstrip("*/").strip() for line in lines[start:end + 1])
+    return " ".join(words.split())
+
+
 def _c_records(path: Path) -> list[TestRecord]:
     """RWP_TEST(x) is one test; RWP_TEST_MEM(x) is x__<type> for every memory
-    type. The comment line right above names the behaviours: `/* C10, D7: ...`."""
+    type. The comment right above (a line or a block) names the behaviours
+    before its first colon: `/* C10, D7: ...`."""
     lines = path.read_text().splitlines()
     records = []
     for i, line in enumerate(lines):
         m = _C_TEST.match(line)
         if not m:
             continue
-        above = lines[i - 1].strip() if i else ""
-        comment = above.startswith("/*")
-        ids = tuple(_CONTRACT_ID.findall(above.split(":")[0])) if comment else ()
-        records.append(TestRecord(m.group(2), bool(m.group(1)), ids,
-                                  above.strip("/* ") if comment else ""))
+        above = _comment_above(lines, i)
+        ids = tuple(_CONTRACT_ID.findall(above.split(":")[0])) if above is not None else ()
+        records.append(TestRecord(m.group(2), bool(m.group(1)), ids, above or ""))
     return records
 
 
