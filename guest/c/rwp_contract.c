@@ -197,6 +197,32 @@ RWP_TEST(register_unknown_mode_refused)
 	refused(uffd_register(fd, p, page_size(), 0, NULL), EINVAL, "REGISTER mode 0");
 }
 
+/* B25: a registration without MODE_RWP offers no UFFDIO_RWPROTECT, and an RWPROTECT of it is ENOENT */
+RWP_TEST(register_without_rwp_offers_no_rwprotect)
+{
+	static const struct { __u64 mode; const char *name; } reg[] = {
+		{ UFFDIO_REGISTER_MODE_MISSING, "MISSING" },
+		{ UFFDIO_REGISTER_MODE_WP, "WP" },
+		{ UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP, "MISSING|WP" },
+	};
+
+	require_rwp();
+	for (size_t i = 0; i < sizeof(reg) / sizeof(reg[0]); i++) {
+		struct mem m = mem_map(MEM_ANON, NUNITS);
+		int fd = uffd_new(UFFD_FEATURE_RWP);
+		__u64 ioctls = 0;
+
+		ok(uffd_register(fd, m.addr, m.len, reg[i].mode, &ioctls), reg[i].name);
+		CHECK(!(ioctls & (1ULL << _UFFDIO_RWPROTECT)), "REG(%s) on an RWP ctx offers "
+		      "RWPROTECT (ioctls 0x%llx)", reg[i].name, (unsigned long long)ioctls);
+		refused(uffd_rwprotect(fd, m.addr, m.len, UFFDIO_RWPROTECT_MODE_RWP), ENOENT,
+			"RWPROTECT of a range registered without MODE_RWP");
+		CHECK(!page_uffd_bit(m.addr), "the refused RWPROTECT armed a page");
+		close(fd);
+		munmap(m.addr, m.len);
+	}
+}
+
 /* B4, B6, B7: every supported memory type registers and offers RWPROTECT */
 RWP_TEST_MEM(register_offers_rwprotect)
 {

@@ -971,6 +971,55 @@ RWP_TEST_MEM(write_to_prot_read_rwp_vma)
 
 /* ---- E. async ---- */
 
+/*
+ * E9: an async write to a protected anon THP shared with a child: the fault
+ * resolves the whole PMD (E3), the parent gets a private copy of the page it
+ * wrote and the child keeps the old data
+ */
+RWP_TEST(async_write_cows_shared_anon_thp)
+{
+	int fd, status, go[2], back[2];
+	size_t ps = page_size(), hit = 5;
+	struct mem m = mem_rwp(MEM_ANON_THP, 1, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP);
+	char *p = m.addr, c = 0;
+	uint64_t before, after;
+	pid_t pid;
+
+	CHECK(pipe(go) == 0 && pipe(back) == 0, "pipe");
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		struct pollfd pfd = { .fd = go[0], .events = POLLIN };
+
+		if (poll(&pfd, 1, RWP_WAIT_MS) != 1 || read(go[0], &c, 1) != 1)
+			_exit(2);
+		c = p[hit * ps];
+		(void)!write(back[1], &c, 1);
+		_exit(0);
+	}
+	before = pagemap_entry(p + hit * ps);
+	arm(fd, p, HPAGE_SIZE);
+	want_bits(p, HPAGE_SIZE / ps, PM_UFFD_BIT, 1, "the protected shared THP");
+	p[hit * ps] = 'P';
+	after = pagemap_entry(p + hit * ps);
+	CHECK(write(go[1], "g", 1) == 1, "wake the child");
+	{
+		struct pollfd pfd = { .fd = back[0], .events = POLLIN };
+
+		CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1 && read(back[0], &c, 1) == 1, "child's answer");
+	}
+	CHECK(wait_pid_ms(pid, &status, RWP_WAIT_MS), "the child did not exit");
+	CHECK(c == mem_unit_pattern(0), "the child sees 0x%x, want the old 0x%x", c, mem_unit_pattern(0));
+	CHECK(p[hit * ps] == 'P' && p[hit * ps + 1] == mem_unit_pattern(0),
+	      "the parent's page after its write: 0x%x 0x%x", p[hit * ps], p[hit * ps + 1]);
+	CHECK((before & PFN_MASK) && (before & PFN_MASK) != (after & PFN_MASK),
+	      "no COW: PFN 0x%llx before, 0x%llx after", (unsigned long long)(before & PFN_MASK),
+	      (unsigned long long)(after & PFN_MASK));
+	want_bits(p, HPAGE_SIZE / ps, PM_UFFD_BIT, 0, "the THP after one async write (whole PMD resolved)");
+	want_quiet(fd, "async COW of a THP");
+}
+
 /* E5: anon pages shared with a child are COWed on an async write; the child keeps the old data */
 RWP_TEST(async_write_cows_shared_anon)
 {

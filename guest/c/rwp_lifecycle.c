@@ -6,6 +6,7 @@
  * names its contract ids in the comment right above it.
  */
 #include "rwp_mem.h"
+#include <sys/resource.h>
 #include <grp.h>
 #include <setjmp.h>
 #include <sys/prctl.h>
@@ -335,6 +336,74 @@ RWP_TEST(fork_event_abandoned_leaves_child_clean)
 		"in a VMA that is no longer registered",
 		!(WEXITSTATUS(status) & 1), "the child's unregistered copy carries the uffd bit");
 	CHECK(!(WEXITSTATUS(status) & 2), "the uffd bit survived the child's access");
+}
+
+/* Minor faults of this process so far. */
+static long minor_faults(void)
+{
+	struct rusage ru;
+
+	CHECK(getrusage(RUSAGE_SELF, &ru) == 0, "getrusage");
+	return ru.ru_minflt;
+}
+
+/* Minor faults taken by reading one byte of each of the n pages at p. */
+static long faults_reading(char *p, size_t n)
+{
+	volatile char sink = 0;
+	long f0;
+
+	minor_faults();			/* its own stack page is faulted in now, not below */
+	f0 = minor_faults();
+	for (size_t i = 0; i < n; i++)
+		sink += p[i * page_size() + 1];
+	(void)sink;
+	return minor_faults() - f0;
+}
+
+/*
+ * K9: the first touch of pages that fork copied, or that mremap moved, takes
+ * no fault: protected PTEs are normalised for the unregistered copy or moved
+ * range, never left PAGE_NONE to fault once more
+ */
+RWP_TEST(no_spurious_fault_after_fork_or_mremap)
+{
+	const size_t n = 16;
+	int fd, status;
+	struct mem m = mem_rwp(MEM_ANON, n, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	char *to = reserve_aligned(m.len), *got;
+	long faults;
+	pid_t pid;
+
+	arm(fd, m.addr, m.len / 2);
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		long f = 0;
+		char which[64] = "";
+
+		for (size_t i = 0; i < n; i++) {
+			long one = faults_reading(m.addr + i * page_size(), 1);
+
+			if (one && strlen(which) < sizeof(which) - 4)
+				snprintf(which + strlen(which), 4, " %zu", i);
+			f += one;
+		}
+		if (f)
+			rwp_diag("child: pages that faulted:%s", which);
+		_exit(f > 100 ? 100 : (int)f);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status), "child status 0x%x", status);
+	CHECK(WEXITSTATUS(status) == 0, "the child took %d minor faults reading its %zu copied "
+	      "pages (%zu of them protected in the parent)", WEXITSTATUS(status), n, n / 2);
+	want_quiet(fd, "the child's reads");
+	got = mremap(m.addr, m.len, m.len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	CHECK(got == to, "mremap to %p returned %p", (void *)to, (void *)got);
+	faults = faults_reading(to, n);
+	CHECK(faults == 0, "reading the %zu moved pages (%zu of them protected before) took %ld "
+	      "minor faults", n, n / 2, faults);
+	want_quiet(fd, "reads of the moved range");
 }
 
 /* ---- I. mremap ---- */

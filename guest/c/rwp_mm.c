@@ -238,6 +238,209 @@ RWP_TEST(swap_unprotected_page_silent_anon)
 	      "page 0 after swap-in: present, no uffd bit");
 }
 
+/* ---- J11-J14: what a protected page in swap goes through ---- */
+
+/* A thread's read of p finishes (no fault left to block it) and returns want. */
+static void reads_freely(char *p, char want, const char *what)
+{
+	struct accessor acc;
+
+	accessor_start(&acc, p, 0, 0);
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "%s: the read blocked", what);
+	CHECK(acc.value == want, "%s: read 0x%x, want 0x%x", what, acc.value, want);
+}
+
+/*
+ * J11: a protected page in swap loses its protection to UNRWP, UNREGISTER or
+ * close of the uffd: its swap entry drops the uffd bit, the swap-in is silent
+ */
+RWP_TEST(swapped_protection_dropped_by_resolve_unregister_close)
+{
+	static const char *const how[] = { "UNRWP", "UNREGISTER", "close" };
+	size_t ps = page_size();
+
+	for (int h = 0; h < 3; h++) {
+		int fd;
+		struct mem m = armed_for_swap(MEM_ANON, 2, &fd);
+
+		page_out(m.addr, m.len);
+		want_bits(m.addr, 2, PM_UFFD_BIT, 1, "protected swap entries");
+		if (h == 0)
+			disarm(fd, m.addr, ps);
+		else if (h == 1)
+			ok(uffd_unregister(fd, m.addr, ps), "UNREGISTER page 0");
+		else
+			CHECK(close(fd) == 0, "close the uffd");
+		want_bits(m.addr, 1, PM_SWAP_BIT, 1, how[h]);
+		want_bits(m.addr, 1, PM_UFFD_BIT, 0, how[h]);
+		reads_freely(m.addr + 3, mem_unit_pattern(0), how[h]);
+		CHECK(pm_bit(m.addr, PM_PRESENT_BIT) && !pm_bit(m.addr, PM_UFFD_BIT),
+		      "%s: page 0 after its swap-in", how[h]);
+		if (h < 2) {
+			want_quiet(fd, how[h]);
+			CHECK(pm_bit(m.addr + ps, PM_SWAP_BIT) && pm_bit(m.addr + ps, PM_UFFD_BIT),
+			      "%s of page 0 changed page 1", how[h]);
+			read_faults(fd, m.addr + ps + 1, (unsigned long)m.addr + ps, ps,
+				    mem_unit_pattern(1));
+			close(fd);
+		} else {
+			CHECK(!pm_bit(m.addr + ps, PM_UFFD_BIT), "close left page 1's swap entry armed");
+		}
+		munmap(m.addr, m.len);
+	}
+}
+
+/* fork() blocks until its FORK event is read: it runs in a thread while the test reads. */
+struct swap_forker {
+	pthread_t thread;
+	char *page;
+	volatile pid_t pid;
+};
+
+/* The child reports its copy of the page: 1 swap entry, 2 uffd bit; then it waits to be killed. */
+static void *swap_forker_fn(void *arg)
+{
+	struct swap_forker *f = arg;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int st = pm_bit(f->page, PM_SWAP_BIT) | pm_bit(f->page, PM_UFFD_BIT) << 1;
+
+		_exit(st);
+	}
+	f->pid = pid;
+	return NULL;
+}
+
+/*
+ * J12: fork of a protected page in swap: without EVENT_FORK the child's copy
+ * has no uffd bit and reads freely; with EVENT_FORK it keeps the bit for the
+ * child's ctx; the parent stays protected either way
+ */
+RWP_TEST(fork_of_swapped_protected_page)
+{
+	size_t ps = page_size();
+	int fd, status;
+	struct mem m = armed_for_swap(MEM_ANON, 2, &fd);
+	struct swap_forker f = { .page = m.addr };
+	struct uffd_msg msg;
+	pid_t pid;
+
+	page_out(m.addr, m.len);
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		int bit = pm_bit(m.addr, PM_UFFD_BIT), swapped = pm_bit(m.addr, PM_SWAP_BIT);
+
+		alarm(5);
+		_exit(!swapped ? 3 : bit ? 4 : m.addr[7] != mem_unit_pattern(0) ? 5 : 0);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status),
+	      "the child of a fork without EVENT_FORK did not exit (status 0x%x)", status);
+	CHECK(WEXITSTATUS(status) != 3, "the child's copy of page 0 is not a swap entry");
+	CHECK(WEXITSTATUS(status) != 4, "the child's copy of page 0 kept the uffd bit");
+	CHECK(WEXITSTATUS(status) == 0, "the child read the wrong data (status %d)",
+	      WEXITSTATUS(status));
+	want_quiet(fd, "the child's read of its copy");
+	CHECK(pm_bit(m.addr, PM_UFFD_BIT), "the parent's swap entry lost its protection");
+	close(fd);
+	munmap(m.addr, m.len);
+
+	m = mem_rwp(MEM_ANON, 2, &fd, UFFD_FEATURE_EVENT_FORK, UFFDIO_REGISTER_MODE_RWP);
+	arm(fd, m.addr, m.len);
+	page_out(m.addr, m.len);
+	f.page = m.addr;
+	fflush(stdout);
+	CHECK(pthread_create(&f.thread, NULL, swap_forker_fn, &f) == 0, "pthread_create");
+	CHECK(uffd_read_msg(fd, &msg, RWP_WAIT_MS) == 1 && msg.event == UFFD_EVENT_FORK,
+	      "no FORK message");
+	pthread_join(f.thread, NULL);
+	CHECK(f.pid > 0, "fork failed");
+	CHECK(waitpid(f.pid, &status, 0) == f.pid && WIFEXITED(status), "child status 0x%x", status);
+	CHECK(WEXITSTATUS(status) == 3, "with EVENT_FORK the child's copy of page 0 is %s%s",
+	      WEXITSTATUS(status) & 1 ? "a swap entry" : "not a swap entry",
+	      WEXITSTATUS(status) & 2 ? "" : " without the uffd bit");
+	close((int)msg.arg.fork.ufd);
+	CHECK(pm_bit(m.addr + ps, PM_UFFD_BIT), "the parent's swap entry lost its protection");
+	read_faults(fd, m.addr + ps + 2, (unsigned long)m.addr + ps, ps, mem_unit_pattern(1));
+}
+
+/*
+ * J13: a protected swap entry shared by fork: the child's write (a swap-in and
+ * a private copy) neither reaches nor unprotects the parent's page, and the
+ * parent's own write faults
+ */
+RWP_TEST(swap_shared_by_fork_then_child_writes)
+{
+	int fd, status, wrote[2], done[2];
+	struct mem m = armed_for_swap(MEM_ANON, 1, &fd);
+	struct accessor acc;
+	pid_t pid;
+	char c;
+
+	page_out(m.addr, m.len);
+	CHECK(pipe(wrote) == 0 && pipe(done) == 0, "pipe");
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		alarm(5);
+		m.addr[0] = 'C';
+		_exit(m.addr[0] == 'C' && m.addr[1] == mem_unit_pattern(0) &&
+		      write(wrote[1], "w", 1) == 1 && read(done[0], &c, 1) == 1 &&
+		      m.addr[0] == 'C' ? 0 : 3);
+	}
+	CHECK(read(wrote[0], &c, 1) == 1, "the child did not write its copy");
+	CHECK(pm_bit(m.addr, PM_UFFD_BIT) && !pm_bit(m.addr, PM_PRESENT_BIT),
+	      "the child's write changed the parent's protected swap entry (0x%llx)",
+	      (unsigned long long)pagemap_entry(m.addr));
+	/* The parent's write must fault too (upstream's rwp-swap-cow): not a silent COW. */
+	accessor_start(&acc, m.addr + 2, 1, 'P');
+	want_fault(fd, UFFD_PAGEFAULT_FLAG_RWP | UFFD_PAGEFAULT_FLAG_WRITE, (unsigned long)m.addr);
+	disarm(fd, m.addr, page_size());
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the parent's writer did not resume");
+	CHECK(m.addr[0] == mem_unit_pattern(0) && m.addr[2] == 'P',
+	      "the parent's page after its write: 0x%x 0x%x (the child wrote 'C' at 0)", m.addr[0],
+	      m.addr[2]);
+	CHECK(write(done[1], "r", 1) == 1, "release the child");
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "the child's write of its copy failed (status 0x%x)", status);
+	want_quiet(fd, "after the parent's resolved fault");
+}
+
+/*
+ * J14: MOVE of an unprotected page in swap into an RWP range arms the moved
+ * swap entry (uffd.c:1452-1454), as MOVE arms a present page (I13)
+ */
+RWP_TEST(move_swapped_page_into_rwp_range)
+{
+	size_t ps = page_size();
+	struct mem dst;
+	__s64 moved = 0;
+	char *src;
+	int fd, err = 0;
+
+	require_swap(NULL, 0, NULL);
+	if (!(uffd_kernel_features() & UFFD_FEATURE_MOVE))
+		SKIP("kernel does not advertise UFFD_FEATURE_MOVE");
+	dst = mem_rwp(MEM_ANON, 1, &fd, UFFD_FEATURE_MOVE, UFFDIO_REGISTER_MODE_RWP);
+	CHECK(madvise(dst.addr, ps, MADV_DONTNEED) == 0, "DONTNEED dst");
+	src = map_anon(ps);
+	memset(src, 'M', ps);
+	swap_out(src, 1);
+	CHECK(!pm_bit(src, PM_UFFD_BIT), "the unregistered source has the uffd bit");
+	/* A swap entry whose folio is still in the swap cache is EBUSY or EAGAIN for a while. */
+	WAIT_UNTIL((err = uffd_move(fd, dst.addr, src, ps, &moved)) != -EBUSY && err != -EAGAIN,
+		   RWP_WAIT_MS);
+	ok(err, "MOVE the swapped page into the RWP range");
+	CHECK(moved == (__s64)ps, "moved %lld", (long long)moved);
+	CHECK(pm_bit(dst.addr, PM_SWAP_BIT) && pm_bit(dst.addr, PM_UFFD_BIT),
+	      "the moved swap entry is not armed (0x%llx)", (unsigned long long)pagemap_entry(dst.addr));
+	read_faults(fd, dst.addr + 5, (unsigned long)dst.addr, ps, 'M');
+	want_quiet(fd, "after the resolved fault");
+}
+
 /* ---- J3: swapoff ---- */
 
 struct swapdev {

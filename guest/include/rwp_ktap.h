@@ -149,6 +149,22 @@ __attribute__((noreturn)) static inline void rwp_finding_hit(const char *file, i
 	_exit(RWP_EXIT_XFAIL);
 }
 
+/*
+ * The end of a test child (or of a process a test forked to run its body)
+ * that returned: a pass, unless a finding's check held on the way.
+ */
+__attribute__((noreturn)) static inline void rwp_passed(void)
+{
+	if (rwp_held[0]) {
+		printf("# the expected failure did not happen, the finding looks fixed: %s\n",
+		       rwp_held);
+		fflush(stdout);
+		_exit(RWP_EXIT_FAIL);
+	}
+	fflush(stdout);
+	_exit(RWP_EXIT_PASS);
+}
+
 #define FAIL(...) rwp_fail_at(RWP_FILE, __LINE__, __VA_ARGS__)
 #define SKIP(...) rwp_skip(__VA_ARGS__)
 /* CHECK(cond, fmt, ...): fail the test with the message and errno if !cond. */
@@ -324,14 +340,7 @@ static int rwp_run_one(const struct rwp_test *t, int idx)
 		signal(SIGALRM, rwp_on_alarm);
 		alarm(rwp_deadline_s);
 		t->fn(t->arg);
-		if (rwp_held[0]) {
-			printf("# the expected failure did not happen, the finding looks fixed: %s\n",
-			       rwp_held);
-			fflush(stdout);
-			_exit(RWP_EXIT_FAIL);
-		}
-		fflush(stdout);
-		_exit(RWP_EXIT_PASS);
+		rwp_passed();
 	}
 	if (pid < 0 || rwp_wait_child(pid, t->name, &status) < 0) {
 		printf("not ok %d %s # fork/wait failed: %s\n", idx, t->name, strerror(errno));

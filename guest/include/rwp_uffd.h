@@ -381,14 +381,15 @@ static inline void run_then_restore(void (*fn)(void *), void *arg, void (*restor
 		signal(SIGALRM, SIG_DFL);
 		alarm(rwp_deadline_s > 10 ? rwp_deadline_s - 5 : rwp_deadline_s);
 		fn(arg);
-		fflush(stdout);
-		_exit(RWP_EXIT_PASS);
+		rwp_passed();
 	}
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	restore(rarg);
-	if (WIFEXITED(status) && WEXITSTATUS(status) == RWP_EXIT_SKIP)
-		_exit(RWP_EXIT_SKIP);
+	/* A skip, or a finding's expected failure (its reason is in shared memory), ends the test so. */
+	if (WIFEXITED(status) && (WEXITSTATUS(status) == RWP_EXIT_SKIP ||
+				  WEXITSTATUS(status) == RWP_EXIT_XFAIL))
+		_exit(WEXITSTATUS(status));
 	if (WIFSIGNALED(status))
 		FAIL("the test's child died by signal %d (%s)", WTERMSIG(status),
 		     WTERMSIG(status) == SIGALRM ? "deadline" : strsignal(WTERMSIG(status)));
