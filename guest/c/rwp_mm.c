@@ -820,11 +820,18 @@ static void *idle_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * arg: a memory type. MEM_ANON is NUMA_PAGES pages, the second half protected;
+ * MEM_ANON_THP is one THP, all protected and then its first half resolved,
+ * which splits the PMD: NUMA balancing then scans a split protected THP.
+ */
 static void numa_body(void *arg)
 {
+	enum mem_type type = *(enum mem_type *)arg;
 	int fd;
-	struct mem m = mem_rwp(MEM_ANON, NUMA_PAGES, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
-	size_t ps = page_size(), half = NUMA_PAGES / 2 * ps;
+	struct mem m = mem_rwp(type, type == MEM_ANON ? NUMA_PAGES : 1, &fd, 0,
+			       UFFDIO_REGISTER_MODE_RWP);
+	size_t ps = page_size(), npages = m.len / ps, half = npages / 2 * ps;
 	long long upd0 = vmstat("numa_pte_updates"), hint0 = vmstat("numa_hint_faults");
 	/* Half the test's deadline: the rest of the test needs the other half on a slow guest. */
 	long long budget_ns = rwp_deadline_s * 500000000LL, t_end = rwp_now_ns() + budget_ns;
@@ -842,7 +849,13 @@ static void numa_body(void *arg)
 	 */
 	errno = pthread_create(&idle, NULL, idle_thread, NULL);
 	CHECK(errno == 0, "pthread_create");
-	arm(fd, m.addr + half, half);
+	if (type == MEM_ANON) {
+		arm(fd, m.addr + half, half);
+	} else {
+		arm(fd, m.addr, m.len);
+		disarm(fd, m.addr, half);
+		CHECK(!vma_has_anon_thp(m.addr), "resolving half of the protected THP did not split it");
+	}
 	ok(write_text(NUMA_SYSCTL, "1"), "enable numa_balancing");
 	/*
 	 * Spin touching the resolved half: the scanner runs from this task's
@@ -853,7 +866,7 @@ static void numa_body(void *arg)
 		long long t_check = rwp_now_ns() + 100000000LL;
 
 		while (rwp_now_ns() < t_check)
-			for (size_t i = 0; i < NUMA_PAGES / 2; i++)
+			for (size_t i = 0; i < npages / 2; i++)
 				sink += m.addr[i * ps];
 		if (numa_scanned())
 			break;
@@ -868,20 +881,21 @@ static void numa_body(void *arg)
 	want_grown("numa_pte_updates", upd0);
 	want_grown("numa_hint_faults", hint0);
 	want_quiet(fd, "NUMA balancing");
-	want_bits(m.addr + half, NUMA_PAGES / 2, PM_UFFD_BIT, 1, "protected half after NUMA scans");
-	want_bits(m.addr, NUMA_PAGES / 2, PM_UFFD_BIT, 0, "resolved half after NUMA scans");
+	want_bits(m.addr + half, npages / 2, PM_UFFD_BIT, 1, "protected half after NUMA scans");
+	want_bits(m.addr, npages / 2, PM_UFFD_BIT, 0, "resolved half after NUMA scans");
 	n = scan_pages(m.addr, m.len, PAGE_IS_ACCESSED, 0, r, 4);
 	CHECK(n == 1 && r[0].start == (unsigned long)m.addr && r[0].end == (unsigned long)m.addr + half,
 	      "PAGEMAP_SCAN(ACCESSED) found %ld regions, want exactly the resolved half", n);
-	for (size_t i = 0; i < NUMA_PAGES / 2; i++)
-		CHECK(m.addr[i * ps + 1] == mem_unit_pattern(i), "resolved page %zu contents", i);
+	for (size_t i = 0; i < npages / 2; i++)
+		CHECK(m.addr[i * ps + 1] == mem_unit_pattern(type == MEM_ANON ? i : 0),
+		      "resolved page %zu contents", i);
 	read_faults(fd, m.addr + half + 3 * ps, (unsigned long)m.addr + half + 3 * ps, ps,
-		    mem_unit_pattern(NUMA_PAGES / 2 + 3));
+		    type == MEM_ANON ? mem_unit_pattern(npages / 2 + 3) : mem_unit_pattern(0));
 	want_quiet(fd, "after the resolved fault");
 }
 
-/* J9: NUMA balancing scans an RWP VMA without RWP messages and without touching protected PTEs */
-RWP_TEST(numa_balancing_no_rwp_faults_anon)
+/* NUMA balancing made to scan soon and often over the body for type, then restored. */
+static void numa_scanned_over(enum mem_type type)
 {
 	require_rwp();
 	require_two_nodes();
@@ -896,7 +910,19 @@ RWP_TEST(numa_balancing_no_rwp_faults_anon)
 		write_text(numa_saved[1].path, "50");
 	if (numa_saved[2].have)
 		write_text(numa_saved[2].path, "100");
-	run_then_restore(numa_body, NULL, numa_restore, NULL);
+	run_then_restore(numa_body, &type, numa_restore, NULL);
+}
+
+/* J9: NUMA balancing scans an RWP VMA without RWP messages and without touching protected PTEs */
+RWP_TEST(numa_balancing_no_rwp_faults_anon)
+{
+	numa_scanned_over(MEM_ANON);
+}
+
+/* J9, J6: the same over a protected THP split by a partial resolve */
+RWP_TEST(numa_balancing_no_rwp_faults_split_thp)
+{
+	numa_scanned_over(MEM_ANON_THP);
 }
 
 /* ---- J10: mTHP ---- */

@@ -93,6 +93,54 @@ static inline char *map_aligned_anon_thp(size_t len)
 	return p;
 }
 
+/* Free memory in blocks of 2 MiB or more, counted in 2 MiB blocks (/proc/buddyinfo, all zones). */
+static inline long free_huge_blocks(void)
+{
+	char line[512];
+	long n = 0;
+	FILE *f = fopen("/proc/buddyinfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, "zone");
+		int order = 0, used;
+		long c;
+
+		if (!p)
+			continue;
+		p += strlen("zone");
+		while (*p == ' ')
+			p++;
+		while (*p && *p != ' ')
+			p++;		/* the zone's name */
+		for (; sscanf(p, "%ld%n", &c, &used) == 1; order++, p += used)
+			if (order >= 9)
+				n += c << (order - 9);
+	}
+	fclose(f);
+	return n;
+}
+
+/*
+ * A huge page the test needs did not come although compaction was tried: a
+ * skip that names the precondition only when memory is really short (no free
+ * 2 MiB block), a failure otherwise.
+ */
+#define HUGE_PAGE_MISSING(fmt, ...)							\
+	do {										\
+		long fb_ = free_huge_blocks();						\
+		if (fb_ == 0)								\
+			SKIP("precondition: memory is short (no free 2 MiB block after "	\
+			     "compaction): " fmt, __VA_ARGS__);				\
+		FAIL(fmt " although %ld free 2 MiB blocks remain", __VA_ARGS__, fb_);	\
+	} while (0)
+
+static inline void compact_memory(void)
+{
+	(void)write_text("/proc/sys/vm/compact_memory", "1");
+}
+
 /*
  * Map n units of type t, filled with a pattern per unit. The hugetlb types
  * need pages reserved by the harness's guest set-up; anon_thp must really be
@@ -122,9 +170,13 @@ static inline struct mem mem_map(enum mem_type t, size_t n)
 		CHECK(m.addr != MAP_FAILED, "mmap %s", mem_names[t]);
 	}
 	mem_fill(&m);
-	if (t == MEM_ANON_THP)
-		CHECK(vma_has_anon_thp(m.addr), "no PMD-mapped THP at %p after MADV_HUGEPAGE",
-		      (void *)m.addr);
+	if (t == MEM_ANON_THP && !vma_has_anon_thp(m.addr)) {
+		compact_memory();
+		CHECK(madvise(m.addr, m.len, MADV_DONTNEED) == 0, "MADV_DONTNEED to retry the THP");
+		mem_fill(&m);
+		if (!vma_has_anon_thp(m.addr))
+			HUGE_PAGE_MISSING("no PMD-mapped THP at %p after MADV_HUGEPAGE", (void *)m.addr);
+	}
 	return m;
 }
 

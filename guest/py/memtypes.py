@@ -20,7 +20,7 @@ MEM_TYPES = ("anon", "anon_thp", "shmem", "shmem_private", "hugetlb", "hugetlb_p
 HPAGE = 2 << 20
 PAGE = mmap.PAGESIZE
 MFD_HUGETLB = 0x4
-MADV_HUGEPAGE, MADV_PAGEOUT = 14, 21
+MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT = 4, 14, 21
 PRESENT, SWAPPED, UFFD_BIT = 63, 62, 57     # pagemap bits
 # A positive wait (for something that should happen): ample on a guest several times slower.
 WAIT_S = 5.0
@@ -47,6 +47,25 @@ def is_huge(t: str) -> bool:
     return t.startswith("hugetlb")
 
 
+def free_huge_blocks() -> int:
+    """Free memory in blocks of 2 MiB or more, counted in 2 MiB blocks (/proc/buddyinfo)."""
+    n = 0
+    with open("/proc/buddyinfo") as f:
+        for line in f:
+            counts = line.split()[4:]
+            n += sum(int(c) << (order - 9) for order, c in enumerate(counts) if order >= 9)
+    return n
+
+
+def huge_page_missing(what: str) -> None:
+    """A huge page did not come although compaction was tried: a skip naming the
+    precondition only when memory is really short, a failure otherwise."""
+    free = free_huge_blocks()
+    if free == 0:
+        raise Skip(f"precondition: memory is short (no free 2 MiB block after compaction): {what}")
+    raise AssertionError(f"{what} although {free} free 2 MiB blocks remain")
+
+
 def pattern(i: int) -> int:
     return ord("a") + i % 26
 
@@ -62,7 +81,15 @@ class Mem:
         for i in range(n):
             ctypes.memset(self.addr + i * self.unit, pattern(i), self.unit)
         if t == "anon_thp" and not anon_thp_at(self.addr):
-            raise AssertionError(f"no PMD-mapped THP at {self.addr:#x} after MADV_HUGEPAGE")
+            # Retry once after compaction; then skip only when memory is really short.
+            with open("/proc/sys/vm/compact_memory", "w") as f:
+                f.write("1")
+            if _libc.madvise(self.addr, self.length, MADV_DONTNEED) != 0:
+                raise OSError(ctypes.get_errno(), "madvise(MADV_DONTNEED)")
+            for i in range(n):
+                ctypes.memset(self.addr + i * self.unit, pattern(i), self.unit)
+            if not anon_thp_at(self.addr):
+                huge_page_missing(f"no PMD-mapped THP at {self.addr:#x} after MADV_HUGEPAGE")
 
     def _map(self) -> int:
         prot = mmap.PROT_READ | mmap.PROT_WRITE
