@@ -85,9 +85,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--transport", choices=("auto", "shared", "push"), default="auto",
                    help="how programs reach the guest: the shared root filesystem, or "
                         "pushed over the console (auto: shared if visible)")
-    g.add_argument("--test-timeout", type=float, default=requests.TEST_TIMEOUT_S, metavar="S",
+    g.add_argument("--test-timeout", type=float, default=None, metavar="S",
                    help="deadline per test, in the guest and on the host, unless the test "
-                        "sets its own (default: %(default)s)")
+                        f"sets its own (default: {requests.TEST_TIMEOUT_S:g}, multiplied by the "
+                        "guest's measured slowdown; a value given here is used as given)")
     g.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run each test N times; one that passes only sometimes is flaky")
     g.add_argument("--one-by-one", action="store_true",

@@ -18,7 +18,7 @@ from harness.parse.verdicts import Status, TestResult
 from harness.phases import phase
 from harness.report import hostinfo, results
 from harness.requests import KernelRequest, RunRequest, SourceRequest
-from harness.run import batch, guestprogs, runner
+from harness.run import batch, deadlines, guestprogs, runner
 from harness.run.guest import Guest
 from harness.vm import qemu
 
@@ -100,11 +100,19 @@ class Session:
         vmreq = vm_request(run, bres, console_log)
         self.guest = Guest(lambda: qemu.boot(vmreq), self.staged, run.transport)
 
+    def deadline_scale(self) -> float:
+        """How much longer than the default this guest's tests may take (run/deadlines.py);
+        known once the guest has booted."""
+        if not self.run.scale_deadlines:
+            return 1.0
+        return deadlines.scale(self.guest.capabilities)
+
     def results(self, prog: guestprogs.GuestProgram, subs: list[str]) -> Iterator[TestResult]:
+        k = self.deadline_scale()
         return batch.run_program(self.guest, prog, subs,
-                                 lambda sub: prog.timeout(sub, self.run.test_timeout),
+                                 lambda sub: prog.timeout(sub, self.run.test_timeout) * k,
                                  self.allow, self.run.repeat, self.run.one_by_one,
-                                 default_deadline=self.run.test_timeout)
+                                 default_deadline=self.run.test_timeout * k)
 
     def close(self, now: bool = False) -> None:
         self.guest.stop(now=now)
@@ -133,6 +141,8 @@ def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
         out.manifest.update(accel=guest.machine.accel, vng=guest.machine.argv,
                             guest_cmdline=guest.machine.cmdline(),
                             guest_capabilities=guest.capabilities,
+                            deadline_scale=session.deadline_scale(),
+                            test_timeout_effective=run.test_timeout * session.deadline_scale(),
                             transport="shared" if guest.staged == session.staged else "push")
         with phase("tests", timings):
             for prog in progs:

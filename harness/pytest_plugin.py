@@ -43,8 +43,9 @@ def pytest_addoption(parser):
     g.addoption("--rwp-allowlist", type=Path, default=None, help="splat allowlist (TOML)")
     g.addoption("--rwp-one-by-one", action="store_true",
                 help="run each item as its own guest command, not in batches")
-    g.addoption("--rwp-test-timeout", type=float, default=TEST_TIMEOUT_S,
-                help="deadline per test unless the test sets its own")
+    g.addoption("--rwp-test-timeout", type=float, default=None,
+                help=f"deadline per test unless the test sets its own (default: "
+                     f"{TEST_TIMEOUT_S:g}, multiplied by the guest's measured slowdown)")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -101,7 +102,8 @@ class GuestSession:
                             kernel_version=opt("--rwp-kernel-version"))
         run = RunRequest(transport=opt("--rwp-transport"), accel=opt("--rwp-accel"),
                          allowlist=opt("--rwp-allowlist"), one_by_one=opt("--rwp-one-by-one"),
-                         test_timeout=opt("--rwp-test-timeout"), cpus=_cpus_per_vm())
+                         test_timeout=opt("--rwp-test-timeout") or TEST_TIMEOUT_S,
+                         scale_deadlines=opt("--rwp-test-timeout") is None, cpus=_cpus_per_vm())
         src.check()
         run.check()
         return Request(src, KernelRequest(profiles=tuple(opt("--rwp-profile"))), run)

@@ -65,6 +65,9 @@ class RunRequest:
     suites: tuple[str, ...] = DEFAULT_SUITES
     transport: str = "auto"
     test_timeout: float = TEST_TIMEOUT_S
+    # The default deadlines scale with the guest's measured speed (run/deadlines.py);
+    # a --test-timeout the user gave is kept as given.
+    scale_deadlines: bool = True
     repeat: int = 1
     one_by_one: bool = False
     allowlist: Path | None = None
@@ -124,7 +127,8 @@ def from_args(args) -> Request:
     run = RunRequest(
         select=tuple(_get(args, "select", ())), suites=tuple(_get(args, "suite", DEFAULT_SUITES)),
         transport=_get(args, "transport", "auto"),
-        test_timeout=_get(args, "test_timeout", TEST_TIMEOUT_S), repeat=_get(args, "repeat", 1),
+        test_timeout=_get(args, "test_timeout", TEST_TIMEOUT_S),
+        scale_deadlines=getattr(args, "test_timeout", None) is None, repeat=_get(args, "repeat", 1),
         one_by_one=_get(args, "one_by_one", False), allowlist=_get(args, "allowlist"),
         results_dir=_get(args, "results_dir"), json=_get(args, "json", False),
         cpus=_get(args, "cpus", 2), memory=_get(args, "memory", "2G"),

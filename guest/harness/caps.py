@@ -1,8 +1,10 @@
 """Print the guest's userfaultfd capabilities and memory set-up as one JSON line."""
 
 import json
+import mmap
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "py"))
 import uffd  # noqa: E402
@@ -14,6 +16,23 @@ def read(path: str) -> str:
             return f.read().strip()
     except OSError as e:
         return f"unavailable: {e.strerror}"
+
+
+# The calibration: kernel-heavy work (page faults, zeroing, freeing) with little
+# interpreted code, so that it slows down as a slower guest slows the tests:
+# a debug kernel (KASAN, lockdep), another architecture under TCG, a loaded host.
+CALIBRATION_ROUNDS, CALIBRATION_BYTES = 8, 8 << 20
+
+
+def calibration_s() -> float:
+    chunk = b"x" * mmap.PAGESIZE * 256
+    t0 = time.monotonic()
+    for _ in range(CALIBRATION_ROUNDS):
+        m = mmap.mmap(-1, CALIBRATION_BYTES)
+        for off in range(0, CALIBRATION_BYTES, len(chunk)):
+            m[off:off + len(chunk)] = chunk
+        m.close()
+    return round(time.monotonic() - t0, 3)
 
 
 def main() -> None:
@@ -34,6 +53,7 @@ def main() -> None:
     caps["swap"] = read("/proc/swaps").splitlines()[1:]
     caps["unprivileged_userfaultfd"] = read("/proc/sys/vm/unprivileged_userfaultfd")
     caps["kernel"] = os.uname().release
+    caps["calibration_s"] = calibration_s()
     print("@@RWPCAPS " + json.dumps(caps, sort_keys=True))
 
 

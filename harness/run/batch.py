@@ -64,7 +64,7 @@ def run_batch(guest: Guest, prog: GuestProgram, subs: list[str],
     # per-test idle deadline is what notices a stall.
     backstop = sum(timeout_of(s) + protocol.GUEST_GRACE_S for s in subs)
     idle = longest + protocol.GUEST_GRACE_S + HOST_GRACE_S
-    env = deadline_env(prog, default_deadline or longest)
+    env = deadline_env(prog, default_deadline or longest, timeout_of)
     out = BatchOutcome()
     guest.console()                     # booted: the staged paths are the guest's
     command = guest.staged.command(prog, tuple(subs) if name_them else ())

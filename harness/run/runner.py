@@ -10,22 +10,25 @@ again once, and a second such death ends the run (InfraError).
 """
 
 import re
+from collections.abc import Callable
 
 from harness.parse import ktap, protocol, splats
 from harness.parse.verdicts import Status, TestResult, combine, judge, test_id
 from harness.run.guest import Ended, Guest, Outcome
 from harness.run.guestprogs import GuestProgram
 
-def deadline_env(prog: GuestProgram, default: float) -> dict[str, str]:
-    """What a program reads its tests' deadlines from (protocol.DEADLINE_ENV)."""
-    return protocol.deadlines_env(default, {s: prog.timeout(s, default)
-                                            for s, _ in prog.timeouts})
+def deadline_env(prog: GuestProgram, default: float,
+                 timeout_of: Callable[[str], float]) -> dict[str, str]:
+    """What a program reads its tests' deadlines from (protocol.DEADLINE_ENV):
+    the default, and timeout_of for each test that sets its own."""
+    return protocol.deadlines_env(default, {s: timeout_of(s) for s, _ in prog.timeouts})
 
 
 def run_once(guest: Guest, prog: GuestProgram, sub: str, deadline: float,
              allow: splats.Allowlist, default_deadline: float | None = None) -> TestResult:
     tid = test_id(prog.name, sub)
-    env = deadline_env(prog, default_deadline or deadline)
+    # Only sub runs: its deadline is the one that matters.
+    env = deadline_env(prog, default_deadline or deadline, lambda s: deadline)
     # run-one.sh's deadline is the backstop behind the program's own, which
     # ends a stuck test GUEST_GRACE_S after its deadline.
     backstop = deadline + 2 * protocol.GUEST_GRACE_S
