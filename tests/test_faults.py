@@ -120,6 +120,32 @@ def test_a_build_without_kernel_release_is_a_build_error(tmp_path, cache_dir):
     assert not (bdir / "build.ok").exists()
 
 
+def test_a_finished_build_is_used_while_another_build_holds_the_lock(tmp_path, cache_dir,
+                                                                    monkeypatch):
+    """A run of a finished package build need not wait behind another
+    configuration's build (the debug profile's takes many minutes)."""
+    tree = make_fake_tree(tmp_path / "k")
+    bdir = tmp_path / "b"
+    req = build.BuildRequest(source.KernelSource(tree, "7.3.4", "tarball", "t", True), tree,
+                             build_root=bdir)
+    (bdir / "arch/x86/boot").mkdir(parents=True)
+    (bdir / "arch/x86/boot/bzImage").write_bytes(b"x")
+    (bdir / "hdr/include").mkdir(parents=True)
+    (bdir / "include/config").mkdir(parents=True)
+    (bdir / "include/config/kernel.release").write_text("7.3.4\n")
+    (bdir / ".config").write_text("")
+    (bdir / "config.ok").write_text(req.requested_config().digest() + "\n")
+    (bdir / "build.ok").write_text("ok\n")
+    def taken(*a, **k):
+        raise AssertionError("build() waited for the build lock")
+
+    monkeypatch.setattr(cache, "lock", taken)
+    got = build.build(req)
+    assert (got.kernel_release, got.rebuilt) == ("7.3.4", False)
+    (bdir / "build.ok").unlink()     # unfinished: build() must take the lock, so it is not
+    assert build._finished(req) is None
+
+
 INTERNAL = """
 import sys
 

@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from harness.kernel import kconfig
 from harness.parse import splats
 from harness.parse.verdicts import Status
 from harness.run import guestprogs, runner
@@ -101,3 +102,14 @@ def test_tcg_guest_is_told_the_tsc_rate():
     assert qemu.host_tsc_khz(cpuinfo) == 2596122
     assert qemu.host_tsc_khz(cpuinfo.replace(" constant_tsc", "")) is None
     assert qemu.host_tsc_khz("processor\t: 0\n") is None
+
+
+@pytest.mark.parametrize("profile", sorted(
+    p.stem for p in kconfig.FRAGMENT_DIR.glob("*.config") if p.stem not in ("base", "rwp", "selftest")))
+def test_every_profile_keeps_its_options_on_the_default_kernel(profile, guest_session):
+    """A profile whose options olddefconfig drops would stop its first real use
+    (the debug profile did: tinyconfig's SLUB_TINY rules out KASAN)."""
+    guest_session.kernel()                  # the default source is fetched
+    res = subprocess.run(harness_argv("config", "--offline", "--profile", profile),
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]

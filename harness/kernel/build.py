@@ -101,8 +101,26 @@ def _configure(req: BuildRequest) -> Path:
 
 
 def build(req: BuildRequest) -> BuildResult:
+    # A finished build of an immutable source is final: a run of it need not
+    # wait behind another configuration's build (the lock keeps builds one at a time).
+    done = _finished(req)
+    if done is not None:
+        return done
     with cache.lock("build"):
         return _build(req)
+
+
+def _finished(req: BuildRequest) -> BuildResult | None:
+    bdir = req.build_dir()
+    if not req.source.immutable or \
+            (cache.read_marker(bdir / "config.ok") or "").strip() != req.requested_config().digest() \
+            or cache.read_marker(bdir / "build.ok") != "ok\n":
+        return None
+    bzimage, headers = bdir / "arch/x86/boot/bzImage", bdir / "hdr/include"
+    release = (cache.read_marker(bdir / "include/config/kernel.release") or "").strip()
+    if not (bzimage.exists() and headers.is_dir() and release):
+        return None
+    return BuildResult(bdir, bzimage, headers, bdir / ".config", bdir / "build.log", release, False)
 
 
 def _build(req: BuildRequest) -> BuildResult:
