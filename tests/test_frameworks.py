@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from harness.parse import ktap
+from harness.parse import ktap, protocol
 from harness.parse.verdicts import Status
-from harness.run import guestprogs
+from harness.run import callsite, guestprogs
 
 # One body per case, in C and in Python; each finding check is at a known line.
 C_CASES = r'''
@@ -44,6 +44,17 @@ RWP_TEST(finding_not_on_this_path)
 		FINDING("F7: another memory type", 0, "unused");
 }
 RWP_TEST(skipped) { SKIP("no such feature"); }
+
+static inline void shared_helper(int v)
+{
+	CHECK(v == 0, "the helper's check");
+}
+
+RWP_TEST(helper_failure_names_the_test_line)
+{
+	shared_helper(0);
+	shared_helper(1);
+}
 RWP_MAIN
 '''
 
@@ -130,11 +141,9 @@ def _line_of(text: str, needle: str) -> int:
 def c_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("c")
     (d / "cases.c").write_text(C_CASES)
-    argv = guestprogs.gcc_argv([d / "cases.c"], d / "cases", d)
-    argv.remove("-static")      # the host's libc need not have static archives
-    subprocess.run(argv, check=True)
+    subprocess.run(guestprogs.gcc_argv([d / "cases.c"], d / "cases", d), check=True)
     return subprocess.run([str(d / "cases")], capture_output=True, text=True, env=ENV,
-                          timeout=60).stdout
+                          timeout=60).stdout, d / "cases"
 
 
 @pytest.fixture(scope="module")
@@ -149,16 +158,21 @@ def _statuses(out: str) -> dict:
     return {c.name: c.status for c in ktap.parse(out).cases}
 
 
+@pytest.fixture(scope="module")
+def c_out(c_run):
+    return c_run[0]
+
+
 @pytest.mark.parametrize("lang", ["c", "py"])
-def test_an_expected_failure_is_expected_at_its_check_only(lang, c_run, py_run):
-    out = c_run if lang == "c" else py_run
+def test_an_expected_failure_is_expected_at_its_check_only(lang, c_out, py_run):
+    out = c_out if lang == "c" else py_run
     got = _statuses(out)
     assert {k: got.get(k) for k in WANT} == WANT, out
 
 
 @pytest.mark.parametrize("lang", ["c", "py"])
-def test_the_xfail_reason_names_the_finding_and_its_line(lang, c_run, py_run):
-    out, src = (c_run, C_CASES) if lang == "c" else (py_run, PY_CASES)
+def test_the_xfail_reason_names_the_finding_and_its_line(lang, c_out, py_run):
+    out, src = (c_out, C_CASES) if lang == "c" else (py_run, PY_CASES)
     ext = "c" if lang == "c" else "py"
     line = _line_of(src, '"F1: the kernel is wrong"')
     xfail = next(c for c in ktap.parse(out).cases if c.name == "finding_hit")
@@ -167,8 +181,8 @@ def test_the_xfail_reason_names_the_finding_and_its_line(lang, c_run, py_run):
 
 
 @pytest.mark.parametrize("lang", ["c", "py"])
-def test_a_held_finding_says_it_looks_fixed(lang, c_run, py_run):
-    out = c_run if lang == "c" else py_run
+def test_a_held_finding_says_it_looks_fixed(lang, c_out, py_run):
+    out = c_out if lang == "c" else py_run
     assert "the finding looks fixed" in out and "F2: fixed now" in out
 
 
@@ -181,3 +195,21 @@ def test_a_python_helper_failure_names_the_calling_test_line(py_run):
     helper_line = _line_of(PY_CASES, "assert False, \"the helper's check\"")
     assert (f"cases.py:{test_line} (in helper_that_fails at cases.py:{helper_line}): "
             "assertion failed: the helper's check") in py_run
+
+
+def test_a_c_helper_failure_names_the_calling_test_line(c_run):
+    out, binary = c_run
+    case = next(c for c in ktap.parse(out).cases if c.name == "helper_failure_names_the_test_line")
+    helper_line = _line_of(C_CASES, 'CHECK(v == 0, "the helper\'s check");')
+    test_line = _line_of(C_CASES, "	shared_helper(1);")
+    assert f"cases.c:{helper_line}: the helper's check" in case.diagnostics
+    got = callsite.resolve(case.diagnostics, binary, "helper_failure_names_the_test_line", "cases.c")
+    assert f"called from the test at cases.c:{test_line} (helper_failure_names_the_test_line)" in got
+    assert not any(protocol.callers(d) for d in got)
+
+
+def test_a_check_in_the_test_itself_gets_no_second_line(c_run):
+    out, binary = c_run
+    case = next(c for c in ktap.parse(out).cases if c.name == "failure_before_finding")
+    got = callsite.resolve(case.diagnostics, binary, "failure_before_finding", "cases.c")
+    assert not any(d.startswith("called from") for d in got), got

@@ -13,6 +13,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -83,6 +84,21 @@ static inline void rwp_diag(const char *fmt, ...)
 	fflush(stdout);
 }
 
+/*
+ * The return addresses of the failing check's stack: the host turns them into
+ * the calling test's line when the check is in a helper (harness/run/callsite.py).
+ */
+static inline void rwp_print_callers(void)
+{
+	void *bt[32];
+	int n = backtrace(bt, 32);
+
+	fputs("# @@RWPAT", stdout);
+	for (int i = 1; i < n; i++)
+		printf(" %p", bt[i]);
+	fputc('\n', stdout);
+}
+
 __attribute__((noreturn)) static inline void rwp_fail_at(const char *file, int line,
 							 const char *fmt, ...)
 {
@@ -93,6 +109,8 @@ __attribute__((noreturn)) static inline void rwp_fail_at(const char *file, int l
 	vprintf(fmt, ap);
 	va_end(ap);
 	fputc('\n', stdout);
+	fflush(stdout);
+	rwp_print_callers();
 	fflush(stdout);
 	_exit(RWP_EXIT_FAIL);
 }
@@ -144,6 +162,7 @@ __attribute__((noreturn)) static inline void rwp_finding_hit(const char *file, i
 	vprintf(fmt, ap);
 	va_end(ap);
 	fputc('\n', stdout);
+	rwp_print_callers();
 	snprintf(rwp_reason + RWP_XFAIL_AT, 1024, "%s (%s:%d)", finding, file, line);
 	fflush(stdout);
 	_exit(RWP_EXIT_XFAIL);

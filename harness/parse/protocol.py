@@ -12,6 +12,7 @@ On the console (the guest's stdout):
 | @@RWPSTART TEST                        | rwp_ktap.h, ktest.py (RWP_MARKS)  | started(), PROGRESS |
 | @@RWPSUB TEST TAINT0 TAINT1 NS         | rwp_ktap.h, ktest.py (RWP_MARKS)  | sub_marks()        |
 | @@RWPCAPS {json}                       | guest/harness/caps.py             | capabilities()     |
+| # @@RWPAT ADDR... (a KTAP diagnostic)  | rwp_ktap.h, a failed check        | callers()          |
 
 In the kernel log (/dev/kmsg):
 
@@ -52,6 +53,7 @@ _GUEST_NS = re.compile(r"^@@RWPGUESTNS (\d+)$", re.M)
 _TIMEOUT = re.compile(r"^@@RWPTIMEOUT (\d+)(?: (\S+))?$", re.M)
 _SUB = re.compile(r"^@@RWPSUB (\S+) (-?\d+) (-?\d+) (\d+)$", re.M)
 _CAPS = re.compile(r"^@@RWPCAPS (\{.*\})$", re.M)
+_CALLERS = re.compile(r"^@@RWPAT((?: 0x[0-9a-f]+)+)$")
 START = re.compile(r"@@RWPSTART (\S+)\r?\n")
 # What counts as a batch's progress: a test began, ended, or hit its deadline.
 PROGRESS = re.compile(r"(@@RWP(?:START|SUB|TIMEOUT) [^\r\n]*)\r?\n")
@@ -172,3 +174,10 @@ def slice_log(log: str, token: str) -> tuple[str, dict[str, str]]:
 
 def batch_started(log: str, token: str) -> bool:
     return f"rwp-harness: begin {token}" in log
+
+
+def callers(diagnostic: str) -> list[int] | None:
+    """The return addresses of a failed C check's stack (a diagnostic line
+    without its "# "), or None when the line is not that marker."""
+    m = _CALLERS.match(diagnostic.strip())
+    return [int(a, 16) for a in m.group(1).split()] if m else None

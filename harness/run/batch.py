@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 
 from harness.parse import ktap, protocol, splats
 from harness.parse.verdicts import TestResult, combine, judge, split_test_id, test_id
+from harness.run import callsite
 from harness.run.guest import Ended, Guest, HOST_GRACE_S
 from harness.run.guestprogs import GuestProgram
 from harness.run.runner import deadline_env, from_outcome, run_test
@@ -170,15 +171,24 @@ def run_program(guest: Guest, prog: GuestProgram, subs: list[str],
     interrupted run keeps it; with repeat, each test's runs are combined as in
     runner.run_test, at the end."""
     if repeat == 1:
-        yield from _one_round(guest, prog, subs, timeout_of, allow, one_by_one,
-                              default_deadline)
+        for r in _one_round(guest, prog, subs, timeout_of, allow, one_by_one, default_deadline):
+            yield _with_call_sites(guest, prog, r)
         return
     runs: dict[str, list[TestResult]] = {s: [] for s in subs}
     for _ in range(repeat):
         for r in _one_round(guest, prog, subs, timeout_of, allow, one_by_one, default_deadline):
             runs[split_test_id(r.test_id)[1]].append(r)
     for s in subs:
-        yield combine(runs[s])
+        yield _with_call_sites(guest, prog, combine(runs[s]))
+
+
+def _with_call_sites(guest: Guest, prog: GuestProgram, r: TestResult) -> TestResult:
+    """A C check that failed in a helper also names the test's line (callsite.py)."""
+    if prog.lang == "c" and r.diagnostics:
+        sub = split_test_id(r.test_id)[1]
+        r.diagnostics = callsite.resolve(r.diagnostics, guest.local.binary(prog),
+                                         prog.function_of(sub), prog.source.name)
+    return r
 
 
 def _one_round(guest: Guest, prog: GuestProgram, subs: list[str],

@@ -68,6 +68,11 @@ class GuestProgram:
     def timeout(self, subtest: str, default: float) -> float:
         return float(dict(self.timeouts).get(subtest, default))
 
+    def function_of(self, subtest: str) -> str:
+        """The source function a subtest runs: RWP_TEST_MEM's x for x__<type>."""
+        return next((subtest[:-len(t) - 2] for t in _mem_types() if subtest.endswith("__" + t)),
+                    subtest)
+
     def test_ids(self) -> list[str]:
         return [test_id(self.name, s) for s in self.subtests]
 
@@ -186,10 +191,14 @@ class Staged:
         subtest must run that one, not the whole program."""
         suite = prog.name.split("/")[0]
         if prog.lang == "c":
-            argv = [str(self.root / "bin" / Path(prog.name).name)]
+            argv = [str(self.binary(prog))]
         else:
             argv = [GUEST_PYTHON, str(self.root / suite / prog.source.name)]
         return shlex.join([*argv, *subtests])
+
+    def binary(self, prog: GuestProgram) -> Path:
+        """A C program's static binary, on the host."""
+        return self.root / "bin" / Path(prog.name).name
 
     def helper_command(self, name: str) -> str:
         return shlex.join([GUEST_PYTHON, str(self.root / "harness" / name)])
