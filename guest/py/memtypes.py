@@ -31,6 +31,7 @@ _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_
                        ctypes.c_int, ctypes.c_long]
 _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 MAP_FAILED = ctypes.c_void_p(-1).value
+MAP_FIXED = 0x10
 
 
 def test_mem(fn):
@@ -124,6 +125,22 @@ class Mem:
 
     def at(self, unit: int, offset: int = 0) -> int:
         return self.addr + unit * self.unit + offset
+
+
+def aligned_memfd(name: str, length: int = HPAGE) -> int:
+    """A shared memfd mapping at a 2 MiB boundary, so that shmem can map it with a PMD."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    try:
+        os.ftruncate(fd, length)
+        raw = Mem._mmap(length + HPAGE, 0, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1)  # PROT_NONE
+        addr = (raw + HPAGE - 1) & ~(HPAGE - 1)
+        got = _libc.mmap(addr, length, mmap.PROT_READ | mmap.PROT_WRITE,
+                         mmap.MAP_SHARED | MAP_FIXED, fd, 0)
+        if got != addr:
+            raise OSError(ctypes.get_errno(), "mmap the memfd at a 2 MiB boundary")
+        return addr
+    finally:
+        os.close(fd)
 
 
 def smaps_field(addr: int, key: str) -> list[str] | None:

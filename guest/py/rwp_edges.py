@@ -15,10 +15,11 @@ import struct
 import ktest
 import uffd
 from ktest import test
-from memtypes import HPAGE, PAGE, PAGE_IS_ACCESSED, Mem, SWAPPED, WAIT_S, bit, madvise, page_out, pagemap
-from memtypes import registered, require_rwp, require_swap, scan, smaps_field, uffd_bit, wait_until
+from memtypes import HPAGE, PAGE, PAGE_IS_ACCESSED, SWAPPED, WAIT_S, Mem, aligned_memfd, bit
+from memtypes import huge_page_missing, madvise, page_out, pagemap, registered, require_rwp
+from memtypes import require_swap, scan, smaps_field, uffd_bit, wait_until
 
-MADV_DONTNEED = 4
+MADV_DONTNEED, MADV_REMOVE, MADV_HUGEPAGE = 4, 9, 14
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.read.restype = ctypes.c_ssize_t
@@ -136,6 +137,59 @@ def smaps_vmflags():
         u.unregister(a.addr, a.length)
         u.unregister(b.addr, b.length)
         assert not {"ur", "um"} & (vmflags(a.addr) | vmflags(b.addr)), "flags after UNREGISTER"
+
+
+SHMEM_THP = "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+
+
+@test
+def shmem_thp_protect_keeps_protection():
+    """C16: RWPROTECT of a PMD-mapped shmem THP must leave it protected"""
+    require_rwp()
+    try:
+        with open(SHMEM_THP) as f:
+            mode = f.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        raise ktest.Skip(f"no {SHMEM_THP} (no shmem THP)")
+    if mode in ("never", "deny"):
+        with open(SHMEM_THP, "w") as f:
+            f.write("advise")
+    try:
+        _shmem_thp_body()
+    finally:
+        if mode in ("never", "deny"):
+            with open(SHMEM_THP, "w") as f:
+                f.write(mode)
+
+
+def _shmem_thp_body() -> None:
+    p = aligned_memfd("c16")
+    assert madvise(p, HPAGE, MADV_HUGEPAGE) == 0, "MADV_HUGEPAGE"
+    ctypes.memset(p, ord("T"), HPAGE)
+    if int(smaps_field(p, "ShmemPmdMapped")[0]) < 2048:
+        with open("/proc/sys/vm/compact_memory", "w") as f:
+            f.write("1")
+        assert madvise(p, HPAGE, MADV_REMOVE) == 0, "MADV_REMOVE to retry the THP"
+        ctypes.memset(p, ord("T"), HPAGE)
+    if int(smaps_field(p, "ShmemPmdMapped")[0]) < 2048:
+        huge_page_missing(f"the memfd did not get a PMD-mapped THP "
+                          f"(ShmemPmdMapped {smaps_field(p, 'ShmemPmdMapped')[0]} kB)")
+    u = uffd.Uffd()
+    u.api(uffd.FEATURE_RWP)
+    u.register(p, HPAGE, uffd.REGISTER_MODE_RWP)
+    u.rwprotect(p, HPAGE, uffd.RWPROTECT_MODE_RWP)
+    acc = uffd.Accessor(p + PAGE, False)
+    acc.start()
+    msg = u.read_msg(WAIT_S)
+    if msg is not None:
+        u.rwprotect(p, HPAGE, 0)
+    assert acc.done.wait(WAIT_S), "the reader did not finish"
+    assert acc.value == ord("T"), f"read {acc.value:#x}"
+    ktest.finding("C16: change_pmd_range() splits (zaps) a file PMD for RWP "
+                  "(mprotect.c:446-455, huge_memory.c:3210-3239) and installs nothing, so "
+                  "the next access refaults through shmem_fault without an RWP fault",
+                  msg is not None and msg.flags == uffd.PAGEFAULT_FLAG_RWP,
+                  "a read of the protected shmem THP raised no RWP fault")
 
 
 @test

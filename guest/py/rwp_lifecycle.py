@@ -9,6 +9,7 @@ import ctypes
 import errno
 import mmap
 import os
+import select
 import signal
 import threading
 
@@ -216,6 +217,46 @@ def unprivileged_only_user_mode():
         assert f.read() == before, "the sysctl was not restored"
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, \
         f"unprivileged child status {status:#x}"
+
+
+@test
+def fork_event_abandoned_leaves_child_clean():
+    """I5: a fork event abandoned by closing the uffd must not leave RWP state in the child"""
+    require_rwp()
+    u = uffd.Uffd()
+    u.api(uffd.FEATURE_RWP | uffd.FEATURE_EVENT_FORK)
+    helper = os.fork()          # nothing is registered yet: no event for this fork
+    if helper == 0:
+        # Holds the only other reference, and closes it once the fork event is pending.
+        signal.alarm(10)
+        ready = select.select([u.fd], [], [], WAIT_S)[0]
+        os.close(u.fd)
+        os._exit(0 if ready else 2)
+    m = Mem("anon", 2)
+    u.register(m.addr, m.length, uffd.REGISTER_MODE_RWP)
+    u.rwprotect(m.addr, m.length, uffd.RWPROTECT_MODE_RWP)
+    u.close()
+    pid = os.fork()             # returns once the helper's close abandons the event
+    if pid == 0:
+        signal.alarm(5)         # a fault loop on a stale PTE dies of SIGALRM
+        before = uffd_bit(m.addr)
+        good = uffd.peek(m.addr) == pattern(0)
+        after = uffd_bit(m.addr)
+        os._exit((1 if before else 0) | (2 if after else 0) | (0 if good else 4))
+    _, hstatus = os.waitpid(helper, 0)
+    assert os.WIFEXITED(hstatus) and os.WEXITSTATUS(hstatus) == 0, \
+        f"the helper saw no event to abandon (status {hstatus:#x})"
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status), f"the child's access to its copy did not complete ({status:#x})"
+    code = os.WEXITSTATUS(status)
+    assert not code & 4, "the child read the wrong data"
+    assert not uffd_bit(m.addr), "the parent's range is still protected after the uffd's release"
+    ktest.diag(f"child: uffd bit before access {code & 1}, after access {code >> 1 & 1}")
+    ktest.finding("I5: userfaultfd_event_wait_completion() hands the child's new ctx to "
+                  "userfaultfd_release_new(), which only resets the VMAs' ctx; the PTEs copied "
+                  "as PAGE_NONE plus the uffd bit keep it in a VMA that is no longer registered",
+                  not code & 1, "the child's unregistered copy carries the uffd bit")
+    assert not code & 2, "the uffd bit survived the child's access"
 
 
 if __name__ == "__main__":

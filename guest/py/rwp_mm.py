@@ -16,7 +16,7 @@ import uffd
 from ktest import Skip, test
 from memtypes import HPAGE, PAGE, PRESENT, SWAPPED, WAIT_S, Mem, anon_thp_at, bit, grew, madvise
 from memtypes import page_out, pagemap, pattern, registered, require_rwp, require_swap, smaps_field
-from memtypes import MADV_PAGEOUT, uffd_bit, vmstat, wait_until
+from memtypes import MADV_PAGEOUT, aligned_memfd, uffd_bit, vmstat, wait_until
 
 MADV_COLLAPSE = 25
 NR_MOVE_PAGES = 279         # x86_64
@@ -125,6 +125,47 @@ def swap_out_drops_protection_shmem():
                   had_bit and msg is not None and (msg.flags, msg.address) ==
                   (uffd.PAGEFAULT_FLAG_RWP, m.at(1)),
                   "reclaimed page 1 is no longer protected")
+
+
+@test
+def collapse_drops_protection_shmem():
+    """J8: MADV_COLLAPSE over protected shmem PTEs should keep them protected"""
+    require_rwp()
+    c0, huge0 = vmstat("thp_collapse_alloc"), meminfo_kb("ShmemHugePages")
+    p = aligned_memfd("j8")
+    for i in range(HPAGE // PAGE):
+        uffd.poke(p + i * PAGE, ord("A") + i % 26)
+    u = uffd.Uffd()
+    u.api(uffd.FEATURE_RWP)
+    u.register(p, HPAGE, uffd.REGISTER_MODE_RWP)
+    u.rwprotect(p, HPAGE, uffd.RWPROTECT_MODE_RWP)
+    err = madvise(p, HPAGE, MADV_COLLAPSE)
+    # collapse_file() replaced the page cache before the PMD install was refused.
+    assert err == errno.EINVAL, f"MADV_COLLAPSE: {uffd.errno_name(err) if err else 'success'}, want EINVAL"
+    assert grew("thp_collapse_alloc", c0), "thp_collapse_alloc did not grow"
+    assert meminfo_kb("ShmemHugePages") >= huge0 + 2048, \
+        "ShmemHugePages did not grow by 2 MiB: the page cache was not collapsed"
+    had_bit = uffd_bit(p + 3 * PAGE)
+    acc = uffd.Accessor(p + 3 * PAGE, False)
+    acc.start()
+    msg = u.read_msg(WAIT_S)
+    if msg is not None:
+        u.rwprotect(p + 3 * PAGE, PAGE, 0)
+    assert acc.done.wait(WAIT_S), "the reader of page 3 did not finish"
+    assert acc.value == ord("A") + 3, f"page 3 reads {acc.value:#x}"
+    ktest.finding("J8: collapse_file() (khugepaged.c:2437-2439) try_to_unmap()s the protected "
+                  "shmem PTEs and installs no marker; the uffd bit and the RWP fault are lost",
+                  had_bit and msg is not None and (msg.flags, msg.address) ==
+                  (uffd.PAGEFAULT_FLAG_RWP, p + 3 * PAGE),
+                  "page 3 is no longer protected after the collapse")
+
+
+def meminfo_kb(key: str) -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"/proc/meminfo has no {key}")
 
 
 @test
