@@ -13,11 +13,15 @@ Rows (each can be run alone with --rows):
   parallel  the guest suite under pytest with -n 2 (two VMs) vs one VM
   micro     guest/bench/rwp_bench.c: RWP beside uffd-wp, mprotect+SIGSEGV and
             idle page tracking
+  debug     the debug profile (KASAN, lockdep, DEBUG_VM): its cold build and the
+            whole suite on it, beside the default kernel's cold build and suite,
+            both measured in this invocation
 Writes bench.json, bench.md and bench.png in rwp-results/bench-<time>/.
 Figures only: nothing here passes or fails on a time.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -38,7 +42,7 @@ from harness.run import guestprogs
 from harness.tools import run_group
 from harness.vm import qemu
 
-ROWS = ("cold", "rebuild", "warm", "boot", "overhead", "parallel", "micro")
+ROWS = ("cold", "rebuild", "warm", "boot", "overhead", "parallel", "micro", "debug")
 TARGETS = {"cold": "<= 270 s and >= 4x faster than vng's default config",
            "rebuild": "<= 90 s", "warm": "<= 1.3x (guest test time + one boot)",
            "boot": "<= 5 s", "overhead": "<= 10 % over bare vng",
@@ -74,19 +78,32 @@ def _fresh_clone(repo: Path, name: str) -> Path:
 
 # ---- rows ----
 
-def row_cold(args) -> dict:
+def _cold_build(args, profiles: tuple[str, ...] = ()) -> dict:
+    """A build from nothing, with an empty ccache of its own. It goes into the
+    cache's own build directory when that is missing (so that a run after it
+    reuses it), else into a scratch one that is removed."""
     src = _package(args)
     with tempfile.TemporaryDirectory(prefix="ccache-", dir=cache.subdir("bench")) as empty:
-        req = build.BuildRequest(src, src.path, jobs=args.jobs,
-                                 build_root=cache.subdir("bench") / "cold-build",
+        req = build.BuildRequest(src, src.path, profiles=profiles, jobs=args.jobs,
                                  ccache_dir=Path(empty))
-        shutil.rmtree(req.build_root, ignore_errors=True)
+        keep = not (req.build_dir() / "build.ok").exists()
+        if not keep:
+            req = dataclasses.replace(req, build_root=cache.subdir("bench") / "cold-build")
+        shutil.rmtree(req.build_dir(), ignore_errors=True)    # unfinished, or scratch: cold
         began = time.monotonic()
         build.build(req)
-        ours = time.monotonic() - began
-    row = {"seconds": round(ours, 1), "objects": _objects(req.build_root)}
+        took = time.monotonic() - began
+    bdir = req.build_dir()
+    row = {"seconds": round(took, 1), "objects": _objects(bdir)}
+    if not keep:
+        shutil.rmtree(bdir, ignore_errors=True)
+    return row
+
+
+def row_cold(args) -> dict:
+    row = _cold_build(args)
     print(f"[bench] cold build of the test kernel: {row}", file=sys.stderr, flush=True)
-    shutil.rmtree(req.build_root, ignore_errors=True)
+    src = _package(args)
     if args.skip_baseline:
         row["baseline"] = "not measured (--skip-baseline)"
         return row
@@ -103,7 +120,7 @@ def row_cold(args) -> dict:
         raise InfraError(f"building vng's default config failed: {res.stderr.strip()[-300:]}")
     base = t_cfg + t_make
     row.update(baseline_seconds=round(base, 1), baseline_objects=_objects(tree),
-               ratio=round(base / ours, 2))
+               ratio=round(base / row["seconds"], 2))
     shutil.rmtree(tree, ignore_errors=True)
     return row
 
@@ -151,6 +168,28 @@ def row_warm(args, out: Path) -> dict:
             "guest_test_seconds": round(guest, 1), "boot_seconds": boot,
             "ratio": round(took / (guest + boot), 2),
             "timings": doc["manifest"]["timings"], "_doc": doc}
+
+
+def row_debug(args, out: Path, done: dict) -> dict:
+    """The debug kernel beside the default one: cold builds and whole suites,
+    all four in this invocation (a figure from another run is not a baseline)."""
+    default_cold = done.get("cold") or _cold_build(args)
+    debug_cold = _cold_build(args, ("debug",))
+    took, doc = _check(args, out / "debug-suite", "--profile", "debug")
+    default = done.get("warm") or row_warm(args, out)
+    man = doc["manifest"]
+    counts = {s: sum(t["status"] == s for t in doc["tests"]) for s in
+              ("pass", "fail", "error", "skip", "xfail")}
+    return {"build_seconds": debug_cold["seconds"], "objects": debug_cold["objects"],
+            "default_build_seconds": default_cold["seconds"],
+            "build_ratio": round(debug_cold["seconds"] / default_cold["seconds"], 2),
+            "suite_seconds": man["timings"].get("tests"), "check_seconds": round(took, 1),
+            "default_suite_seconds": default["timings"].get("tests"),
+            "suite_ratio": round(man["timings"].get("tests", 0)
+                                 / max(default["timings"].get("tests", 1), 1e-9), 2),
+            "deadline_scale": man.get("deadline_scale"),
+            "calibration_s": (man.get("guest_capabilities") or {}).get("calibration_s"),
+            "counts": counts}
 
 
 def row_boot(warm: dict) -> dict:
@@ -314,6 +353,15 @@ def markdown(doc: dict) -> str:
         p = r["parallel"]
         add("parallel", f"{p['two_vms_seconds']} s with -n 2", f"{p['one_vm_seconds']} s, one VM",
             f"{p['ratio']}x")
+    if "debug" in r:
+        d = r["debug"]
+        c = d["counts"]
+        add("debug", f"build {d['build_seconds']} s ({d['objects']} objects); suite "
+                     f"{d['suite_seconds']} s, {c['pass']} pass, {c['fail']} fail, {c['error']} error, "
+                     f"{c['xfail']} xfail, {c['skip']} skip; deadlines x{d['deadline_scale']}",
+            f"default kernel: build {d['default_build_seconds']} s, suite "
+            f"{d['default_suite_seconds']} s",
+            f"build {d['build_ratio']}x, suite {d['suite_ratio']}x")
     if "micro" in r:
         lines += ["", f"Micro-benchmarks ({r['micro']['accel']}; under TCG only the ratios "
                   "mean anything; ÷ RWP above 1 is slower for a time, faster for a GiB/s):", "",
@@ -363,9 +411,12 @@ def chart(doc: dict, path: Path) -> str:
 def ratios_text(doc: dict) -> str:
     r = doc["rows"]
     out = []
-    for key, field in (("cold", "ratio"), ("warm", "ratio"), ("parallel", "ratio")):
+    for key, field, label in (("cold", "ratio", "cold"), ("warm", "ratio", "warm"),
+                              ("parallel", "ratio", "parallel"),
+                              ("debug", "build_ratio", "debug build"),
+                              ("debug", "suite_ratio", "debug suite")):
         if key in r and field in r[key]:
-            out.append(f"{key}: {r[key][field]}x")
+            out.append(f"{label}: {r[key][field]}x")
     if "overhead_percent" in r.get("overhead", {}):
         out.append(f"overhead: +{r['overhead']['overhead_percent']} %")
     return ", ".join(out)
@@ -387,6 +438,7 @@ ROW_FUNCTIONS = {
     "overhead": lambda args, out, done: row_overhead(args, out),
     "parallel": lambda args, out, done: row_parallel(args),
     "micro": lambda args, out, done: row_micro(args),
+    "debug": row_debug,
 }
 assert tuple(ROW_FUNCTIONS) == ROWS
 

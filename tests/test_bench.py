@@ -49,3 +49,17 @@ def test_an_unmeasured_baseline_is_said_not_hidden():
     assert "| overhead | 0.584 s/test | not measured: bare vng run did not end within 600s |" \
         in text
     assert bench.ratios_text(doc) == ""
+
+
+def test_the_debug_row_stands_beside_the_default_kernel():
+    doc = {"rows": {"debug": {
+        "build_seconds": 1200.0, "objects": 1300, "default_build_seconds": 450.0,
+        "build_ratio": 2.67, "suite_seconds": 300.0, "check_seconds": 330.0,
+        "default_suite_seconds": 100.0, "suite_ratio": 3.0, "deadline_scale": 2.5,
+        "calibration_s": 3.7, "counts": {"pass": 390, "fail": 0, "error": 0, "skip": 3,
+                                         "xfail": 17}}}}
+    text = bench.markdown(doc)
+    assert ("| debug | build 1200.0 s (1300 objects); suite 300.0 s, 390 pass, 0 fail, 0 error, "
+            "17 xfail, 3 skip; deadlines x2.5 | default kernel: build 450.0 s, suite 100.0 s | "
+            "build 2.67x, suite 3.0x |") in text
+    assert bench.ratios_text(doc) == "debug build: 2.67x, debug suite: 3.0x"
