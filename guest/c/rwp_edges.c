@@ -977,93 +977,80 @@ RWP_TEST_MEM(write_to_prot_read_rwp_vma)
 /* ---- E. async ---- */
 
 /*
+ * The parent arms [p, p + len) of an async ctx while a forked child shares the
+ * pages, writes 'P' at target and returns what the child reads there after
+ * the write, with the target's pagemap entries before and after.
+ */
+static char async_cow_write(int fd, char *p, size_t len, char *target, uint64_t *before,
+			    uint64_t *after)
+{
+	int status, go[2], back[2];
+	pid_t pid;
+	char c = 0;
+
+	CHECK(pipe(go) == 0 && pipe(back) == 0, "pipe");
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		struct pollfd pfd = { .fd = go[0], .events = POLLIN };
+
+		if (poll(&pfd, 1, RWP_WAIT_MS) != 1 || read(go[0], &c, 1) != 1)
+			_exit(2);
+		c = *target;
+		(void)!write(back[1], &c, 1);
+		_exit(0);
+	}
+	*before = pagemap_entry(target);
+	arm(fd, p, len);
+	want_bits(p, len / page_size(), PM_UFFD_BIT, 1, "the protected shared pages");
+	*target = 'P';
+	*after = pagemap_entry(target);
+	CHECK(write(go[1], "g", 1) == 1, "wake the child");
+	{
+		struct pollfd pfd = { .fd = back[0], .events = POLLIN };
+
+		CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1 && read(back[0], &c, 1) == 1, "child's answer");
+	}
+	CHECK(wait_pid_ms(pid, &status, RWP_WAIT_MS), "the child did not exit");
+	CHECK(*target == 'P', "the parent's write is lost");
+	CHECK((*before & PFN_MASK) && (*before & PFN_MASK) != (*after & PFN_MASK),
+	      "no COW: PFN 0x%llx before, 0x%llx after", (unsigned long long)(*before & PFN_MASK),
+	      (unsigned long long)(*after & PFN_MASK));
+	return c;
+}
+
+/*
  * E9: an async write to a protected anon THP shared with a child: the fault
  * resolves the whole PMD (E3), the parent gets a private copy of the page it
  * wrote and the child keeps the old data
  */
 RWP_TEST(async_write_cows_shared_anon_thp)
 {
-	int fd, status, go[2], back[2];
-	size_t ps = page_size(), hit = 5;
+	int fd;
+	size_t ps = page_size();
 	struct mem m = mem_rwp(MEM_ANON_THP, 1, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP);
-	char *p = m.addr, c = 0;
+	char *target = m.addr + 5 * ps, c;
 	uint64_t before, after;
-	pid_t pid;
 
-	CHECK(pipe(go) == 0 && pipe(back) == 0, "pipe");
-	fflush(stdout);
-	pid = fork();
-	CHECK(pid >= 0, "fork");
-	if (pid == 0) {
-		struct pollfd pfd = { .fd = go[0], .events = POLLIN };
-
-		if (poll(&pfd, 1, RWP_WAIT_MS) != 1 || read(go[0], &c, 1) != 1)
-			_exit(2);
-		c = p[hit * ps];
-		(void)!write(back[1], &c, 1);
-		_exit(0);
-	}
-	before = pagemap_entry(p + hit * ps);
-	arm(fd, p, HPAGE_SIZE);
-	want_bits(p, HPAGE_SIZE / ps, PM_UFFD_BIT, 1, "the protected shared THP");
-	p[hit * ps] = 'P';
-	after = pagemap_entry(p + hit * ps);
-	CHECK(write(go[1], "g", 1) == 1, "wake the child");
-	{
-		struct pollfd pfd = { .fd = back[0], .events = POLLIN };
-
-		CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1 && read(back[0], &c, 1) == 1, "child's answer");
-	}
-	CHECK(wait_pid_ms(pid, &status, RWP_WAIT_MS), "the child did not exit");
+	c = async_cow_write(fd, m.addr, HPAGE_SIZE, target, &before, &after);
 	CHECK(c == mem_unit_pattern(0), "the child sees 0x%x, want the old 0x%x", c, mem_unit_pattern(0));
-	CHECK(p[hit * ps] == 'P' && p[hit * ps + 1] == mem_unit_pattern(0),
-	      "the parent's page after its write: 0x%x 0x%x", p[hit * ps], p[hit * ps + 1]);
-	CHECK((before & PFN_MASK) && (before & PFN_MASK) != (after & PFN_MASK),
-	      "no COW: PFN 0x%llx before, 0x%llx after", (unsigned long long)(before & PFN_MASK),
-	      (unsigned long long)(after & PFN_MASK));
-	want_bits(p, HPAGE_SIZE / ps, PM_UFFD_BIT, 0, "the THP after one async write (whole PMD resolved)");
+	CHECK(target[1] == mem_unit_pattern(0), "the rest of the parent's copy: 0x%x", target[1]);
+	want_bits(m.addr, HPAGE_SIZE / ps, PM_UFFD_BIT, 0,
+		  "the THP after one async write (whole PMD resolved)");
 	want_quiet(fd, "async COW of a THP");
 }
 
 /* E5: anon pages shared with a child are COWed on an async write; the child keeps the old data */
 RWP_TEST(async_write_cows_shared_anon)
 {
-	int fd, status, go[2], back[2];
+	int fd;
 	size_t ps = page_size();
 	char *p = mem_rwp(MEM_ANON, NP, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP).addr;
 	uint64_t before, after;
-	pid_t pid;
-	char c;
+	char c = async_cow_write(fd, p, NP * ps, p + ps, &before, &after);
 
-	CHECK(pipe(go) == 0 && pipe(back) == 0, "pipe");
-	fflush(stdout);
-	pid = fork();
-	CHECK(pid >= 0, "fork");
-	if (pid == 0) {
-		struct pollfd pfd = { .fd = go[0], .events = POLLIN };
-
-		if (poll(&pfd, 1, RWP_WAIT_MS) != 1 || read(go[0], &c, 1) != 1)
-			_exit(2);
-		c = p[ps];
-		(void)!write(back[1], &c, 1);
-		_exit(0);
-	}
-	before = pagemap_entry(p + ps);
-	arm(fd, p, NP * ps);
-	p[ps] = 'P';
-	after = pagemap_entry(p + ps);
-	CHECK(write(go[1], "g", 1) == 1, "wake the child");
-	{
-		struct pollfd pfd = { .fd = back[0], .events = POLLIN };
-
-		CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1 && read(back[0], &c, 1) == 1, "child's answer");
-	}
-	CHECK(wait_pid_ms(pid, &status, RWP_WAIT_MS), "the child did not exit");
 	CHECK(c == 'b', "the child sees 0x%x, want the old 'b'", c);
-	CHECK(p[ps] == 'P', "the parent's write is lost");
-	CHECK((before & PFN_MASK) && (before & PFN_MASK) != (after & PFN_MASK),
-	      "no COW: PFN 0x%llx before, 0x%llx after", (unsigned long long)(before & PFN_MASK),
-	      (unsigned long long)(after & PFN_MASK));
 	CHECK(!(after >> PM_UFFD_BIT & 1), "the COWed page kept bit 57");
 	CHECK(page_uffd_bit(p + 2 * ps), "an untouched page lost protection");
 	want_quiet(fd, "async COW");
@@ -1250,32 +1237,19 @@ RWP_TEST(set_mode_async_wakes_missing_waiter)
 		n == 0, "SET_MODE(async) produced a duplicate message for the MISSING waiter");
 }
 
-struct forker {
-	pthread_t thread;
-	int go;
-	volatile pid_t pid;
-};
-
-/* fork() blocks until the FORK event is read, so it runs here while the test reads. */
-static void *forker_fn(void *arg)
+/* The forked child waits for its go (a byte on the pipe whose read end is arg). */
+static void wait_for_go(void *arg)
 {
-	struct forker *f = arg;
-	pid_t pid = fork();
+	struct pollfd pfd = { .fd = *(int *)arg, .events = POLLIN };
+	char c;
 
-	if (pid == 0) {
-		struct pollfd pfd = { .fd = f->go, .events = POLLIN };
-		char c;
-
-		_exit(poll(&pfd, 1, RWP_WAIT_MS) == 1 && read(f->go, &c, 1) == 1 ? 0 : 2);
-	}
-	f->pid = pid;
-	return NULL;
+	_exit(poll(&pfd, 1, RWP_WAIT_MS) == 1 && read(pfd.fd, &c, 1) == 1 ? 0 : 2);
 }
 
 /* F8: a fork ctx inherits RWP_ASYNC; later SET_MODE on one ctx leaves the other alone */
 RWP_TEST(set_mode_inherited_by_fork_ctx)
 {
-	struct forker f = { 0 };
+	struct forker f = { .child = wait_for_go };
 	struct uffd_msg msg;
 	char line[128];
 	int fd, cfd, status, go[2];
@@ -1283,13 +1257,11 @@ RWP_TEST(set_mode_inherited_by_fork_ctx)
 	mem_rwp(MEM_ANON, NP, &fd, UFFD_FEATURE_EVENT_FORK, UFFDIO_REGISTER_MODE_RWP);
 	ok(uffd_set_mode(fd, UFFD_FEATURE_RWP_ASYNC, 0), "SET_MODE async");
 	CHECK(pipe(go) == 0, "pipe");
-	f.go = go[0];
-	fflush(stdout);
-	CHECK(pthread_create(&f.thread, NULL, forker_fn, &f) == 0, "pthread_create");
+	f.arg = &go[0];
+	forker_start(&f);
 	CHECK(uffd_read_msg(fd, &msg, RWP_WAIT_MS) == 1 && msg.event == UFFD_EVENT_FORK,
 	      "no FORK message");
-	pthread_join(f.thread, NULL);
-	CHECK(f.pid > 0, "fork failed");
+	forker_join(&f);
 	cfd = (int)msg.arg.fork.ufd;
 	fdinfo_api(cfd, line, sizeof(line));
 	CHECK(!strncmp(line, "aa:80060002:", 12), "child ctx API line '%s'", line);

@@ -290,26 +290,10 @@ RWP_TEST(swapped_protection_dropped_by_resolve_unregister_close)
 	}
 }
 
-/* fork() blocks until its FORK event is read: it runs in a thread while the test reads. */
-struct swap_forker {
-	pthread_t thread;
-	char *page;
-	volatile pid_t pid;
-};
-
-/* The child reports its copy of the page: 1 swap entry, 2 uffd bit; then it waits to be killed. */
-static void *swap_forker_fn(void *arg)
+/* The forked child reports its copy of the page: 1 a swap entry, 2 the uffd bit. */
+static void report_copy(void *page)
 {
-	struct swap_forker *f = arg;
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		int st = pm_bit(f->page, PM_SWAP_BIT) | pm_bit(f->page, PM_UFFD_BIT) << 1;
-
-		_exit(st);
-	}
-	f->pid = pid;
-	return NULL;
+	_exit(pm_bit(page, PM_SWAP_BIT) | pm_bit(page, PM_UFFD_BIT) << 1);
 }
 
 /*
@@ -322,7 +306,7 @@ RWP_TEST(fork_of_swapped_protected_page)
 	size_t ps = page_size();
 	int fd, status;
 	struct mem m = armed_for_swap(MEM_ANON, 2, &fd);
-	struct swap_forker f = { .page = m.addr };
+	struct forker f = { .child = report_copy };
 	struct uffd_msg msg;
 	pid_t pid;
 
@@ -350,13 +334,11 @@ RWP_TEST(fork_of_swapped_protected_page)
 	m = mem_rwp(MEM_ANON, 2, &fd, UFFD_FEATURE_EVENT_FORK, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	page_out(m.addr, m.len);
-	f.page = m.addr;
-	fflush(stdout);
-	CHECK(pthread_create(&f.thread, NULL, swap_forker_fn, &f) == 0, "pthread_create");
+	f.arg = m.addr;
+	forker_start(&f);
 	CHECK(uffd_read_msg(fd, &msg, RWP_WAIT_MS) == 1 && msg.event == UFFD_EVENT_FORK,
 	      "no FORK message");
-	pthread_join(f.thread, NULL);
-	CHECK(f.pid > 0, "fork failed");
+	forker_join(&f);
 	CHECK(waitpid(f.pid, &status, 0) == f.pid && WIFEXITED(status), "child status 0x%x", status);
 	CHECK(WEXITSTATUS(status) == 3, "with EVENT_FORK the child's copy of page 0 is %s%s",
 	      WEXITSTATUS(status) & 1 ? "a swap entry" : "not a swap entry",

@@ -99,19 +99,25 @@ static inline void rwp_print_callers(void)
 	fputc('\n', stdout);
 }
 
+/* A failed check's diagnostic: its file and line, the message, the callers. */
+static inline void rwp_say_at(const char *file, int line, const char *fmt, va_list ap)
+{
+	printf("# %s:%d: ", file, line);
+	vprintf(fmt, ap);
+	fputc('\n', stdout);
+	fflush(stdout);
+	rwp_print_callers();
+	fflush(stdout);
+}
+
 __attribute__((noreturn)) static inline void rwp_fail_at(const char *file, int line,
 							 const char *fmt, ...)
 {
 	va_list ap;
 
-	printf("# %s:%d: ", file, line);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	rwp_say_at(file, line, fmt, ap);
 	va_end(ap);
-	fputc('\n', stdout);
-	fflush(stdout);
-	rwp_print_callers();
-	fflush(stdout);
 	_exit(RWP_EXIT_FAIL);
 }
 
@@ -157,12 +163,9 @@ __attribute__((noreturn)) static inline void rwp_finding_hit(const char *file, i
 {
 	va_list ap;
 
-	printf("# %s:%d: ", file, line);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	rwp_say_at(file, line, fmt, ap);
 	va_end(ap);
-	fputc('\n', stdout);
-	rwp_print_callers();
 	snprintf(rwp_reason + RWP_XFAIL_AT, 1024, "%s (%s:%d)", finding, file, line);
 	fflush(stdout);
 	_exit(RWP_EXIT_XFAIL);

@@ -363,6 +363,45 @@ static inline int write_text(const char *path, const char *text)
 }
 
 /*
+ * fork() from a thread: with UFFD_FEATURE_EVENT_FORK it blocks until the FORK
+ * message is read, so the test reads it meanwhile, then forker_join()s. The
+ * child runs child(arg), which ends it with _exit().
+ */
+struct forker {
+	pthread_t thread;
+	void (*child)(void *);
+	void *arg;
+	volatile pid_t pid;
+};
+
+static void *rwp_forker_fn(void *p)
+{
+	struct forker *f = p;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		f->child(f->arg);
+		_exit(0);
+	}
+	f->pid = pid;
+	return NULL;
+}
+
+static inline void forker_start(struct forker *f)
+{
+	fflush(stdout);
+	errno = pthread_create(&f->thread, NULL, rwp_forker_fn, f);
+	CHECK(errno == 0, "pthread_create for fork()");
+}
+
+static inline pid_t forker_join(struct forker *f)
+{
+	pthread_join(f->thread, NULL);
+	CHECK(f->pid > 0, "fork failed");
+	return f->pid;
+}
+
+/*
  * Runs fn in a child and then always runs restore, even if fn failed or
  * hung: a test that changes a system-wide setting must not leave it changed
  * for the tests after it. The child's result becomes the test's result.
