@@ -78,11 +78,10 @@ def _fresh_clone(repo: Path, name: str) -> Path:
 
 # ---- rows ----
 
-def _cold_build(args, profiles: tuple[str, ...] = ()) -> dict:
+def _cold_build(args, src: source.KernelSource, profiles: tuple[str, ...] = ()) -> dict:
     """A build from nothing, with an empty ccache of its own. It goes into the
     cache's own build directory when that is missing (so that a run after it
     reuses it), else into a scratch one that is removed."""
-    src = _package(args)
     with tempfile.TemporaryDirectory(prefix="ccache-", dir=cache.subdir("bench")) as empty:
         req = build.BuildRequest(src, src.path, profiles=profiles, jobs=args.jobs,
                                  ccache_dir=Path(empty))
@@ -101,9 +100,9 @@ def _cold_build(args, profiles: tuple[str, ...] = ()) -> dict:
 
 
 def row_cold(args) -> dict:
-    row = _cold_build(args)
-    print(f"[bench] cold build of the test kernel: {row}", file=sys.stderr, flush=True)
     src = _package(args)
+    row = _cold_build(args, src)
+    print(f"[bench] cold build of the test kernel: {row}", file=sys.stderr, flush=True)
     if args.skip_baseline:
         row["baseline"] = "not measured (--skip-baseline)"
         return row
@@ -173,8 +172,9 @@ def row_warm(args, out: Path) -> dict:
 def row_debug(args, out: Path, done: dict) -> dict:
     """The debug kernel beside the default one: cold builds and whole suites,
     all four in this invocation (a figure from another run is not a baseline)."""
-    default_cold = done.get("cold") or _cold_build(args)
-    debug_cold = _cold_build(args, ("debug",))
+    src = _package(args)
+    default_cold = done.get("cold") or _cold_build(args, src)
+    debug_cold = _cold_build(args, src, ("debug",))
     took, doc = _check(args, out / "debug-suite", "--profile", "debug")
     default = done.get("warm") or row_warm(args, out)
     man = doc["manifest"]

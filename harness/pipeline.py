@@ -141,8 +141,8 @@ def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
         out.manifest.update(accel=guest.machine.accel, vng=guest.machine.argv,
                             guest_cmdline=guest.machine.cmdline(),
                             guest_capabilities=guest.capabilities,
-                            deadline_scale=session.deadline_scale(),
-                            test_timeout_effective=run.test_timeout * session.deadline_scale(),
+                            deadline_scale=(scale := session.deadline_scale()),
+                            test_timeout_effective=run.test_timeout * scale,
                             transport="shared" if guest.staged == session.staged else "push")
         with phase("tests", timings):
             for prog in progs:

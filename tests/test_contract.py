@@ -20,9 +20,8 @@ def test_every_contract_test_names_a_behaviour():
     named = {t.split("::")[1].removesuffix("__<type>")
              for ts in contract.references().values() for t in ts}
     for prog in guestprogs.discover():
-        mem = guestprogs._mem_types()
         for sub in prog.subtests:
-            base = next((sub[: -len(t) - 2] for t in mem if sub.endswith("__" + t)), sub)
+            base = prog.function_of(sub)
             assert base in named, f"{prog.name}::{sub} names no contract behaviour"
 
 

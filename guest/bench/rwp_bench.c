@@ -365,7 +365,7 @@ static void bench_scan_idle(char *p, size_t len)
 	      "read pagemap");
 	close(pm);
 	for (i = 0; i < npages; i++)
-		pfn[i] &= (1ULL << 55) - 1;
+		pfn[i] &= PFN_MASK;
 	qsort(pfn, npages, sizeof(*pfn), by_u64);
 	/* one 64-page word of the bitmap per write, as a careful user would */
 	for (i = 0; i < npages; ) {

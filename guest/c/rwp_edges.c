@@ -34,7 +34,6 @@
 
 
 #define NP 4
-#define PFN_MASK ((1ULL << 55) - 1)
 #define CORE_PATTERN "/proc/sys/kernel/core_pattern"
 #define SHMEM_THP "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
 

@@ -185,6 +185,7 @@ static inline struct mem mem_map(enum mem_type t, size_t n)
 #define PM_UFFD_BIT 57
 #define PM_SWAP_BIT 62
 #define PM_PRESENT_BIT 63
+#define PFN_MASK ((1ULL << 55) - 1)		/* pagemap bits 0-54 */
 
 static inline uint64_t pagemap_entry(void *addr)
 {
@@ -293,7 +294,7 @@ static inline void pagemap_range(void *addr, size_t n, uint64_t *out)
 /* The page frame at addr (pagemap bits 0-54; root sees it, others read 0). */
 static inline uint64_t pfn_of(void *addr)
 {
-	return pagemap_entry(addr) & ((1ULL << 55) - 1);
+	return pagemap_entry(addr) & PFN_MASK;
 }
 
 static inline int pm_bit(void *addr, int bit)

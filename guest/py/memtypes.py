@@ -22,6 +22,7 @@ PAGE = mmap.PAGESIZE
 MFD_HUGETLB = 0x4
 MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT = 4, 14, 21
 PRESENT, SWAPPED, UFFD_BIT = 63, 62, 57     # pagemap bits
+PFN_MASK = (1 << 55) - 1                    # pagemap bits 0-54
 # A positive wait (for something that should happen): ample on a guest several times slower.
 WAIT_S = 5.0
 

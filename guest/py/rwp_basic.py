@@ -5,7 +5,7 @@ import errno
 import ktest
 import uffd
 from ktest import Skip, test
-from memtypes import WAIT_S, PRESENT, UFFD_BIT, bit, pagemap
+from memtypes import PFN_MASK, PRESENT, UFFD_BIT, WAIT_S, bit, pagemap
 from uffd import PAGE_SIZE
 
 NPAGES = 4
@@ -55,19 +55,18 @@ def register_rwp():
 def rwprotect_populated_keeps_contents():
     """C1"""
     u, region = rwp_range()
-    pfn_mask = (1 << 55) - 1
-    frames = [e & pfn_mask for e in pagemap(region.addr, NPAGES)]
+    frames = [e & PFN_MASK for e in pagemap(region.addr, NPAGES)]
     assert all(frames), f"pages without a PFN: {frames}"
     u.rwprotect(region.addr, region.length, uffd.RWPROTECT_MODE_RWP)
     for i, e in enumerate(pagemap(region.addr, NPAGES)):
         assert bit(e, PRESENT) and bit(e, UFFD_BIT), f"protected page {i}: entry {e:#x}"
-        assert e & pfn_mask == frames[i], f"page {i} moved to another frame when protected"
+        assert e & PFN_MASK == frames[i], f"page {i} moved to another frame when protected"
     u.rwprotect(region.addr, region.length, 0)
     for i, e in enumerate(pagemap(region.addr, NPAGES)):
         got = region.map[i * PAGE_SIZE + 7]
         assert got == ord("a") + i, f"page {i} holds {got:#x} after protect and resolve"
         assert not bit(e, UFFD_BIT), f"resolved page {i} kept the uffd bit"
-        assert e & pfn_mask == frames[i], f"page {i} moved to another frame across protect and resolve"
+        assert e & PFN_MASK == frames[i], f"page {i} moved to another frame across protect and resolve"
 
 
 def sync_fault(write: bool) -> None:

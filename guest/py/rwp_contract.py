@@ -10,9 +10,7 @@ import select
 import ktest
 import uffd
 from memtypes import PAGE, Mem, is_huge, pattern, registered, require_rwp, scan, test_mem, uffd_bit
-from memtypes import WAIT_S, PAGE_IS_ACCESSED, pagemap
-
-PFN_MASK = (1 << 55) - 1
+from memtypes import PFN_MASK, WAIT_S, PAGE_IS_ACCESSED, pagemap
 from ktest import test
 
 NUNITS = 4

@@ -41,6 +41,24 @@ def read_faults(u: uffd.Uffd, addr: int, base: int, want: int) -> None:
     assert acc.value == want, f"read {acc.value:#x}, want {want:#x}"
 
 
+def still_protected(u: uffd.Uffd, addr: int, want: int, what: str) -> bool:
+    """Reads addr from a thread: is its page still protected, i.e. did it have
+    the uffd bit and did the read raise an RWP fault there? The read must
+    finish and return want either way (the fault is resolved). The twin of
+    rwp_mm.c's still_protected()."""
+    base = addr & ~(PAGE - 1)
+    had_bit = uffd_bit(addr)
+    acc = uffd.Accessor(addr, False)
+    acc.start()
+    msg = u.read_msg(WAIT_S)
+    if msg is not None:
+        u.rwprotect(base, PAGE, 0)
+    assert acc.done.wait(WAIT_S), f"{what}: the reader did not finish"
+    assert acc.value == want, f"{what}: read {acc.value:#x}, want {want:#x}"
+    ktest.diag(f"{what}: uffd bit {had_bit}, message {msg is not None}")
+    return had_bit and msg is not None and (msg.flags, msg.address) == (uffd.PAGEFAULT_FLAG_RWP, base)
+
+
 def quiet(u: uffd.Uffd, when: str) -> None:
     msg = u.read_msg(0)
     assert msg is None, f"{when}: unexpected message (flags {msg.flags:#x} at {msg.address:#x})"
@@ -110,20 +128,10 @@ def swap_out_drops_protection_shmem():
         f"after {WAIT_S} s of MADV_PAGEOUT, want 16"
     assert grew("pswpout", out0), "pswpout did not grow"
     assert not any(bit(e, PRESENT) for e in pagemap(m.addr, 4)), "a reclaimed page is still mapped"
-    had_bit = uffd_bit(m.at(1))
-    acc = uffd.Accessor(m.at(1, 5), False)
-    acc.start()
-    msg = u.read_msg(WAIT_S)
-    if msg is not None:
-        u.rwprotect(m.at(1), PAGE, 0)
-    assert acc.done.wait(WAIT_S), "the reader of the reclaimed page did not finish"
-    assert acc.value == pattern(1), f"reclaimed page 1 reads {acc.value:#x}"
-    ktest.diag(f"reclaimed page 1: uffd bit {had_bit}, message {msg is not None}")
     ktest.finding("J5: try_to_unmap_one() clears file PTEs and only uffd-wp gets a marker "
                   "(memory.c:1705-1724, rmap.c:2340-2345); rst 386-389 says protection is "
                   "preserved across reclaim",
-                  had_bit and msg is not None and (msg.flags, msg.address) ==
-                  (uffd.PAGEFAULT_FLAG_RWP, m.at(1)),
+                  still_protected(u, m.at(1, 5), pattern(1), "reclaimed page 1"),
                   "reclaimed page 1 is no longer protected")
 
 
@@ -145,18 +153,9 @@ def collapse_drops_protection_shmem():
     assert grew("thp_collapse_alloc", c0), "thp_collapse_alloc did not grow"
     assert meminfo_kb("ShmemHugePages") >= huge0 + 2048, \
         "ShmemHugePages did not grow by 2 MiB: the page cache was not collapsed"
-    had_bit = uffd_bit(p + 3 * PAGE)
-    acc = uffd.Accessor(p + 3 * PAGE, False)
-    acc.start()
-    msg = u.read_msg(WAIT_S)
-    if msg is not None:
-        u.rwprotect(p + 3 * PAGE, PAGE, 0)
-    assert acc.done.wait(WAIT_S), "the reader of page 3 did not finish"
-    assert acc.value == ord("A") + 3, f"page 3 reads {acc.value:#x}"
     ktest.finding("J8: collapse_file() (khugepaged.c:2437-2439) try_to_unmap()s the protected "
                   "shmem PTEs and installs no marker; the uffd bit and the RWP fault are lost",
-                  had_bit and msg is not None and (msg.flags, msg.address) ==
-                  (uffd.PAGEFAULT_FLAG_RWP, p + 3 * PAGE),
+                  still_protected(u, p + 3 * PAGE, ord("A") + 3, "page 3 after the collapse"),
                   "page 3 is no longer protected after the collapse")
 
 

@@ -110,26 +110,36 @@ def build(req: BuildRequest) -> BuildResult:
         return _build(req)
 
 
+def _outputs(bdir: Path) -> tuple[Path, Path]:
+    """The image and the UAPI headers a build directory holds once built."""
+    return bdir / "arch/x86/boot/bzImage", bdir / "hdr/include"
+
+
+def _complete(bdir: Path) -> bool:
+    bzimage, headers = _outputs(bdir)
+    return cache.read_marker(bdir / "build.ok") == "ok\n" and bzimage.exists() and headers.is_dir()
+
+
+def _release(bdir: Path) -> str:
+    return (cache.read_marker(bdir / "include/config/kernel.release") or "").strip()
+
+
 def _finished(req: BuildRequest) -> BuildResult | None:
     bdir = req.build_dir()
-    if not req.source.immutable or \
-            (cache.read_marker(bdir / "config.ok") or "").strip() != req.requested_config().digest() \
-            or cache.read_marker(bdir / "build.ok") != "ok\n":
+    if not req.source.immutable or not _complete(bdir) or not _release(bdir) or \
+            (cache.read_marker(bdir / "config.ok") or "").strip() != req.requested_config().digest():
         return None
-    bzimage, headers = bdir / "arch/x86/boot/bzImage", bdir / "hdr/include"
-    release = (cache.read_marker(bdir / "include/config/kernel.release") or "").strip()
-    if not (bzimage.exists() and headers.is_dir() and release):
-        return None
-    return BuildResult(bdir, bzimage, headers, bdir / ".config", bdir / "build.log", release, False)
+    bzimage, headers = _outputs(bdir)
+    return BuildResult(bdir, bzimage, headers, bdir / ".config", bdir / "build.log",
+                       _release(bdir), False)
 
 
 def _build(req: BuildRequest) -> BuildResult:
     dotconfig = _configure(req)
     bdir = dotconfig.parent
     log, stamp = bdir / "build.log", bdir / "build.ok"
-    bzimage = bdir / "arch/x86/boot/bzImage"
-    headers = bdir / "hdr/include"
-    done = cache.read_marker(stamp) == "ok\n" and bzimage.exists() and headers.is_dir()
+    bzimage, headers = _outputs(bdir)
+    done = _complete(bdir)
     # A tree someone may edit is always handed to make, which rebuilds only
     # what changed; a package or tarball build that finished once is final.
     rebuilt = not (done and req.source.immutable)
@@ -144,11 +154,10 @@ def _build(req: BuildRequest) -> BuildResult:
         for note in kconfig.check(req.requested_config(), dotconfig, req.tree):
             print(f"[config] {note}", file=sys.stderr)
         cache.write_atomic(stamp, "ok\n")
-    release_file = bdir / "include/config/kernel.release"
-    release = (cache.read_marker(release_file) or "").strip()
+    release = _release(bdir)
     if not release:
         stamp.unlink(missing_ok=True)
-        raise BuildError(f"the build in {bdir} has no {release_file.relative_to(bdir)}; "
+        raise BuildError(f"the build in {bdir} has no include/config/kernel.release; "
                          "it is incomplete and will be rebuilt by the next build")
     return BuildResult(bdir, bzimage, headers, dotconfig, log, release, rebuilt)
 

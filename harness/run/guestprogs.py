@@ -241,7 +241,7 @@ def _stage_into(root: Path, progs: list[GuestProgram], copied: list[Path], heade
     (root / "bin").mkdir(parents=True, exist_ok=True)
     for prog in progs:
         if prog.lang == "c":
-            _compile(prog, headers, root / "bin" / Path(prog.name).name)
+            _compile(prog, headers, Staged(root).binary(prog))
     for path in copied:
         dest = root / path.parent.name / path.name
         dest.parent.mkdir(parents=True, exist_ok=True)
