@@ -30,7 +30,7 @@ debs:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,coverage]'
 	touch $@
 
 kernel: setup
@@ -49,7 +49,7 @@ bench: setup $(VENV)/.bench-installed
 	$(BIN)/python -m harness.bench $(ARGS)
 
 $(VENV)/.bench-installed: pyproject.toml
-	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/pip install -q -e '.[test,coverage,bench]'
 	touch $@
 
 clean:

@@ -61,6 +61,13 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fragment", action="append", default=[], type=Path, metavar="FILE",
                    help="your own config fragment, merged last (repeatable)")
     g.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
+    g.add_argument("--coverage", action="store_true",
+                   help="a gcov kernel (its own build directory) for the objects RWP lives "
+                        "in; a run then reports which RWP lines and which lines of the "
+                        "series the tests executed")
+    g.add_argument("--coverage-objects", metavar="LIST",
+                   help="comma-separated objects to profile instead of the default "
+                        "(mm/userfaultfd.o,mm/memory.o,...; implies --coverage)")
 
 
 def _add_vm_args(p: argparse.ArgumentParser) -> None:
@@ -145,7 +152,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def cmd_fetch(args, req: Request, timings) -> int:
     src, tree, series = pipeline.fetch(req.source, timings)
-    out = {"source": src.to_json(), "tree": str(tree), "series_hash": series}
+    out = {"source": src.to_json(), "tree": str(tree), "series_hash": series.digest if series else ""}
     if args.git:
         if not src.immutable:
             raise BadInput("--git turns a package or tarball into a git repository; "

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+from harness.coverage import counters as counters_
+from harness.coverage import profile, report
 from harness.errors import BadInput
 from harness.fetch import patches, source
 from harness.kernel import build
@@ -23,8 +25,9 @@ from harness.run.guest import Guest
 from harness.vm import qemu
 
 
-def fetch(req: SourceRequest, timings: dict) -> tuple[source.KernelSource, Path, str]:
-    """The source, the tree to build (patched copy or the source itself), series hash."""
+def fetch(req: SourceRequest, timings: dict
+          ) -> tuple[source.KernelSource, Path, patches.Series | None]:
+    """The source, the tree to build (patched copy or the source itself), the series."""
     with phase("fetch", timings):
         if req.kernel_src:
             src = source.from_tree(req.kernel_src)
@@ -35,17 +38,21 @@ def fetch(req: SourceRequest, timings: dict) -> tuple[source.KernelSource, Path,
                                      exact=req.exact_version)
         print(f"[fetch] {src.origin}: {src.identity} (Linux {src.version})", file=sys.stderr)
         if not req.patches:
-            return src, src.path, ""
+            return src, src.path, None
         series = patches.load(req.patches, req.kernel_src)
         tree = patches.apply(src, series)
         print(f"[fetch] applied {series.describe()} in {tree}", file=sys.stderr)
-        return src, tree, series.digest
+        return src, tree, series
 
 
 def build_request(src_req: SourceRequest, kernel: KernelRequest,
                   timings: dict) -> build.BuildRequest:
     src, tree, series = fetch(src_req, timings)
-    return build.BuildRequest(src, tree, series, kernel.profiles, kernel.fragments, kernel.jobs)
+    if kernel.coverage:
+        profile.check_sources(kernel.coverage_objects, tree)
+    return build.BuildRequest(src, tree, series.digest if series else "", kernel.profiles,
+                              kernel.fragments, kernel.jobs, gcov_objects=kernel.coverage_objects,
+                              series=series)
 
 
 def do_build(req: build.BuildRequest, timings: dict) -> build.BuildResult:
@@ -93,8 +100,11 @@ class Session:
 
     def __init__(self, run: RunRequest, bres: build.BuildResult, console_log: Path | None,
                  peer_tree: Path | None = None,
-                 programs: list[guestprogs.GuestProgram] | None = None):
+                 programs: list[guestprogs.GuestProgram] | None = None,
+                 counters: "counters_.Counters | None" = None):
         self.run = run
+        # A coverage kernel's counters, zeroed before and fetched after each program.
+        self.counters = counters
         self.allow = splats.Allowlist.load(run.allowlist)
         self.staged = guestprogs.stage(bres.headers, peer_tree, programs)
         vmreq = vm_request(run, bres, console_log)
@@ -108,11 +118,15 @@ class Session:
         return deadlines.scale(self.guest.capabilities)
 
     def results(self, prog: guestprogs.GuestProgram, subs: list[str]) -> Iterator[TestResult]:
+        if self.counters:
+            self.counters.begin(self.guest)
         k = self.deadline_scale()
-        return batch.run_program(self.guest, prog, subs,
-                                 lambda sub: prog.timeout(sub, self.run.test_timeout) * k,
-                                 self.allow, self.run.repeat, self.run.one_by_one,
-                                 default_deadline=self.run.test_timeout * k)
+        yield from batch.run_program(self.guest, prog, subs,
+                                     lambda sub: prog.timeout(sub, self.run.test_timeout) * k,
+                                     self.allow, self.run.repeat, self.run.one_by_one,
+                                     default_deadline=self.run.test_timeout * k)
+        if self.counters:
+            self.counters.end(self.guest, prog.name)
 
     def close(self, now: bool = False) -> None:
         self.guest.stop(now=now)
@@ -133,7 +147,9 @@ def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
     print(f"[run] results in {out.path}", file=sys.stderr)
     with phase("stage", timings):
         peer = guestprogs.PEER_SUITE in run.suites
-        session = Session(run, bres, out.console_log, req.tree if peer else None, progs)
+        counters = counters_.Counters(out.path / "coverage" / "counters") \
+            if req.gcov_objects else None
+        session = Session(run, bres, out.console_log, req.tree if peer else None, progs, counters)
     guest = session.guest
     try:
         with phase("boot", timings):
@@ -158,6 +174,10 @@ def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
     finally:
         session.close(now=not out.complete)
         _guest_figures(out, guest)
+        out.save()
+    if counters is not None:
+        with phase("coverage", timings):
+            out.manifest["coverage"] = report.write(out.path / "coverage", counters, req, bres)
         out.save()
     return out
 

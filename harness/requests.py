@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.coverage import profile
 from harness.errors import BadInput
 
 DEFAULT_KERNEL = "7.3"
@@ -57,6 +58,12 @@ class KernelRequest:
     profiles: tuple[str, ...] = ()
     fragments: tuple[Path, ...] = ()
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # --coverage: the objects that get gcov counters; empty for a normal build.
+    coverage_objects: tuple[str, ...] = ()
+
+    @property
+    def coverage(self) -> bool:
+        return bool(self.coverage_objects)
 
 
 @dataclass(frozen=True)
@@ -122,8 +129,12 @@ def from_args(args) -> Request:
         kernel_version=_get(args, "kernel_version", DEFAULT_KERNEL),
         debian_suites=tuple(_get(args, "debian_suite", ())), offline=_get(args, "offline", False),
         patches=_get(args, "patches"))
+    objects = ()
+    if _get(args, "coverage", False) or _get(args, "coverage_objects"):
+        objects = profile.parse_objects(_get(args, "coverage_objects")) \
+            if _get(args, "coverage_objects") else profile.DEFAULT_OBJECTS
     kernel = KernelRequest(tuple(_get(args, "profile", ())), tuple(_get(args, "fragment", ())),
-                           _get(args, "jobs", os.cpu_count() or 1))
+                           _get(args, "jobs", os.cpu_count() or 1), objects)
     run = RunRequest(
         select=tuple(_get(args, "select", ())), suites=tuple(_get(args, "suite", DEFAULT_SUITES)),
         transport=_get(args, "transport", "auto"),

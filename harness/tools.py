@@ -20,6 +20,7 @@ PACKAGE_OF = {
     "xz": "xz-utils",
     "make": "make",
     "gcc": "gcc",
+    "gcov": "gcc",
     "ccache": "ccache",
     "flex": "flex",
     "bison": "bison",

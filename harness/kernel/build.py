@@ -10,6 +10,8 @@ from pathlib import Path
 
 from harness import cache
 from harness.errors import BuildError, ConfigError
+from harness.coverage import profile
+from harness.fetch.patches import Series
 from harness.fetch.source import KernelSource
 from harness.kernel import kconfig
 from harness.tools import log_tail, require, run_logged
@@ -29,15 +31,20 @@ class BuildRequest:
     build_root: Path | None = None
     # make bench times a cold build with an empty ccache of its own.
     ccache_dir: Path | None = None
+    # A coverage build: these objects get gcov counters (coverage/profile.py).
+    gcov_objects: tuple[str, ...] = ()
+    # The series applied in tree, for diff coverage (its identity is series_hash).
+    series: Series | None = field(default=None, compare=False)
 
     def requested_config(self) -> kconfig.Kconfig:
-        return kconfig.requested(list(self.profiles), list(self.fragments))
+        profiles = [*self.profiles, *([profile.FRAGMENT] if self.gcov_objects else [])]
+        return kconfig.requested(profiles, list(self.fragments))
 
     def build_dir(self) -> Path:
         if self.build_root is not None:
             return self.build_root
         key = "|".join([self.source.identity, self.series_hash,
-                        self.requested_config().digest()])
+                        self.requested_config().digest(), *self.gcov_objects])
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         return cache.subdir("builds") / f"{self.source.version}-{digest}"
 
@@ -68,6 +75,7 @@ def _make(req: BuildRequest, bdir: Path, log: Path, *targets: str) -> int:
     argv = ["make", "-C", req.tree, f"O={bdir}", f"-j{req.jobs}"]
     if shutil.which("ccache"):
         argv.append("CC=ccache gcc")
+    argv += profile.make_vars(req.gcov_objects)
     return run_logged([*argv, *targets], log, env=_make_env(req))
 
 

@@ -12,6 +12,7 @@ On the console (the guest's stdout):
 | @@RWPSTART TEST                        | rwp_ktap.h, ktest.py (RWP_MARKS)  | started(), PROGRESS |
 | @@RWPSUB TEST TAINT0 TAINT1 NS         | rwp_ktap.h, ktest.py (RWP_MARKS)  | sub_marks()        |
 | @@RWPCAPS {json}                       | guest/harness/caps.py             | capabilities()     |
+| @@RWPGCOV-BEGIN N ... @@RWPGCOV-END    | guest/harness/gcov.py (base64)    | gcov_archive()     |
 | # @@RWPAT ADDR... (a KTAP diagnostic)  | rwp_ktap.h, a failed check        | callers()          |
 
 In the kernel log (/dev/kmsg):
@@ -35,6 +36,7 @@ batch's own begin and end markers. The console frame is assembled by printf
 at run time, so the echoed command line never matches its own markers.
 """
 
+import base64
 import json
 import re
 import shlex
@@ -53,6 +55,7 @@ _GUEST_NS = re.compile(r"^@@RWPGUESTNS (\d+)$", re.M)
 _TIMEOUT = re.compile(r"^@@RWPTIMEOUT (\d+)(?: (\S+))?$", re.M)
 _SUB = re.compile(r"^@@RWPSUB (\S+) (-?\d+) (-?\d+) (\d+)$", re.M)
 _CAPS = re.compile(r"^@@RWPCAPS (\{.*\})$", re.M)
+_GCOV = re.compile(r"^@@RWPGCOV-BEGIN (\d+)\r?\n(.*?)^@@RWPGCOV-END", re.M | re.S)
 _CALLERS = re.compile(r"^@@RWPAT((?: 0x[0-9a-f]+)+)$")
 START = re.compile(r"@@RWPSTART (\S+)\r?\n")
 # What counts as a batch's progress: a test began, ended, or hit its deadline.
@@ -138,6 +141,19 @@ def capabilities(output: str) -> dict:
         return json.loads(m.group(1))
     except json.JSONDecodeError as e:
         return {"error": f"unreadable capabilities ({e})"}
+
+
+def gcov_archive(output: str) -> bytes | None:
+    """The tar.gz of gcov counters gcov.py printed, or None when it is missing
+    or torn (its size does not match)."""
+    m = _GCOV.search(output)
+    if not m:
+        return None
+    try:
+        data = base64.b64decode("".join(m.group(2).split()), validate=True)
+    except ValueError:
+        return None
+    return data if len(data) == int(m.group(1)) else None
 
 
 def split_output(output: str) -> dict[str, str]:
