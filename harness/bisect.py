@@ -146,9 +146,11 @@ def step_here(req: Request) -> tuple[Outcome, str, results.Run | None]:
 
 # ---- the harness's own clone ----
 
-def workspace(repo: Path) -> Path:
-    """The harness's clone of repo (objects shared), its build dir inside it."""
-    key = hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:12]
+def workspace(repo: Path, purpose: str = "bisect") -> Path:
+    """The harness's clone of repo (objects shared), its build dir inside it;
+    mutate has clones of its own, so a bisection and a mutation run never share one."""
+    name = str(repo.resolve()) if purpose == "bisect" else f"{purpose}:{repo.resolve()}"
+    key = hashlib.sha256(name.encode()).hexdigest()[:12]
     with cache.lock("bisect-clones"):
         return _workspace(repo, cache.subdir("bisect") / key)
 
@@ -305,7 +307,7 @@ def output_dir(base: Path | None) -> Path:
 
 # ---- a whole bisection ----
 
-def _repo(req: Request) -> tuple[Path, str, str]:
+def repository(req: Request) -> tuple[Path, str, str]:
     """The repository to bisect in, the origin's name, and the default good ref."""
     if req.source.kernel_src:
         repo = req.source.kernel_src.expanduser().resolve()
@@ -339,7 +341,7 @@ def _range(req: Request, repo: Path, src: Path, base_default: str) -> tuple[str,
 
 def run_bisection(req: Request) -> tuple[BisectResult, Path]:
     """`rwp-harness bisect`: the report is written however the bisection ends."""
-    repo, origin, base_default = _repo(req)
+    repo, origin, base_default = repository(req)
     src = workspace(repo)
     good, bad, digest = _range(req, repo, src, base_default)
     out = output_dir(req.run.results_dir)

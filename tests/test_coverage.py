@@ -107,7 +107,9 @@ def test_series_lines_of_a_quilt_series(tmp_path):
 def test_object_list_and_make_variables(tmp_path):
     assert profile.parse_objects("mm/memory.o, fs/proc/task_mmu.o") == \
         ("mm/memory.o", "fs/proc/task_mmu.o")
-    assert profile.make_vars(("mm/memory.o",)) == ["GCOV_PROFILE_memory.o=y"]
+    assert profile.make_vars(("mm/memory.o", "mm/rmap.o")) == [
+        "GCOV_PROFILE_memory.o=$(if $(filter mm,$(obj)),y,n)",
+        "GCOV_PROFILE_rmap.o=$(if $(filter mm,$(obj)),y,n)"]
     for bad in ("memory.c", "", "mm/../x.o"):
         with pytest.raises(BadInput):
             profile.parse_objects(bad)

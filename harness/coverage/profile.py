@@ -3,9 +3,10 @@ get gcov counters.
 
 kbuild profiles an object when GCOV_PROFILE_<stem>.o is y. Given on make's
 command line the variable reaches every directory's Makefile, so the tree is
-not edited; it is keyed by the file's stem, so a same-named object in another
-directory (drivers/base/memory.o, when built) is profiled too and simply not
-reported.
+not edited. It is keyed by the file's stem alone, and arch/x86/boot/memory.o
+must not get counters (the real-mode setup code has no gcov runtime and does
+not link), so its value is a make expression of the directory being built
+($(obj)), expanded there: y in mm/ for memory.o, n everywhere else.
 """
 
 import re
@@ -40,7 +41,11 @@ def check_sources(objects: tuple[str, ...], tree: Path) -> None:
 
 
 def make_vars(objects: tuple[str, ...]) -> list[str]:
-    return [f"GCOV_PROFILE_{Path(o).name}=y" for o in objects]
+    dirs: dict[str, list[str]] = {}
+    for o in objects:
+        dirs.setdefault(Path(o).name, []).append(str(Path(o).parent))
+    return [f"GCOV_PROFILE_{name}=$(if $(filter {' '.join(sorted(d))},$(obj)),y,n)"
+            for name, d in sorted(dirs.items())]
 
 
 def notes_of(build_dir: Path, objects: tuple[str, ...]) -> list[Path]:

@@ -1,0 +1,254 @@
+"""`rwp-harness mutate`: which deliberate kernel breakages the suite misses.
+
+Each mutant (harness/mutants/catalog.py) is applied in turn to a clone the
+harness owns (as bisect's, with one build directory kept across mutants, so
+each is an incremental build), built, booted and run with the selected tests,
+then reverted. The unmutated tree runs first as the control and must pass.
+
+A mutant is
+  killed         a test's verdict differs from the control's: it failed,
+                 errored, hung or splatted, or a test that passed now skips
+                 (a breakage that hides the feature is caught too), or the
+                 kernel panicked while booting
+  survived       every test's verdict is the control's
+  not applied    its text is not in the tree (exactly once)
+  not built      the mutated kernel does not build
+  not tested     the harness could not test it (QEMU, the VM): never counted
+                 as killed or survived; the loop stops there
+
+The kill ratio is killed / (killed + survived). With the tracefile of a
+coverage run of the same tree (--coverage-run), each mutant also says whether
+the control's tests executed the lines it changes at all.
+"""
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from harness import bisect, cache, pipeline
+from harness.coverage import report as coverage_report
+from harness.errors import BadInput, BuildError, ConfigError, HarnessError, InfraError
+from harness.fetch import gittree, patches
+from harness.kernel import build
+from harness.mutants.catalog import Mutant, NotApplicable
+from harness.parse.verdicts import Status, TestResult
+from harness.report import results
+from harness.requests import Request
+from harness.vm.console import BootPanic
+
+DEFAULT_SET = Path(__file__).resolve().parents[1] / "kernel-mutations"
+
+
+class Verdict(str, Enum):
+    KILLED = "killed"
+    SURVIVED = "survived"
+    NOT_APPLIED = "not applied"
+    NOT_BUILT = "not built"
+    NOT_TESTED = "not tested"
+
+
+class ControlFailed(HarnessError):
+    """The unmutated tree does not pass the selected tests: no mutant can be judged."""
+    status = 1
+
+
+@dataclass
+class MutantResult:
+    id: str
+    file: str
+    area: str
+    why: str
+    verdict: Verdict
+    reason: str
+    killers: list[str] = field(default_factory=list)     # "test: control -> mutant"
+    executed: bool | None = None     # did the control's coverage run execute its lines
+    seconds: float = 0.0
+    timings: dict = field(default_factory=dict)
+    run_dir: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self) | {"verdict": self.verdict.value}
+
+
+@dataclass
+class MutationRun:
+    base: str
+    control: dict = field(default_factory=dict)          # test id -> status
+    control_seconds: float = 0.0
+    mutants: list[MutantResult] = field(default_factory=list)
+    stopped: str = ""
+    interrupted: bool = False
+
+    def count(self, v: Verdict) -> int:
+        return sum(1 for m in self.mutants if m.verdict == v)
+
+    @property
+    def kill_ratio(self) -> float | None:
+        k, s = self.count(Verdict.KILLED), self.count(Verdict.SURVIVED)
+        return k / (k + s) if k + s else None
+
+    def to_json(self) -> dict:
+        return {"base": self.base, "control": self.control,
+                "control_seconds": round(self.control_seconds, 1),
+                "mutants": [m.to_json() for m in self.mutants],
+                "counts": {v.value: self.count(v) for v in Verdict},
+                "kill_ratio": self.kill_ratio, "stopped": self.stopped,
+                "interrupted": self.interrupted}
+
+
+def judge(control: dict[str, str], tests: list[TestResult]) -> tuple[Verdict, str, list[str]]:
+    """A mutant's verdict: the tests whose verdict moved from the control's."""
+    killers = []
+    for t in tests:
+        before = control.get(t.test_id)
+        if t.failed or (before is not None and t.status.value != before):
+            why = f": {t.reason}" if t.reason else ""
+            killers.append(f"{t.test_id}: {before or 'new'} -> {t.status.value}{why}")
+    if killers:
+        return Verdict.KILLED, killers[0], killers
+    if not tests:
+        return Verdict.NOT_TESTED, "no test ran", []
+    return Verdict.SURVIVED, f"all {len(tests)} test(s) as in the control", []
+
+
+def _evaluate(req: Request, breq: build.BuildRequest, parent: Path
+              ) -> tuple[str, str, dict, results.Run | None]:
+    """Build and run; ("built"|"not built"|"panic"|"not tested", reason, timings, run)."""
+    timings: dict = {}
+    try:
+        bres = pipeline.do_build(breq, timings)
+    except (ConfigError, BuildError) as e:
+        return "not built", str(e).splitlines()[0], timings, None
+    run_req = dataclasses.replace(req.run, results_dir=parent, json=False)
+    try:
+        run = pipeline.run_tests(run_req, breq, bres, timings)
+    except BootPanic as e:
+        return "panic", f"the kernel panicked while booting: {str(e).splitlines()[0]}", timings, None
+    except BadInput:
+        raise
+    except HarnessError as e:
+        return "not tested", str(e).splitlines()[0], timings, None
+    return "built", "", timings, run
+
+
+def _tree(req: Request) -> tuple[Path, str, str]:
+    """The harness's clone to mutate, its unmutated commit, the series digest."""
+    repo, origin, base_default = bisect.repository(req)
+    src = bisect.workspace(repo, purpose="mutate")
+    base = gittree.resolve(repo, req.bisect.good or base_default or "HEAD")
+    gittree.git(src, "checkout", "-q", "--force", "--detach", base)
+    digest = ""
+    if req.source.patches:
+        series = patches.load(req.source.patches, repo)
+        if series.kind == "git-range":
+            gittree.git(src, "checkout", "-q", "--force", "--detach", series.tip)
+            base = series.tip
+        else:
+            base = bisect.apply_series(src, base, series)
+        digest = series.digest
+    return src, base, digest
+
+
+def executed_lines(coverage_run: Path | None):
+    """A function (file, lines) -> whether a coverage run executed any of them."""
+    if coverage_run is None:
+        return None
+    cov, _ = coverage_report.load(coverage_run)
+
+    def executed(path: str, lines: set[int]) -> bool:
+        fc = cov.files.get(path)
+        return bool(fc) and any(fc.lines.get(n, 0) > 0 for n in lines)
+    return executed
+
+
+def run_mutations(req: Request, mutants: list[Mutant], coverage_run: Path | None = None,
+                  progress=print) -> tuple[MutationRun, Path]:
+    executed = executed_lines(coverage_run)
+    src, base, digest = _tree(req)
+    out = results.new_run_dir(req.run.results_dir)
+    out = out.rename(out.with_name("mutate-" + out.name))
+    origin = f"mutate {base[:12]}"
+
+    def breq() -> build.BuildRequest:
+        return build.BuildRequest(bisect.step_source(src, base, origin), src, digest,
+                                  req.kernel.profiles, req.kernel.fragments, req.kernel.jobs,
+                                  build_root=bisect.build_dir(src))
+
+    result = MutationRun(base)
+    try:
+        began = time.monotonic()
+        state, reason, _, run = _evaluate(req, breq(), out / "control")
+        result.control_seconds = time.monotonic() - began
+        if run is None or not run.ok:
+            why = reason or ", ".join(t.test_id for t in run.tests if t.failed)[:300]
+            raise ControlFailed(f"the unmutated tree ({base[:12]}) does not pass: {why}")
+        result.control = {t.test_id: t.status.value for t in run.tests}
+        progress(f"[mutate] control: {len(run.tests)} tests as expected in "
+                 f"{result.control_seconds:.0f}s; {len(mutants)} mutant(s) in {out}")
+        for i, m in enumerate(mutants, 1):
+            r = _one(req, m, src, breq(), out / "mutants" / m.id, result.control, executed)
+            result.mutants.append(r)
+            progress(f"[mutate] {i}/{len(mutants)} {m.id}: {r.verdict.value} "
+                     f"({r.seconds:.0f}s) {r.reason[:90]}")
+            if r.verdict == Verdict.NOT_TESTED:
+                result.stopped = f"{m.id}: {r.reason}"
+                break
+    except KeyboardInterrupt:
+        result.interrupted = True
+        raise
+    finally:
+        write_report(result, out)
+    return result, out
+
+
+def _one(req, m: Mutant, src: Path, breq, parent: Path, control, executed) -> MutantResult:
+    began = time.monotonic()
+    res = MutantResult(m.id, m.file, m.area, m.why, Verdict.NOT_APPLIED, "")
+    lines = m.lines(src)
+    if executed is not None:
+        res.executed = executed(m.file, lines)
+    try:
+        m.apply(src)
+    except NotApplicable as e:
+        res.reason = str(e)
+        return res
+    try:
+        state, reason, res.timings, run = _evaluate(req, breq, parent)
+    finally:
+        m.revert(src)
+    res.seconds = time.monotonic() - began
+    if state == "not built":
+        res.verdict, res.reason = Verdict.NOT_BUILT, reason
+    elif state == "panic":
+        res.verdict, res.reason = Verdict.KILLED, reason
+    elif state == "not tested":
+        res.verdict, res.reason = Verdict.NOT_TESTED, reason
+    else:
+        res.verdict, res.reason, res.killers = judge(control, run.tests)
+        res.run_dir = str(run.path)
+    return res
+
+
+def write_report(result: MutationRun, out: Path) -> None:
+    cache.write_atomic(out / "mutate.json", json.dumps(result.to_json(), indent=1))
+    cache.write_atomic(out / "mutate.md", table(result) + "\n")
+
+
+def table(result: MutationRun) -> str:
+    lines = ["| mutant | area | verdict | executed | time | killed by / reason |",
+             "|---|---|---|---|---|---|"]
+    for m in result.mutants:
+        ex = {True: "yes", False: "no", None: "?"}[m.executed]
+        lines.append(f"| {m.id} | {m.area} | {m.verdict.value} | {ex} | {m.seconds:.0f}s | "
+                     f"{m.reason[:100].replace('|', '/')} |")
+    ratio = result.kill_ratio
+    counts = ", ".join(f"{result.count(v)} {v.value}" for v in Verdict if result.count(v))
+    lines.append("")
+    lines.append(f"kill ratio: {'-' if ratio is None else f'{ratio:.1%}'} ({counts})")
+    if result.stopped:
+        lines.append(f"stopped: {result.stopped}")
+    return "\n".join(lines)
