@@ -8,9 +8,10 @@ HARNESS := $(BIN)/rwp-harness
 ARGS ?=
 
 # What the harness calls on the host. kmod: virtme-ng runs depmod;
-# rsync: headers_install; busybox: virtme-ng's initramfs when it needs one.
+# rsync: headers_install; busybox: virtme-ng's initramfs when it needs one;
+# lcov: genhtml, the HTML of --coverage.
 DEB_PACKAGES := qemu-system-x86 gcc libc6-dev make flex bison bc libelf-dev libssl-dev \
-	cpio rsync kmod ccache git xz-utils busybox-static python3-venv
+	cpio rsync kmod ccache git xz-utils busybox-static python3-venv lcov
 
 .PHONY: setup debs kernel check test bench clean distclean
 

@@ -18,6 +18,7 @@ A step is:
 """
 
 import dataclasses
+from contextlib import contextmanager
 import hashlib
 import json
 import re
@@ -146,13 +147,22 @@ def step_here(req: Request) -> tuple[Outcome, str, results.Run | None]:
 
 # ---- the harness's own clone ----
 
-def workspace(repo: Path, purpose: str = "bisect") -> Path:
-    """The harness's clone of repo (objects shared), its build dir inside it;
-    mutate has clones of its own, so a bisection and a mutation run never share one."""
-    name = str(repo.resolve()) if purpose == "bisect" else f"{purpose}:{repo.resolve()}"
-    key = hashlib.sha256(name.encode()).hexdigest()[:12]
+def _key(repo: Path) -> str:
+    return hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:12]
+
+
+def workspace(repo: Path) -> Path:
+    """The harness's clone of repo (objects shared), its build dir inside it."""
     with cache.lock("bisect-clones"):
-        return _workspace(repo, cache.subdir("bisect") / key)
+        return _workspace(repo, cache.subdir("bisect") / _key(repo))
+
+
+@contextmanager
+def claimed(repo: Path):
+    """The clone of repo, held for a whole bisection or mutation run: both
+    check out commits and edit its tree, so a second run waits."""
+    with cache.lock(f"clone-{_key(repo)}"):
+        yield workspace(repo)
 
 
 def _workspace(repo: Path, home: Path) -> Path:
@@ -342,7 +352,12 @@ def _range(req: Request, repo: Path, src: Path, base_default: str) -> tuple[str,
 def run_bisection(req: Request) -> tuple[BisectResult, Path]:
     """`rwp-harness bisect`: the report is written however the bisection ends."""
     repo, origin, base_default = repository(req)
-    src = workspace(repo)
+    with claimed(repo) as src:
+        return _run_bisection(req, repo, origin, base_default, src)
+
+
+def _run_bisection(req: Request, repo: Path, origin: str, base_default: str, src: Path
+                   ) -> tuple[BisectResult, Path]:
     good, bad, digest = _range(req, repo, src, base_default)
     out = output_dir(req.run.results_dir)
     print(f"[bisect] good {good[:12]}, bad {bad[:12]}; clone {src}; report in {out}",
@@ -351,7 +366,8 @@ def run_bisection(req: Request) -> tuple[BisectResult, Path]:
     def breq(commit):
         return build.BuildRequest(step_source(src, commit, origin), src, digest,
                                   req.kernel.profiles, req.kernel.fragments, req.kernel.jobs,
-                                  build_root=build_dir(src))
+                                  build_root=build_dir(src),
+                                  gcov_objects=req.kernel.coverage_objects)
 
     result = BisectResult(good, bad)
     same_as = None

@@ -21,10 +21,13 @@ import time
 import traceback
 from pathlib import Path
 
-from harness import bisect, cache, pipeline, requests
+from harness import bisect, cache, mutate, pipeline, requests
+from harness.coverage import profile, summary
+from harness.coverage import report as coverage_report
 from harness.errors import BadInput, ExitStatus, HarnessError
 from harness.fetch import gittree
 from harness.kernel import build
+from harness.mutants import catalog, operators
 from harness.phases import phase
 from harness.report import results
 from harness.requests import Request
@@ -102,6 +105,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="run each test as its own guest command instead of each program "
                         "as one (slower; a batch falls back to this by itself when it "
                         "cannot judge a test)")
+    g.add_argument("-x", "--exitfirst", action="store_true",
+                   help="stop at the first test that fails; the rest are listed as not run")
     g.add_argument("--allowlist", type=Path, metavar="FILE",
                    help="TOML file of known splats that do not fail a test until they expire")
     g.add_argument("--results-dir", type=Path, metavar="DIR",
@@ -247,6 +252,82 @@ def _list(req: Request) -> int:
     return ExitStatus.OK
 
 
+def _add_mutate_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("mutation")
+    g.add_argument("--mutations", action="append", type=Path, metavar="PATH",
+                   help="a TOML file of mutants, or a directory of *.toml and one-hunk "
+                        "*.patch files (repeatable; default: kernel-mutations/)")
+    g.add_argument("--only", action="append", default=[], metavar="ID",
+                   help="run only the mutants whose id contains ID (repeatable)")
+    g.add_argument("--generate", type=Path, metavar="FILE",
+                   help="write candidate mutants of the source's RWP lines to FILE (TOML) "
+                        "and exit; see harness/mutants/operators.py")
+    g.add_argument("--coverage-run", type=Path, metavar="DIR",
+                   help="a run directory of `check --coverage` on the same tree: each "
+                        "mutant then says whether the tests executed its lines")
+    g.add_argument("--base", metavar="REF",
+                   help="the commit to mutate in the git repository given as --kernel-src "
+                        "(default: its HEAD; a package: its own commit)")
+
+
+def _add_coverage_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN",
+                   help="a run directory of --coverage (or its coverage/total.info); "
+                        "two: the lines one executed and the other did not")
+    p.add_argument("--all-lines", action="store_true",
+                   help="compare every line, not only the RWP lines")
+
+
+def cmd_mutate(args, req: Request, timings) -> int:
+    mreq = req.mutate
+    if mreq.generate:
+        if mreq.generate.exists():
+            raise BadInput(f"--generate {mreq.generate} exists; it is not overwritten")
+        src, tree, _ = pipeline.fetch(req.source, timings)
+        found = operators.candidates(tree, [o[:-2] + ".c" for o in profile.DEFAULT_OBJECTS])
+        cache.write_atomic(mreq.generate, operators.to_toml(found))
+        print(f"{len(found)} candidate mutant(s) in {mreq.generate}")
+        return ExitStatus.OK
+    if req.kernel.coverage:
+        raise BadInput("mutate does not build coverage kernels; give a coverage run of the "
+                       "same tree as --coverage-run")
+    pipeline.check_inputs(req.run)
+    chosen = [m for m in catalog.load(list(mreq.mutations) or [mutate.DEFAULT_SET])
+              if not mreq.only or any(o in m.id for o in mreq.only)]
+    if not chosen:
+        raise BadInput(f"no mutant matches --only {list(mreq.only)}")
+    result, out = mutate.run_mutations(req, chosen,
+                                       progress=lambda s: print(s, file=sys.stderr, flush=True))
+    print(mutate.table(result))
+    print(f"report: {out}")
+    if req.run.json:
+        json.dump(result.to_json(), sys.stdout, indent=1)
+        print()
+    return ExitStatus.INFRA_FAILED if result.stopped else ExitStatus.OK
+
+
+def cmd_coverage(args, req: Request, timings) -> int:
+    if len(args.runs) > 2:
+        raise BadInput("coverage takes one run (its summary) or two (compared)")
+    loaded = [coverage_report.load(r) for r in args.runs]
+    tree = next((t for _, t in loaded if t is not None and t.is_dir()), None)
+    selection = None
+    if not args.all_lines:
+        if tree is None:
+            raise BadInput("the runs do not name a kernel tree that still exists; "
+                           "use --all-lines")
+        selection = summary.rwp_selection(loaded[0][0], tree)
+    if len(loaded) == 1:
+        cov = loaded[0][0]
+        rows = summary.restricted(cov, selection) if selection is not None else summary.whole(cov)
+        print(summary.table(rows, "coverage:"))
+        print(summary.uncovered_text(rows, "never executed:"))
+        return ExitStatus.OK
+    diffs = summary.compare(loaded[0][0], loaded[1][0], selection)
+    print(summary.compare_text(diffs, str(args.runs[0].name), str(args.runs[1].name)))
+    return ExitStatus.OK
+
+
 # name: (function, help, option groups)
 _FULL = (_add_source_args, _add_config_args, _add_vm_args, _add_run_args)
 SUBCOMMANDS = {
@@ -264,6 +345,10 @@ SUBCOMMANDS = {
                _add_bisect_args)),
     "bisect-step": (cmd_bisect_step, "judge the checked-out commit for git bisect run "
                     "(0 good, 1 bad, 125 skip, 128 abort)", (*_FULL, _add_step_args)),
+    "mutate": (cmd_mutate, "apply each deliberate kernel breakage in turn and report which "
+               "the tests miss", (*_FULL, _add_mutate_args)),
+    "coverage": (cmd_coverage, "a --coverage run's RWP line coverage, or two runs compared",
+                 (_add_coverage_args,)),
 }
 
 

@@ -23,7 +23,6 @@ the control's tests executed the lines it changes at all.
 
 import dataclasses
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -31,11 +30,11 @@ from pathlib import Path
 
 from harness import bisect, cache, pipeline
 from harness.coverage import report as coverage_report
-from harness.errors import BadInput, BuildError, ConfigError, HarnessError, InfraError
+from harness.errors import BadInput, BuildError, ConfigError, HarnessError
 from harness.fetch import gittree, patches
 from harness.kernel import build
 from harness.mutants.catalog import Mutant, NotApplicable
-from harness.parse.verdicts import Status, TestResult
+from harness.parse.verdicts import TestResult
 from harness.report import results
 from harness.requests import Request
 from harness.vm.console import BootPanic
@@ -115,15 +114,17 @@ def judge(control: dict[str, str], tests: list[TestResult]) -> tuple[Verdict, st
     return Verdict.SURVIVED, f"all {len(tests)} test(s) as in the control", []
 
 
-def _evaluate(req: Request, breq: build.BuildRequest, parent: Path
+def _evaluate(req: Request, breq: build.BuildRequest, parent: Path, exitfirst: bool = False
               ) -> tuple[str, str, dict, results.Run | None]:
-    """Build and run; ("built"|"not built"|"panic"|"not tested", reason, timings, run)."""
+    """Build and run; ("built"|"not built"|"panic"|"not tested", reason, timings, run).
+    A mutant's run stops at its first failing test: one kills it."""
     timings: dict = {}
     try:
         bres = pipeline.do_build(breq, timings)
     except (ConfigError, BuildError) as e:
         return "not built", str(e).splitlines()[0], timings, None
-    run_req = dataclasses.replace(req.run, results_dir=parent, json=False)
+    run_req = dataclasses.replace(req.run, results_dir=parent, json=False,
+                                  exitfirst=exitfirst or req.run.exitfirst)
     try:
         run = pipeline.run_tests(run_req, breq, bres, timings)
     except BootPanic as e:
@@ -135,11 +136,9 @@ def _evaluate(req: Request, breq: build.BuildRequest, parent: Path
     return "built", "", timings, run
 
 
-def _tree(req: Request) -> tuple[Path, str, str]:
-    """The harness's clone to mutate, its unmutated commit, the series digest."""
-    repo, origin, base_default = bisect.repository(req)
-    src = bisect.workspace(repo, purpose="mutate")
-    base = gittree.resolve(repo, req.bisect.good or base_default or "HEAD")
+def _checkout(req: Request, repo: Path, base_default: str, src: Path) -> tuple[str, str]:
+    """Check out the tree to mutate in the clone: its commit, the series digest."""
+    base = gittree.resolve(repo, req.mutate.base or base_default or "HEAD")
     gittree.git(src, "checkout", "-q", "--force", "--detach", base)
     digest = ""
     if req.source.patches:
@@ -150,7 +149,7 @@ def _tree(req: Request) -> tuple[Path, str, str]:
         else:
             base = bisect.apply_series(src, base, series)
         digest = series.digest
-    return src, base, digest
+    return base, digest
 
 
 def executed_lines(coverage_run: Path | None):
@@ -165,10 +164,16 @@ def executed_lines(coverage_run: Path | None):
     return executed
 
 
-def run_mutations(req: Request, mutants: list[Mutant], coverage_run: Path | None = None,
-                  progress=print) -> tuple[MutationRun, Path]:
-    executed = executed_lines(coverage_run)
-    src, base, digest = _tree(req)
+def run_mutations(req: Request, mutants: list[Mutant], progress=print
+                  ) -> tuple[MutationRun, Path]:
+    executed = executed_lines(req.mutate.coverage_run)
+    repo, _, base_default = bisect.repository(req)
+    with bisect.claimed(repo) as src:
+        return _run(req, mutants, progress, executed, repo, base_default, src)
+
+
+def _run(req, mutants, progress, executed, repo, base_default, src) -> tuple[MutationRun, Path]:
+    base, digest = _checkout(req, repo, base_default, src)
     out = results.new_run_dir(req.run.results_dir)
     out = out.rename(out.with_name("mutate-" + out.name))
     origin = f"mutate {base[:12]}"
@@ -217,7 +222,7 @@ def _one(req, m: Mutant, src: Path, breq, parent: Path, control, executed) -> Mu
         res.reason = str(e)
         return res
     try:
-        state, reason, res.timings, run = _evaluate(req, breq, parent)
+        state, reason, res.timings, run = _evaluate(req, breq, parent, exitfirst=True)
     finally:
         m.revert(src)
     res.seconds = time.monotonic() - began

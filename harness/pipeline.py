@@ -165,7 +165,12 @@ def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
                 for res in session.results(prog, list(prog.subtests)):
                     out.add(res)
                     live_line(res)
+                    if run.exitfirst and res.failed:
+                        break
                 _guest_figures(out, guest)
+                if run.exitfirst and any(t.failed for t in out.tests):
+                    peer = False
+                    break
             if peer:
                 for res in runner.run_peer(guest, session.allow):
                     out.add(res)

@@ -77,6 +77,8 @@ class RunRequest:
     scale_deadlines: bool = True
     repeat: int = 1
     one_by_one: bool = False
+    # Stop at the first test that fails (the rest are listed as not run).
+    exitfirst: bool = False
     allowlist: Path | None = None
     results_dir: Path | None = None
     json: bool = False
@@ -110,11 +112,21 @@ class BisectRequest:
 
 
 @dataclass(frozen=True)
+class MutateRequest:
+    mutations: tuple[Path, ...] = ()     # empty: kernel-mutations/
+    only: tuple[str, ...] = ()
+    generate: Path | None = None
+    coverage_run: Path | None = None
+    base: str | None = None
+
+
+@dataclass(frozen=True)
 class Request:
     source: SourceRequest = SourceRequest()
     kernel: KernelRequest = KernelRequest()
     run: RunRequest = RunRequest()
     bisect: BisectRequest = BisectRequest()
+    mutate: MutateRequest = MutateRequest()
 
 
 def _get(args, name, default=None):
@@ -140,14 +152,17 @@ def from_args(args) -> Request:
         transport=_get(args, "transport", "auto"),
         test_timeout=_get(args, "test_timeout", TEST_TIMEOUT_S),
         scale_deadlines=getattr(args, "test_timeout", None) is None, repeat=_get(args, "repeat", 1),
-        one_by_one=_get(args, "one_by_one", False), allowlist=_get(args, "allowlist"),
+        one_by_one=_get(args, "one_by_one", False), exitfirst=_get(args, "exitfirst", False),
+        allowlist=_get(args, "allowlist"),
         results_dir=_get(args, "results_dir"), json=_get(args, "json", False),
         cpus=_get(args, "cpus", 2), memory=_get(args, "memory", "2G"),
         accel=_get(args, "accel", "auto"), append=tuple(_get(args, "append", ())))
     bis = BisectRequest(_get(args, "good"), _get(args, "bad"), _get(args, "boot_panic", "skip"),
                         _get(args, "failure", "any"))
+    mut = MutateRequest(tuple(_get(args, "mutations", ())), tuple(_get(args, "only", ())),
+                        _get(args, "generate"), _get(args, "coverage_run"), _get(args, "base"))
     if kernel.jobs < 1:
         raise BadInput(f"--jobs must be at least 1, got {kernel.jobs}")
     source.check()
     run.check()
-    return Request(source, kernel, run, bis)
+    return Request(source, kernel, run, bis, mut)

@@ -21,6 +21,7 @@ PACKAGE_OF = {
     "make": "make",
     "gcc": "gcc",
     "gcov": "gcc",
+    "genhtml": "lcov",
     "ccache": "ccache",
     "flex": "flex",
     "bison": "bison",

@@ -93,12 +93,9 @@ def test_not_enough_disk_space(tmp_path, cache_dir, monkeypatch):
     import shutil
     from collections import namedtuple
 
-    from harness import cache
-
-    from harness.fetch import source
-
-    from harness.kernel import build
     from harness.errors import BadInput
+    from harness.fetch import source
+    from harness.kernel import build
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 * 2**30, 9 * 2**30, 2**29))
     src = source.from_tree(make_fake_tree(tmp_path / "linux"))

@@ -1,5 +1,5 @@
 """Coverage on the host: RWP line selection, tracefiles, diffs, the gcov
-counters' round trip, and gcovr on counters of a real (host) program."""
+counters' round trip, and fastcov and genhtml on counters of a real (host) program."""
 
 import base64
 import io
@@ -156,7 +156,7 @@ def test_counters_are_placed_beside_the_build_notes(tmp_path):
 
 
 @pytest.mark.skipif(not shutil.which("gcc") or not shutil.which("gcov"), reason="needs gcc")
-def test_gcovr_turns_real_counters_into_rwp_coverage(tmp_path):
+def test_fastcov_turns_real_counters_into_rwp_coverage(tmp_path):
     """A host program compiled with --coverage, run once: the RWP lines it
     executed are covered, the RWP line it did not execute is listed."""
     tree, bdir = tmp_path / "tree", tmp_path / "build"
@@ -174,12 +174,15 @@ def test_gcovr_turns_real_counters_into_rwp_coverage(tmp_path):
         note.rename(gcda.with_suffix(".gcno"))
     shadow = tmp_path / "shadow"
     assert counters.beside_notes(tmp_path / "dump", bdir, shadow)
-    cov = gcovtool.convert(shadow, tree, bdir, tmp_path / "c.json")
+    cov = gcovtool.convert(shadow, tree, bdir)
     assert list(cov.files) == ["mm/fake_mm.c"]
     fc = cov.files["mm/fake_mm.c"]
     assert fc.lines[32] == 1 and fc.lines[26] == 0
     rows = summary.restricted(cov, summary.rwp_selection(cov, tree))
     assert 26 in rows[0].uncovered and 32 not in rows[0].uncovered
     assert rows[0].branches > 0
-    page = gcovtool.html([tmp_path / "c.json"], tree, tmp_path / "html")
-    assert page is not None and "fake_mm.c" in page.read_text()
+    (tmp_path / "t.info").write_text(tracefile.Coverage(
+        {str(tree / p): fc for p, fc in cov.files.items()}).text())
+    page, why = gcovtool.html(tmp_path / "t.info", tree, tmp_path / "html")
+    assert page is not None, why
+    assert "fake_mm.c" in (tmp_path / "html/mm/index.html").read_text()

@@ -1,5 +1,5 @@
-"""What a coverage build is: the coverage config fragment and the objects that
-get gcov counters.
+"""What a coverage build is: the objects that get gcov counters (the gcov
+runtime is in every test kernel: kernel-config/coverage.config).
 
 kbuild profiles an object when GCOV_PROFILE_<stem>.o is y. Given on make's
 command line the variable reaches every directory's Makefile, so the tree is
@@ -14,7 +14,6 @@ from pathlib import Path
 
 from harness.errors import BadInput
 
-FRAGMENT = "coverage"            # kernel-config/coverage.config
 # Where RWP lives in 7.3 (fs/userfaultfd.c moved into mm/userfaultfd.c), and
 # the paths its pages take through the mm (swap, migration, THP, rmap, GUP).
 DEFAULT_OBJECTS = (

@@ -25,18 +25,21 @@ from harness.errors import InfraError
 def tracefiles(counters: Counters, build_dir: Path, tree: Path, out: Path) -> dict[str, Coverage]:
     """program -> its coverage, each written as out/PROGRAM.info."""
     per_program: dict[str, Coverage] = {}
-    (out / "json").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rwp-gcov-") as tmp:
         for i, dump in enumerate(counters.dumps):
             shadow = Path(tmp) / str(i)
             if not beside_notes(dump.directory, build_dir, shadow):
                 counters.errors.append(f"{dump.program}: no counters of a profiled object")
                 continue
-            cov = gcovtool.convert(shadow, tree, build_dir, out / "json" / f"{i:03d}.json")
+            cov = gcovtool.convert(shadow, tree, build_dir)
             per_program.setdefault(dump.program, Coverage()).add(cov)
     for prog, cov in per_program.items():
         (out / f"{prog.replace('/', '-')}.info").write_text(cov.text())
     return per_program
+
+
+def _absolute(cov: Coverage, tree: Path) -> Coverage:
+    return Coverage({str(tree / p): fc for p, fc in cov.files.items()})
 
 
 def write(out: Path, counters: Counters, breq, bres) -> dict:
@@ -50,8 +53,15 @@ def write(out: Path, counters: Counters, breq, bres) -> dict:
     for cov in per_program.values():
         total.add(cov)
     (out / "total.info").write_text(total.text())
-    html = gcovtool.html(sorted((out / "json").glob("*.json")), tree, out / "html")
     rwp = summary.rwp_selection(total, tree)
+    # The HTML shows the profiled sources and the headers with RWP lines, not
+    # every header the objects inline (158 files, 70 MB).
+    shown = {o[:-2] + ".c" for o in breq.gcov_objects} | set(rwp)
+    view = Coverage({p: fc for p, fc in total.files.items() if p in shown})
+    (out / "shown.info").write_text(_absolute(view, tree).text())
+    html, why = gcovtool.html(out / "shown.info", tree, out / "html")
+    if why:
+        counters.errors.append(why)
     rwp_rows = summary.restricted(total, rwp)
     doc = {"objects": list(breq.gcov_objects), "tool": gcovtool.describe(),
            "files": summary.to_json(summary.whole(total)),

@@ -37,8 +37,7 @@ class BuildRequest:
     series: Series | None = field(default=None, compare=False)
 
     def requested_config(self) -> kconfig.Kconfig:
-        profiles = [*self.profiles, *([profile.FRAGMENT] if self.gcov_objects else [])]
-        return kconfig.requested(profiles, list(self.fragments))
+        return kconfig.requested(list(self.profiles), list(self.fragments))
 
     def build_dir(self) -> Path:
         if self.build_root is not None:

@@ -22,7 +22,7 @@ OPTIONAL_MARK = "# rwp-harness: optional"
 NEEDED_BY_MARK = "# rwp-harness: needed-by "
 
 FRAGMENT_DIR = Path(__file__).resolve().parents[2] / "kernel-config"
-BASE_FRAGMENTS = ("base", "rwp", "selftest")
+BASE_FRAGMENTS = ("base", "rwp", "selftest", "coverage")
 
 
 @dataclass(frozen=True)

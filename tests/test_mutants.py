@@ -1,0 +1,207 @@
+"""Mutation runs on the host: the catalog, the generator's operators, and the
+loop over a small fake kernel tree (its build and run stand-ins judge the
+tree's text, so the loop's bookkeeping is what is tested)."""
+
+import dataclasses
+import json
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from harness import mutate
+from harness.errors import BadInput
+from harness.mutants import catalog, operators
+from harness.parse.verdicts import Status, TestResult
+from harness.requests import Request
+
+REPO = Path(__file__).resolve().parents[1]
+CACHED_73 = Path.home() / ".cache/rwp-harness/src/linux-source-7.3_7.3.4-1_bpo13+1"
+
+SOURCE = """static int f(struct vma *vma, unsigned long flags, int n)
+{
+\tif (userfaultfd_rwp(vma) && n)
+\t\treturn flags & (VM_UFFD_WP | VM_UFFD_RWP);
+\tif (n < 4 && uffd_rwp(vma))
+\t\twake_rwp(vma);
+\treturn 0;
+}
+"""
+
+
+def _git_tree(tmp_path: Path) -> Path:
+    tree = tmp_path / "tree"
+    (tree / "mm").mkdir(parents=True)
+    (tree / "mm/userfaultfd.c").write_text(SOURCE)
+    (tree / "Makefile").write_text("VERSION = 7\nPATCHLEVEL = 3\nSUBLEVEL = 4\nEXTRAVERSION =\n")
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t",
+                                                 "commit", "-qm", "base"]):
+        subprocess.run(["git", *args], cwd=tree, check=True)
+    return tree
+
+
+def _toml(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "m.toml"
+    p.write_text(body)
+    return p
+
+
+def test_catalog_reads_toml_and_patches(tmp_path):
+    t = _toml(tmp_path, '[[mutant]]\nid = "D-x"\narea = "D"\nfile = "mm/userfaultfd.c"\n'
+                        'find = "\\treturn 0;"\nreplace = "\\treturn 1;"\nwhy = "returns 1"\n')
+    d = tmp_path / "dir"
+    d.mkdir()
+    (d / "B-y.patch").write_text("Subject: [PATCH] drop the wake\n---\n--- a/mm/userfaultfd.c\n"
+                                 "+++ b/mm/userfaultfd.c\n@@ -5,3 +5,3 @@\n \tif (n < 4 && uffd_rwp(vma))\n-\t\twake_rwp(vma);\n"
+                                 "+\t\t;\n \treturn 0;\n")
+    ms = catalog.load([t, d])
+    assert [(m.id, m.area, m.why) for m in ms] == [("D-x", "D", "returns 1"),
+                                                   ("B-y", "", "drop the wake")]
+    tree = _git_tree(tmp_path)
+    assert ms[0].lines(tree) == {7} and ms[1].lines(tree) == {6}
+    for m in ms:
+        m.apply(tree)
+        assert (tree / "mm/userfaultfd.c").read_text() != SOURCE
+        m.revert(tree)
+        assert (tree / "mm/userfaultfd.c").read_text() == SOURCE
+
+
+@pytest.mark.parametrize("body, error", [
+    ('[[mutant]]\nid = "a"\nfile = "x.c"\nfind = "q"\n', "lacks replace"),
+    ('[[mutant]]\nid = "a"\nfile = "x.c"\nfind = "q"\nreplace = "q"\n', "changes nothing"),
+    ('[[mutant]]\nid = "a b"\nfile = "x.c"\nfind = "q"\nreplace = "r"\n', "not a plain name"),
+    ('[[mutant]]\nid = "a"\nfile = "x.c"\nfind = "q"\nreplace = "r"\n' * 2, "given twice"),
+    ("[[mutant]\n", "m.toml"),
+    ("", "holds no"),
+])
+def test_catalog_refuses_bad_sets(tmp_path, body, error):
+    with pytest.raises(BadInput, match=error):
+        catalog.load([_toml(tmp_path, body)])
+
+
+def test_a_mutant_whose_text_is_gone_does_not_apply(tmp_path):
+    tree = _git_tree(tmp_path)
+    m = catalog.Mutant("x", "mm/userfaultfd.c", "", find="\treturn", replace="\treturn -1 +")
+    with pytest.raises(catalog.NotApplicable, match="2 times"):
+        m.apply(tree)
+
+
+def test_generator_operators_and_round_trip(tmp_path):
+    tree = _git_tree(tmp_path)
+    found = operators.candidates(tree, ["mm/userfaultfd.c"])
+    by_op = {}
+    for m in found:
+        by_op.setdefault(m.id.split("-", 3)[3].rsplit("-", 1)[0], []).append(m)
+    assert set(by_op) == set(operators.OPERATORS)
+    new_lines = {m.replace.splitlines()[-1].strip() for m in found}
+    assert "if (!(userfaultfd_rwp(vma) && n))" in new_lines
+    assert "if (userfaultfd_rwp(vma) || n)" in new_lines
+    assert "return flags & (VM_UFFD_WP);" in new_lines
+    assert ";" in new_lines                              # wake_rwp() dropped
+    assert "if (n <= 4 && uffd_rwp(vma))" in new_lines
+    assert not any("return" in m.find.splitlines()[-1] and "0" in m.find for m in found
+                   if m.find.endswith("return 0;"))       # line 7 is not an RWP line
+    (tmp_path / "gen.toml").write_text(operators.to_toml(found))
+    back = catalog.load([tmp_path / "gen.toml"])
+    assert [(m.find, m.replace) for m in back] == [(m.find, m.replace) for m in found]
+    for m in back:
+        m.apply(tree)
+        m.revert(tree)
+
+
+@pytest.mark.skipif(not CACHED_73.is_dir(), reason="needs the 7.3.4 source in the cache "
+                    "(make check fetches it)")
+def test_the_curated_set_applies_to_7_3_4():
+    ms = catalog.load([mutate.DEFAULT_SET])
+    assert len(ms) >= 40
+    assert {m.area for m in ms} >= set("ABCDEFGHIJK")
+    for m in ms:
+        assert (CACHED_73 / m.file).read_text().count(m.find) == 1, m.id
+
+
+def _result(tid: str, status: Status) -> TestResult:
+    return TestResult(tid, status, reason="" if status == Status.PASS else "broken")
+
+
+@pytest.fixture
+def fake_loop(tmp_path, monkeypatch):
+    """mutate's loop over a git tree whose 'kernel' passes while it holds
+    `return 0;`, fails its second test on `return 1;`, does not build on
+    `syntax error`, and makes QEMU fail on `qemu dies`."""
+    tree = _git_tree(tmp_path)
+    monkeypatch.setattr(mutate.bisect, "repository", lambda req: (tree, "fake", "HEAD"))
+
+    @contextmanager
+    def claimed(repo):
+        yield tree
+    monkeypatch.setattr(mutate.bisect, "claimed", claimed)
+
+    class Run:
+        def __init__(self, tests, path):
+            self.tests, self.path = tests, path
+
+        @property
+        def ok(self):
+            return not any(t.failed for t in self.tests)
+
+    def evaluate(req, breq, parent, exitfirst=False):
+        text = (tree / "mm/userfaultfd.c").read_text()
+        if "syntax error" in text:
+            return "not built", "kernel build failed", {}, None
+        if "qemu dies" in text:
+            return "not tested", "QEMU died twice", {}, None
+        second = Status.FAIL if "return 1;" in text else Status.PASS
+        third = Status.SKIP if "return 2;" in text else Status.PASS
+        return "built", "", {}, Run([_result("c/p::a", Status.PASS), _result("c/p::b", second),
+                                     _result("c/p::c", third)], parent)
+    monkeypatch.setattr(mutate, "_evaluate", evaluate)
+    req = Request()
+    req = dataclasses.replace(req, run=dataclasses.replace(req.run, results_dir=tmp_path / "res"))
+    return tree, req
+
+
+def _m(mid, find, replace):
+    return catalog.Mutant(mid, "mm/userfaultfd.c", mid, find=find, replace=replace)
+
+
+def test_loop_verdicts_against_the_control(fake_loop):
+    tree, req = fake_loop
+    ms = [_m("killed", "\treturn 0;", "\treturn 1;"),
+          _m("skips", "\treturn 0;", "\treturn 2;"),
+          _m("survives", "\treturn 0;", "\treturn 0 ;"),
+          _m("gone", "no such text", "x"),
+          _m("unbuilt", "\treturn 0;", "\tsyntax error"),
+          _m("infra", "\treturn 0;", "\tqemu dies;"),
+          _m("after", "\treturn 0;", "\treturn 1;")]
+    result, out = mutate.run_mutations(req, ms, progress=lambda s: None)
+    got = {m.id: m.verdict for m in result.mutants}
+    assert got == {"killed": mutate.Verdict.KILLED, "skips": mutate.Verdict.KILLED,
+                   "survives": mutate.Verdict.SURVIVED, "gone": mutate.Verdict.NOT_APPLIED,
+                   "unbuilt": mutate.Verdict.NOT_BUILT, "infra": mutate.Verdict.NOT_TESTED}
+    assert result.mutants[0].killers == ["c/p::b: pass -> fail: broken"]
+    assert result.mutants[1].killers == ["c/p::c: pass -> skip: broken"]
+    assert result.stopped.startswith("infra")          # a host fault ends the loop, judged as nothing
+    assert result.kill_ratio == pytest.approx(2 / 3)
+    assert (tree / "mm/userfaultfd.c").read_text() == SOURCE     # every mutant reverted
+    doc = json.loads((out / "mutate.json").read_text())
+    assert doc["counts"]["killed"] == 2 and doc["kill_ratio"] == pytest.approx(2 / 3)
+    assert "kill ratio: 66.7%" in (out / "mutate.md").read_text()
+
+
+def test_a_control_that_fails_stops_before_any_mutant(fake_loop):
+    tree, req = fake_loop
+    (tree / "mm/userfaultfd.c").write_text(SOURCE.replace("return 0;", "return 1;"))
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "bad"],
+                   cwd=tree, check=True)
+    with pytest.raises(mutate.ControlFailed, match="c/p::b"):
+        mutate.run_mutations(req, [_m("x", "\treturn 1;", "\treturn 0;")], progress=lambda s: None)
+
+
+def test_executed_lines_from_a_coverage_run(tmp_path):
+    cov = tmp_path / "run" / "coverage"
+    cov.mkdir(parents=True)
+    (cov / "total.info").write_text("SF:mm/userfaultfd.c\nDA:3,5\nDA:6,0\nend_of_record\n")
+    executed = mutate.executed_lines(tmp_path / "run")
+    assert executed("mm/userfaultfd.c", {3}) and not executed("mm/userfaultfd.c", {6})
+    assert not executed("mm/other.c", {3})
