@@ -265,6 +265,9 @@ def _add_mutate_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--coverage-run", type=Path, metavar="DIR",
                    help="a run directory of `check --coverage` on the same tree: each "
                         "mutant then says whether the tests executed its lines")
+    g.add_argument("--resume", type=Path, metavar="DIR",
+                   help="go on with the mutate-* report in DIR: the mutants it judged are "
+                        "kept, the others run (the same tree, the same selection)")
     g.add_argument("--base", metavar="REF",
                    help="the commit to mutate in the git repository given as --kernel-src "
                         "(default: its HEAD; a package: its own commit)")

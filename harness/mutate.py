@@ -90,6 +90,23 @@ class MutationRun:
         k, s = self.count(Verdict.KILLED), self.count(Verdict.SURVIVED)
         return k / (k + s) if k + s else None
 
+    @classmethod
+    def resumed(cls, out: Path, base: str) -> "MutationRun":
+        """What an earlier run in out judged (a mutant it could not test is
+        tried again); its control stands if it tested the same commit."""
+        try:
+            doc = json.loads((out / "mutate.json").read_text())
+        except (OSError, ValueError) as e:
+            raise BadInput(f"--resume {out}: no readable mutate.json ({e})")
+        if doc.get("base") != base:
+            raise BadInput(f"--resume {out}: it mutated {str(doc.get('base'))[:12]}, "
+                           f"not {base[:12]}")
+        run = cls(base, doc["control"], doc.get("control_seconds", 0.0))
+        for m in doc["mutants"]:
+            if m["verdict"] != Verdict.NOT_TESTED.value:
+                run.mutants.append(MutantResult(**{**m, "verdict": Verdict(m["verdict"])}))
+        return run
+
     def to_json(self) -> dict:
         return {"base": self.base, "control": self.control,
                 "control_seconds": round(self.control_seconds, 1),
@@ -174,8 +191,13 @@ def run_mutations(req: Request, mutants: list[Mutant], progress=print
 
 def _run(req, mutants, progress, executed, repo, base_default, src) -> tuple[MutationRun, Path]:
     base, digest = _checkout(req, repo, base_default, src)
-    out = results.new_run_dir(req.run.results_dir)
-    out = out.rename(out.with_name("mutate-" + out.name))
+    if req.mutate.resume:
+        out = req.mutate.resume
+        result = MutationRun.resumed(out, base)
+    else:
+        out = results.new_run_dir(req.run.results_dir)
+        out = out.rename(out.with_name("mutate-" + out.name))
+        result = MutationRun(base)
     origin = f"mutate {base[:12]}"
 
     def breq() -> build.BuildRequest:
@@ -183,21 +205,17 @@ def _run(req, mutants, progress, executed, repo, base_default, src) -> tuple[Mut
                                   req.kernel.profiles, req.kernel.fragments, req.kernel.jobs,
                                   build_root=bisect.build_dir(src))
 
-    result = MutationRun(base)
     try:
-        began = time.monotonic()
-        state, reason, _, run = _evaluate(req, breq(), out / "control")
-        result.control_seconds = time.monotonic() - began
-        if run is None or not run.ok:
-            why = reason or ", ".join(t.test_id for t in run.tests if t.failed)[:300]
-            raise ControlFailed(f"the unmutated tree ({base[:12]}) does not pass: {why}")
-        result.control = {t.test_id: t.status.value for t in run.tests}
-        progress(f"[mutate] control: {len(run.tests)} tests as expected in "
-                 f"{result.control_seconds:.0f}s; {len(mutants)} mutant(s) in {out}")
-        for i, m in enumerate(mutants, 1):
+        if not result.control:
+            _control(req, breq(), out, result, progress)
+        done = {m.id for m in result.mutants}
+        todo = [m for m in mutants if m.id not in done]
+        progress(f"[mutate] {len(todo)} mutant(s) to run ({len(done)} judged before) in {out}")
+        for i, m in enumerate(todo, 1):
             r = _one(req, m, src, breq(), out / "mutants" / m.id, result.control, executed)
             result.mutants.append(r)
-            progress(f"[mutate] {i}/{len(mutants)} {m.id}: {r.verdict.value} "
+            write_report(result, out)      # a stopped run keeps what it judged
+            progress(f"[mutate] {i}/{len(todo)} {m.id}: {r.verdict.value} "
                      f"({r.seconds:.0f}s) {r.reason[:90]}")
             if r.verdict == Verdict.NOT_TESTED:
                 result.stopped = f"{m.id}: {r.reason}"
@@ -208,6 +226,18 @@ def _run(req, mutants, progress, executed, repo, base_default, src) -> tuple[Mut
     finally:
         write_report(result, out)
     return result, out
+
+
+def _control(req, breq, out: Path, result: MutationRun, progress) -> None:
+    began = time.monotonic()
+    state, reason, _, run = _evaluate(req, breq, out / "control")
+    result.control_seconds = time.monotonic() - began
+    if run is None or not run.ok:
+        why = reason or ", ".join(t.test_id for t in run.tests if t.failed)[:300]
+        raise ControlFailed(f"the unmutated tree ({result.base[:12]}) does not pass: {why}")
+    result.control = {t.test_id: t.status.value for t in run.tests}
+    progress(f"[mutate] control: {len(run.tests)} tests as expected in "
+             f"{result.control_seconds:.0f}s")
 
 
 def _one(req, m: Mutant, src: Path, breq, parent: Path, control, executed) -> MutantResult:

@@ -138,7 +138,8 @@ def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
     out = results.Run(results.new_run_dir(run.results_dir))
     out.keep_build_artifacts(bres.log, bres.dotconfig)
     out.planned = [t for p in progs for t in p.test_ids()]
-    out.manifest.update(source=req.source.to_json(), series_hash=req.series_hash,
+    out.manifest.update(source=req.source.to_json(), tree=str(req.tree),
+                        series_hash=req.series_hash,
                         profiles=list(req.profiles), kernel_release=bres.kernel_release,
                         config_requested=req.requested_config().digest(),
                         config_sha256=_sha256(bres.dotconfig), build_dir=str(bres.build_dir),

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 
 from harness import pipeline
+from harness.coverage import profile, report
+from harness.coverage.counters import Counters
 from harness.errors import HarnessError
 from harness.parse.verdicts import Status, TestResult, test_id
 from harness.requests import TEST_TIMEOUT_S, KernelRequest, Request, RunRequest, SourceRequest
@@ -43,6 +45,9 @@ def pytest_addoption(parser):
     g.addoption("--rwp-allowlist", type=Path, default=None, help="splat allowlist (TOML)")
     g.addoption("--rwp-one-by-one", action="store_true",
                 help="run each item as its own guest command, not in batches")
+    g.addoption("--rwp-coverage", action="store_true",
+                help="a gcov kernel; the RWP line coverage of the items run goes to "
+                     "rwp-results/pytest-coverage-WORKER/ (see --coverage)")
     g.addoption("--rwp-test-timeout", type=float, default=None,
                 help=f"deadline per test unless the test sets its own (default: "
                      f"{TEST_TIMEOUT_S:g}, multiplied by the guest's measured slowdown)")
@@ -92,7 +97,9 @@ class GuestSession:
     def __init__(self, config):
         self.config = config
         self.session: pipeline.Session | None = None
+        self.build_request = None
         self.build_result = None
+        self.counters: Counters | None = None
         self.error: str | None = None
         self.results: dict[str, TestResult] = {}
 
@@ -106,14 +113,16 @@ class GuestSession:
                          scale_deadlines=opt("--rwp-test-timeout") is None, cpus=_cpus_per_vm())
         src.check()
         run.check()
-        return Request(src, KernelRequest(profiles=tuple(opt("--rwp-profile"))), run)
+        objects = profile.DEFAULT_OBJECTS if opt("--rwp-coverage") else ()
+        return Request(src, KernelRequest(profiles=tuple(opt("--rwp-profile")),
+                                          coverage_objects=objects), run)
 
     def kernel(self):
         """The kernel the items run on, built (or found in the cache) once."""
         if self.build_result is None:
             req = self.request()
-            breq = pipeline.build_request(req.source, req.kernel, {})
-            self.build_result = pipeline.do_build(breq, {})
+            self.build_request = pipeline.build_request(req.source, req.kernel, {})
+            self.build_result = pipeline.do_build(self.build_request, {})
         return self.build_result
 
     def booted(self) -> pipeline.Session:
@@ -125,8 +134,11 @@ class GuestSession:
                 req = self.request()
                 bres = self.kernel()
                 worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-                log = Path(self.config.rootpath) / "rwp-results" / f"pytest-console-{worker}.log"
-                self.session = pipeline.Session(req.run, bres, log)
+                out = Path(self.config.rootpath) / "rwp-results"
+                if req.kernel.coverage:
+                    self.counters = Counters(self._coverage_dir() / "counters")
+                self.session = pipeline.Session(req.run, bres, out / f"pytest-console-{worker}.log",
+                                                counters=self.counters)
             self.session.guest.console()
         except HarnessError as e:
             self.error = f"{type(e).__name__}: {e}"
@@ -144,9 +156,19 @@ class GuestSession:
                 self.results[res.test_id] = res
         return self.results.pop(tid)
 
+    def _coverage_dir(self) -> Path:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        return Path(self.config.rootpath) / "rwp-results" / f"pytest-coverage-{worker}"
+
     def close(self) -> None:
         if self.session is not None:
             self.session.close()
+        if self.counters is not None and self.counters.dumps:
+            try:
+                report.write(self._coverage_dir(), self.counters, self.build_request,
+                             self.build_result)
+            except HarnessError as e:
+                print(f"rwp-harness: coverage: {e}")
 
 
 def _cpus_per_vm() -> int:

@@ -118,6 +118,7 @@ class MutateRequest:
     generate: Path | None = None
     coverage_run: Path | None = None
     base: str | None = None
+    resume: Path | None = None           # a mutate-* report directory to go on with
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,8 @@ def from_args(args) -> Request:
     bis = BisectRequest(_get(args, "good"), _get(args, "bad"), _get(args, "boot_panic", "skip"),
                         _get(args, "failure", "any"))
     mut = MutateRequest(tuple(_get(args, "mutations", ())), tuple(_get(args, "only", ())),
-                        _get(args, "generate"), _get(args, "coverage_run"), _get(args, "base"))
+                        _get(args, "generate"), _get(args, "coverage_run"), _get(args, "base"),
+                        _get(args, "resume"))
     if kernel.jobs < 1:
         raise BadInput(f"--jobs must be at least 1, got {kernel.jobs}")
     source.check()

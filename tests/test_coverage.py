@@ -186,3 +186,19 @@ def test_fastcov_turns_real_counters_into_rwp_coverage(tmp_path):
     page, why = gcovtool.html(tmp_path / "t.info", tree, tmp_path / "html")
     assert page is not None, why
     assert "fake_mm.c" in (tmp_path / "html/mm/index.html").read_text()
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="needs make")
+def test_the_profile_variable_is_y_only_in_the_objects_directory(tmp_path):
+    """As kbuild reads it: one sub-make per directory, obj=DIR, the variable
+    from the command line, and a Makefile of its own that may say GCOV_PROFILE := n
+    (arch/x86/boot does, and it has a memory.o too)."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "Makefile").write_text(
+        "all:\n\t@$(MAKE) -s -C sub obj=mm\n\t@$(MAKE) -s -C sub obj=arch/x86/boot NO=n\n")
+    (tmp_path / "sub" / "Makefile").write_text(
+        "GCOV_PROFILE := $(NO)\nall:\n\t@echo \"$(obj) $(patsubst n%,,$(GCOV_PROFILE_memory.o)"
+        "$(GCOV_PROFILE))\"\n")
+    res = subprocess.run(["make", "-s", "-C", tmp_path, *profile.make_vars(("mm/memory.o",))],
+                         capture_output=True, text=True, check=True)
+    assert res.stdout.split("\n")[:2] == ["mm y", "arch/x86/boot "]

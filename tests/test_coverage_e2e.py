@@ -32,9 +32,9 @@ why = "RWPROTECT accepts MODE_RWP together with MODE_DONTWAKE"
 [[mutant]]
 id = "C-comment-only"
 area = "C"
-file = "mm/userfaultfd.c"
-find = "static int userfaultfd_rwprotect(struct userfaultfd_ctx *ctx,"
-replace = "/* equivalent by construction */\\nstatic int userfaultfd_rwprotect(struct userfaultfd_ctx *ctx,"
+file = "mm/memory.c"
+find = "/* Sync mode: unmap PTE and deliver to userfaultfd handler */"
+replace = "/* Sync mode: the handler gets the fault (equivalent by construction) */"
 why = "a comment: no test can tell"
 '''
 

@@ -189,6 +189,21 @@ def test_loop_verdicts_against_the_control(fake_loop):
     assert "kill ratio: 66.7%" in (out / "mutate.md").read_text()
 
 
+def test_a_stopped_run_resumes_where_it_stopped(fake_loop):
+    tree, req = fake_loop
+    first = [_m("killed", "\treturn 0;", "\treturn 1;"), _m("infra", "\treturn 0;", "\tqemu dies;")]
+    result, out = mutate.run_mutations(req, first, progress=lambda s: None)
+    assert result.stopped
+    again = dataclasses.replace(req, mutate=dataclasses.replace(req.mutate, resume=out))
+    more = [*first[:1], _m("infra", "\treturn 0;", "\treturn 0 ;"), _m("new", "\treturn 0;", "\treturn 2;")]
+    result, out2 = mutate.run_mutations(again, more, progress=lambda s: None)
+    assert out2 == out and not result.stopped
+    assert [(m.id, m.verdict.value) for m in result.mutants] == [
+        ("killed", "killed"), ("infra", "survived"), ("new", "killed")]
+    doc = json.loads((out / "mutate.json").read_text())
+    assert doc["counts"]["killed"] == 2
+
+
 def test_a_control_that_fails_stops_before_any_mutant(fake_loop):
     tree, req = fake_loop
     (tree / "mm/userfaultfd.c").write_text(SOURCE.replace("return 0;", "return 1;"))

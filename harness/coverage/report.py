@@ -4,14 +4,15 @@ the run directory's coverage/:
   counters/NNN-PROGRAM/   the .gcda files each guest program left
   PROGRAM.info            its lcov tracefile (per-program attribution)
   total.info              all programs together
-  html/                   the HTML report of total.info
+  shown.info, html/       the HTML report of the profiled sources and the
+                          headers with RWP lines (not every header they inline)
   coverage.json           RWP lines, diff coverage, who executed each RWP line
+  summary.txt             the tables printed on the terminal
 
 and a summary on the terminal; results.json's manifest gets the summary.
 """
 
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 from harness.coverage import diff, gcovtool, summary, tracefile
 from harness.coverage.counters import Counters, beside_notes
 from harness.coverage.tracefile import Coverage
-from harness.errors import InfraError
+from harness.errors import BadInput, InfraError
 
 
 def tracefiles(counters: Counters, build_dir: Path, tree: Path, out: Path) -> dict[str, Coverage]:
@@ -62,7 +63,8 @@ def write(out: Path, counters: Counters, breq, bres) -> dict:
     html, why = gcovtool.html(out / "shown.info", tree, out / "html")
     if why:
         counters.errors.append(why)
-    rwp_rows = summary.restricted(total, rwp)
+    # A header whose RWP lines are all macros or declarations has nothing to run.
+    rwp_rows = [r for r in summary.restricted(total, rwp) if r.lines]
     doc = {"objects": list(breq.gcov_objects), "tool": gcovtool.describe(),
            "files": summary.to_json(summary.whole(total)),
            "rwp": summary.to_json(rwp_rows),
@@ -87,22 +89,17 @@ def write(out: Path, counters: Counters, breq, bres) -> dict:
             "partial": doc["partial"], "errors": counters.errors}
 
 
-def load(run_dir: Path) -> tuple[Coverage, Path | None]:
-    """A finished run's total coverage, and the tree it was built from."""
-    info = run_dir / "coverage" / "total.info"
+def load(run: Path) -> tuple[Coverage, Path | None]:
+    """A coverage run's total coverage (a run directory or a tracefile), and
+    the tree it was built from when its results.json names one."""
+    info = run if run.suffix == ".info" else run / "coverage" / "total.info"
     if not info.is_file():
-        info = run_dir if run_dir.suffix == ".info" else info
-    if not info.is_file():
-        from harness.errors import BadInput
-        raise BadInput(f"{run_dir} holds no coverage (coverage/total.info): was it run "
-                       "with --coverage?")
+        raise BadInput(f"{run} holds no coverage/total.info: was it run with --coverage?")
     tree = None
     manifest = info.parent.parent / "results.json"
-    if manifest.is_file():
-        src = json.loads(manifest.read_text()).get("manifest", {}).get("tree")
-        tree = Path(src) if src else None
+    try:
+        named = json.loads(manifest.read_text()).get("manifest", {}).get("tree")
+        tree = Path(named) if named else None
+    except (OSError, ValueError):
+        pass
     return tracefile.read(info), tree
-
-
-def remove_counters(out: Path) -> None:
-    shutil.rmtree(out / "counters", ignore_errors=True)

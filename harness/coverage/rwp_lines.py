@@ -43,6 +43,12 @@ def blank(source: str) -> str:
     return re.sub(r"(?m)^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", spaces, text)
 
 
+def closing(text: str, i: int) -> int | None:
+    """The offset of the ')' closing the '(' at i, None when it is not closed."""
+    j = _match(text, i, "(", ")")
+    return j if text[j:j + 1] == ")" else None
+
+
 def _match(text: str, i: int, open_: str, close: str) -> int:
     """The offset of the bracket closing the one at i (or the text's end)."""
     depth = 0

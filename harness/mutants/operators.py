@@ -47,7 +47,7 @@ def edits(line: str, blanked: str) -> list[Edit]:
     out = []
     m = re.search(r"\bif\s*\(", blanked)
     if m:
-        close = _close(blanked, m.end() - 1)
+        close = rwp_lines.closing(blanked, m.end() - 1)
         if close is not None:
             cond = line[m.end():close]
             out.append(Edit("negate", m.end(), close, f"!({cond})"))
@@ -69,18 +69,6 @@ def edits(line: str, blanked: str) -> list[Edit]:
         flipped = {"<": "<=", "<=": "<", ">": ">=", ">=": ">"}[m.group(1)]
         out.append(Edit("boundary", m.start(), m.end(), flipped))
     return out
-
-
-def _close(text: str, i: int) -> int | None:
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "(":
-            depth += 1
-        elif text[j] == ")":
-            depth -= 1
-            if depth == 0:
-                return j
-    return None
 
 
 def candidates(tree: Path, files: list[str], operators: tuple[str, ...] = OPERATORS
