@@ -16,6 +16,12 @@ Rows (each can be run alone with --rows):
   debug     the debug profile (KASAN, lockdep, DEBUG_VM): its cold build and the
             whole suite on it, beside the default kernel's cold build and suite,
             both measured in this invocation
+  coverage  `check --coverage`: its build (the coverage build directory removed
+            first; the default build's ccache warm) and the whole suite with
+            per-program counters and the coverage phase, beside a warm `check`
+  mutate    `rwp-harness mutate` of two mutants (one killed, one equivalent)
+            over one program: seconds per mutant and its phases, beside the
+            control run of the same selection
 Writes bench.json, bench.md and bench.png in rwp-results/bench-<time>/.
 Figures only: nothing here passes or fails on a time.
 """
@@ -34,6 +40,7 @@ import time
 from pathlib import Path
 
 from harness import bisect, cache
+from harness.coverage import profile
 from harness.errors import BadInput, ExitStatus, HarnessError, InfraError
 from harness.fetch import gittree, source
 from harness.kernel import build
@@ -42,7 +49,8 @@ from harness.run import guestprogs
 from harness.tools import run_group
 from harness.vm import qemu
 
-ROWS = ("cold", "rebuild", "warm", "boot", "overhead", "parallel", "micro", "debug")
+ROWS = ("cold", "rebuild", "warm", "boot", "overhead", "parallel", "micro", "debug",
+        "coverage", "mutate")
 TARGETS = {"cold": "<= 270 s and >= 4x faster than vng's default config",
            "rebuild": "<= 90 s", "warm": "<= 1.3x (guest test time + one boot)",
            "boot": "<= 5 s", "overhead": "<= 10 % over bare vng",
@@ -190,6 +198,67 @@ def row_debug(args, out: Path, done: dict) -> dict:
             "deadline_scale": man.get("deadline_scale"),
             "calibration_s": (man.get("guest_capabilities") or {}).get("calibration_s"),
             "counts": counts}
+
+
+def row_coverage(args, out: Path, done: dict) -> dict:
+    if "warm" not in done:
+        done["warm"] = row_warm(args, out)
+    default = done["warm"]["_doc"]["manifest"]
+    objects = ",".join(profile.DEFAULT_OBJECTS)
+    key = build.BuildRequest(_package(args), _package(args).path,
+                             gcov_objects=profile.DEFAULT_OBJECTS).build_dir()
+    with cache.lock("build"):
+        shutil.rmtree(key, ignore_errors=True)
+    took, doc = _check(args, out / "coverage", "--coverage-objects", objects)
+    man, t = doc["manifest"], doc["manifest"]["timings"]
+    rwp = (man.get("coverage") or {}).get("rwp") or {}
+    return {"seconds": round(took, 1), "build_seconds": round(t.get("config", 0) + t["build"], 1),
+            "tests_seconds": t["tests"], "coverage_seconds": t.get("coverage"),
+            "default_tests_seconds": default["timings"]["tests"],
+            "tests_ratio": round(t["tests"] / default["timings"]["tests"], 2),
+            "check_ratio": round(took / done["warm"]["seconds"], 2),
+            "rwp_lines": f"{rwp.get('lines_hit')}/{rwp.get('lines')}",
+            "rwp_percent": rwp.get("percent")}
+
+
+MUTATE_SELECTION = "c/rwp_contract::rwprotect_"
+BENCH_MUTANTS = """
+[[mutant]]
+id = "bench-killed"
+file = "mm/userfaultfd.c"
+find = "\tif (mode_rwp && mode_dontwake)\n\t\treturn -EINVAL;\n"
+replace = "\n"
+why = "RWPROTECT accepts MODE_RWP with MODE_DONTWAKE"
+
+[[mutant]]
+id = "bench-equivalent"
+file = "mm/memory.c"
+find = "/* Sync mode: unmap PTE and deliver to userfaultfd handler */"
+replace = "/* Sync mode: the handler gets the fault */"
+why = "a comment"
+"""
+
+
+def row_mutate(args, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench-mutants.toml").write_text(BENCH_MUTANTS)
+    argv = [sys.executable, "-m", "harness.cli", "mutate", "--kernel-version", args.kernel_version,
+            "--mutations", str(out / "bench-mutants.toml"), "-k", MUTATE_SELECTION,
+            "--results-dir", str(out / "mutate"), "--json"]
+    if args.offline:
+        argv.append("--offline")
+    took, res = _timed(argv, cwd=REPO)
+    if res.returncode != 0:
+        raise InfraError(f"rwp-harness mutate failed ({res.returncode}): "
+                         f"{res.stderr.strip()[-300:]}")
+    doc = json.loads(res.stdout[res.stdout.index("{"):])
+    per = {m["id"]: {"verdict": m["verdict"], "seconds": round(m["seconds"], 1),
+                     **{k: round(v, 1) for k, v in m["timings"].items()}} for m in doc["mutants"]}
+    mean = sum(m["seconds"] for m in per.values()) / max(len(per), 1)
+    return {"seconds": round(took, 1), "control_seconds": doc["control_seconds"],
+            "tests": len(doc["control"]), "per_mutant": per,
+            "seconds_per_mutant": round(mean, 1),
+            "ratio_to_control": round(mean / max(doc["control_seconds"], 1e-9), 2)}
 
 
 def row_boot(warm: dict) -> dict:
@@ -362,6 +431,18 @@ def markdown(doc: dict) -> str:
             f"default kernel: build {d['default_build_seconds']} s, suite "
             f"{d['default_suite_seconds']} s",
             f"build {d['build_ratio']}x, suite {d['suite_ratio']}x")
+    if "coverage" in r:
+        c = r["coverage"]
+        add("coverage", f"build {c['build_seconds']} s; suite {c['tests_seconds']} s + "
+                        f"coverage phase {c['coverage_seconds']} s; RWP lines {c['rwp_lines']}",
+            f"warm check: suite {c['default_tests_seconds']} s",
+            f"suite {c['tests_ratio']}x, check {c['check_ratio']}x")
+    if "mutate" in r:
+        m = r["mutate"]
+        add("mutate", f"{m['seconds_per_mutant']} s per mutant ({m['tests']} tests): "
+                      + "; ".join(f"{k} {v['verdict']} {v['seconds']} s" for k, v in
+                                  m["per_mutant"].items()),
+            f"control {m['control_seconds']} s", f"{m['ratio_to_control']}x")
     if "micro" in r:
         lines += ["", f"Micro-benchmarks ({r['micro']['accel']}; under TCG only the ratios "
                   "mean anything; ÷ RWP above 1 is slower for a time, faster for a GiB/s):", "",
@@ -414,7 +495,9 @@ def ratios_text(doc: dict) -> str:
     for key, field, label in (("cold", "ratio", "cold"), ("warm", "ratio", "warm"),
                               ("parallel", "ratio", "parallel"),
                               ("debug", "build_ratio", "debug build"),
-                              ("debug", "suite_ratio", "debug suite")):
+                              ("debug", "suite_ratio", "debug suite"),
+                              ("coverage", "tests_ratio", "coverage suite"),
+                              ("mutate", "ratio_to_control", "mutant/control")):
         if key in r and field in r[key]:
             out.append(f"{label}: {r[key][field]}x")
     if "overhead_percent" in r.get("overhead", {}):
@@ -439,6 +522,8 @@ ROW_FUNCTIONS = {
     "parallel": lambda args, out, done: row_parallel(args),
     "micro": lambda args, out, done: row_micro(args),
     "debug": row_debug,
+    "coverage": row_coverage,
+    "mutate": lambda args, out, done: row_mutate(args, out / "mutate"),
 }
 assert tuple(ROW_FUNCTIONS) == ROWS
 

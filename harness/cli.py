@@ -256,12 +256,13 @@ def _add_mutate_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("mutation")
     g.add_argument("--mutations", action="append", type=Path, metavar="PATH",
                    help="a TOML file of mutants, or a directory of *.toml and one-hunk "
-                        "*.patch files (repeatable; default: kernel-mutations/)")
+                        "*.patch files (repeatable; default: kernel-mutations/curated.toml)")
     g.add_argument("--only", action="append", default=[], metavar="ID",
                    help="run only the mutants whose id contains ID (repeatable)")
-    g.add_argument("--generate", type=Path, metavar="FILE",
-                   help="write candidate mutants of the source's RWP lines to FILE (TOML) "
-                        "and exit; see harness/mutants/operators.py")
+    g.add_argument("--generate", type=Path, metavar="FILE|DIR",
+                   help="write candidate mutants of the source's RWP lines and exit: to "
+                        "FILE.toml, or as one-hunk patches into a new directory FILE; see "
+                        "harness/mutants/operators.py")
     g.add_argument("--coverage-run", type=Path, metavar="DIR",
                    help="a run directory of `check --coverage` on the same tree: each "
                         "mutant then says whether the tests executed its lines")
@@ -288,7 +289,7 @@ def cmd_mutate(args, req: Request, timings) -> int:
             raise BadInput(f"--generate {mreq.generate} exists; it is not overwritten")
         src, tree, _ = pipeline.fetch(req.source, timings)
         found = operators.candidates(tree, [o[:-2] + ".c" for o in profile.DEFAULT_OBJECTS])
-        cache.write_atomic(mreq.generate, operators.to_toml(found))
+        operators.write(found, tree, mreq.generate)
         print(f"{len(found)} candidate mutant(s) in {mreq.generate}")
         return ExitStatus.OK
     if req.kernel.coverage:

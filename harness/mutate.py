@@ -39,7 +39,7 @@ from harness.report import results
 from harness.requests import Request
 from harness.vm.console import BootPanic
 
-DEFAULT_SET = Path(__file__).resolve().parents[1] / "kernel-mutations"
+DEFAULT_SET = Path(__file__).resolve().parents[1] / "kernel-mutations" / "curated.toml"
 
 
 class Verdict(str, Enum):
@@ -64,7 +64,9 @@ class MutantResult:
     verdict: Verdict
     reason: str
     killers: list[str] = field(default_factory=list)     # "test: control -> mutant"
-    executed: bool | None = None     # did the control's coverage run execute its lines
+    # Did the coverage run (--coverage-run) execute its lines: None when not
+    # given, or when gcov has no line of the mutant in its table.
+    executed: bool | None = None
     seconds: float = 0.0
     timings: dict = field(default_factory=dict)
     run_dir: str = ""
@@ -170,14 +172,17 @@ def _checkout(req: Request, repo: Path, base_default: str, src: Path) -> tuple[s
 
 
 def executed_lines(coverage_run: Path | None):
-    """A function (file, lines) -> whether a coverage run executed any of them."""
+    """A function (file, lines) -> whether a coverage run executed any of them:
+    None when gcov has none of them in its line table (a comment, or a
+    statement the compiler folded into another line's block at -O2)."""
     if coverage_run is None:
         return None
     cov, _ = coverage_report.load(coverage_run)
 
-    def executed(path: str, lines: set[int]) -> bool:
+    def executed(path: str, lines: set[int]) -> bool | None:
         fc = cov.files.get(path)
-        return bool(fc) and any(fc.lines.get(n, 0) > 0 for n in lines)
+        known = [fc.lines[n] for n in lines if fc and n in fc.lines]
+        return any(n > 0 for n in known) if known else None
     return executed
 
 
@@ -277,7 +282,7 @@ def table(result: MutationRun) -> str:
     lines = ["| mutant | area | verdict | executed | time | killed by / reason |",
              "|---|---|---|---|---|---|"]
     for m in result.mutants:
-        ex = {True: "yes", False: "no", None: "?"}[m.executed]
+        ex = {True: "yes", False: "no", None: "-"}[m.executed]
         lines.append(f"| {m.id} | {m.area} | {m.verdict.value} | {ex} | {m.seconds:.0f}s | "
                      f"{m.reason[:100].replace('|', '/')} |")
     ratio = result.kill_ratio

@@ -63,3 +63,20 @@ def test_the_debug_row_stands_beside_the_default_kernel():
             "17 xfail, 3 skip; deadlines x2.5 | default kernel: build 450.0 s, suite 100.0 s | "
             "build 2.67x, suite 3.0x |") in text
     assert bench.ratios_text(doc) == "debug build: 2.67x, debug suite: 3.0x"
+
+
+def test_the_coverage_and_mutate_rows_stand_beside_their_baselines():
+    doc = {"rows": {
+        "coverage": {"seconds": 130.0, "build_seconds": 54.0, "tests_seconds": 96.0,
+                     "coverage_seconds": 4.8, "default_tests_seconds": 80.0, "tests_ratio": 1.2,
+                     "check_ratio": 1.4, "rwp_lines": "195/219", "rwp_percent": 89.0},
+        "mutate": {"seconds": 40.0, "control_seconds": 13.0, "tests": 3,
+                   "per_mutant": {"bench-killed": {"verdict": "killed", "seconds": 14.0},
+                                  "bench-equivalent": {"verdict": "survived", "seconds": 14.0}},
+                   "seconds_per_mutant": 14.0, "ratio_to_control": 1.08}}}
+    text = bench.markdown(doc)
+    assert ("| coverage | build 54.0 s; suite 96.0 s + coverage phase 4.8 s; RWP lines 195/219 "
+            "| warm check: suite 80.0 s | suite 1.2x, check 1.4x |") in text
+    assert ("| mutate | 14.0 s per mutant (3 tests): bench-killed killed 14.0 s; bench-equivalent "
+            "survived 14.0 s | control 13.0 s | 1.08x |") in text
+    assert bench.ratios_text(doc) == "coverage suite: 1.2x, mutant/control: 1.08x"

@@ -13,6 +13,7 @@ until it is unique in the file, so the TOML it is written as applies as is.
 Whether a candidate compiles or changes behaviour is what running it tells.
 """
 
+import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,25 @@ def _unique(lines: list[str], n: int, old: str, new: str, source: str
         if source.count(find) == 1:
             return find, "\n".join([*ctx, new])
     return None, None
+
+
+def to_patch(m: Mutant, tree: Path) -> str:
+    """The mutant as a one-hunk patch of tree (git apply, or a quilt series)."""
+    old = (tree / m.file).read_text(errors="replace")
+    new = old.replace(m.find, m.replace, 1)
+    hunk = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                f"a/{m.file}", f"b/{m.file}", n=3)
+    return f"Subject: [PATCH] {m.why}\n\n---\n" + "".join(hunk)
+
+
+def write(mutants: list[Mutant], tree: Path, dest: Path) -> None:
+    """dest.toml: one TOML file; any other name: a new directory of patches."""
+    if dest.suffix == ".toml":
+        dest.write_text(to_toml(mutants))
+        return
+    dest.mkdir(parents=True)
+    for m in mutants:
+        (dest / f"{m.id}.patch").write_text(to_patch(m, tree))
 
 
 def _toml_string(s: str) -> str:
