@@ -30,7 +30,7 @@ from pathlib import Path
 
 from harness import bisect, cache, pipeline
 from harness.coverage import report as coverage_report
-from harness.errors import BadInput, BuildError, ConfigError, HarnessError
+from harness.errors import BadInput, BuildError, ConfigError, ExitStatus, HarnessError
 from harness.fetch import gittree, patches
 from harness.kernel import build
 from harness.mutants.catalog import Mutant, NotApplicable
@@ -52,7 +52,7 @@ class Verdict(str, Enum):
 
 class ControlFailed(HarnessError):
     """The unmutated tree does not pass the selected tests: no mutant can be judged."""
-    status = 1
+    status = ExitStatus.TESTS_FAILED
 
 
 @dataclass

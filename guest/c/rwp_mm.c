@@ -368,7 +368,14 @@ RWP_TEST(swap_shared_by_fork_then_child_writes)
 	CHECK(pid >= 0, "fork");
 	if (pid == 0) {
 		alarm(5);
-		m.addr[0] = 'C';
+		/*
+		 * The first touch must be this write (a write swap-in of a shared
+		 * entry, COWed at once: do_swap_page()'s !rwp_restore branch); without
+		 * the volatile store and the barrier gcc loads addr[1] first, and the
+		 * swap-in is a read.
+		 */
+		*(volatile char *)m.addr = 'C';
+		__asm__ volatile("" ::: "memory");
 		_exit(m.addr[0] == 'C' && m.addr[1] == mem_unit_pattern(0) &&
 		      write(wrote[1], "w", 1) == 1 && read(done[0], &c, 1) == 1 &&
 		      m.addr[0] == 'C' ? 0 : 3);
@@ -551,6 +558,82 @@ RWP_TEST(thp_split_keeps_protection_anon_thp)
 	read_faults(fd, m.addr + 511 * ps + 9, (unsigned long)m.addr + 511 * ps, ps,
 		    mem_unit_pattern(0));
 	want_quiet(fd, "after the resolved faults");
+}
+
+/*
+ * J6: a split maps a protected zero-filled subpage to the shared zero page
+ * (try_to_map_unused_to_zeropage(), migrate.c:333-335) and keeps it protected:
+ * the zero page's PTE is PAGE_NONE with the uffd bit, not readable
+ */
+RWP_TEST(thp_split_zero_subpage_keeps_protection_anon_thp)
+{
+	int fd;
+	char cmd[128];
+	struct mem m;
+	struct page_region r[2];
+	size_t ps = page_size();
+
+	if (access(SPLIT_CTL, W_OK))
+		SKIP("no %s (debugfs not mounted?)", SPLIT_CTL);
+	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	memset(m.addr + 3 * ps, 0, ps);
+	memset(m.addr + 300 * ps, 0, ps);
+	CHECK(vma_has_anon_thp(m.addr), "zeroing two subpages split the THP");
+	arm(fd, m.addr, m.len);
+	snprintf(cmd, sizeof(cmd), "%d,0x%lx,0x%lx", getpid(), (unsigned long)m.addr,
+		 (unsigned long)m.addr + m.len);
+	ok(write_text(SPLIT_CTL, cmd), "write " SPLIT_CTL);
+	CHECK(!vma_has_anon_thp(m.addr), "the THP is still PMD-mapped after the split request");
+	CHECK(scan_pages(m.addr + 300 * ps, ps, PAGE_IS_PFNZERO, 0, r, 2) == 1 &&
+	      scan_pages(m.addr + 3 * ps, ps, PAGE_IS_PFNZERO, 0, r, 2) == 1,
+	      "the zero-filled subpages are not the shared zero page after the split");
+	CHECK(scan_pages(m.addr + 4 * ps, ps, PAGE_IS_PFNZERO, 0, r, 2) == 0,
+	      "a subpage with data became the zero page");
+	want_bits(m.addr, HPAGE_NR, PM_UFFD_BIT, 1, "after the split (uffd bit)");
+	read_faults(fd, m.addr + 300 * ps + 7, (unsigned long)m.addr + 300 * ps, ps, 0);
+	read_faults(fd, m.addr + 4 * ps + 1, (unsigned long)m.addr + 4 * ps, ps, mem_unit_pattern(0));
+	CHECK(page_uffd_bit(m.addr + 3 * ps), "resolving page 300 resolved page 3");
+	want_quiet(fd, "after the resolved faults");
+}
+
+/*
+ * J6: a protected huge zero page split by a 4K resolve leaves the other 511
+ * zero-page PTEs protected (__split_huge_zero_page_pmd(), huge_memory.c:3175-3177)
+ */
+RWP_TEST(huge_zero_page_split_keeps_protection)
+{
+	struct page_region r[2];
+	size_t ps = page_size();
+	char use_zero[16];
+	char *p;
+	int fd;
+
+	require_rwp();
+	if (read_text("/sys/kernel/mm/transparent_hugepage/use_zero_page", use_zero,
+		      sizeof(use_zero)) || strcmp(use_zero, "1"))
+		SKIP("the huge zero page is off (use_zero_page: %s)", use_zero);
+	p = map_aligned_anon_thp(HPAGE_SIZE);
+	fd = uffd_new(UFFD_FEATURE_RWP);
+	ok(uffd_register(fd, p, HPAGE_SIZE, UFFDIO_REGISTER_MODE_RWP, NULL), "UFFDIO_REGISTER");
+	CHECK(*(volatile char *)p == 0, "a fresh anonymous page reads nonzero");
+	CHECK(scan_pages(p, HPAGE_SIZE, PAGE_IS_HUGE | PAGE_IS_PFNZERO, 0, r, 2) == 1 &&
+	      r[0].end - r[0].start == HPAGE_SIZE,
+	      "precondition: a read of an unpopulated MADV_HUGEPAGE range did not map the "
+	      "huge zero page");
+	arm(fd, p, HPAGE_SIZE);
+	CHECK(scan_pages(p, HPAGE_SIZE, PAGE_IS_HUGE | PAGE_IS_PFNZERO, 0, r, 2) == 1,
+	      "protecting the huge zero page unmapped it");
+	want_bits(p, HPAGE_NR, PM_UFFD_BIT, 1, "protected huge zero page");
+	disarm(fd, p + 5 * ps, ps);
+	CHECK(scan_pages(p, HPAGE_SIZE, PAGE_IS_HUGE, 0, r, 2) == 0,
+	      "a 4K resolve left the huge zero page PMD-mapped");
+	CHECK(!page_uffd_bit(p + 5 * ps), "the resolved page kept bit 57");
+	want_bits(p, 5, PM_UFFD_BIT, 1, "pages before the resolved one");
+	want_bits(p + 6 * ps, HPAGE_NR - 6, PM_UFFD_BIT, 1, "pages after the resolved one");
+	CHECK(p[5 * ps] == 0, "the resolved page reads nonzero");
+	want_quiet(fd, "a read of the resolved page");
+	read_faults(fd, p + 300 * ps + 3, (unsigned long)p + 300 * ps, ps, 0);
+	want_quiet(fd, "after the resolved fault");
 }
 
 /* J6: resolving one 4K page of a protected THP splits the PMD and keeps the other 511 protected */
