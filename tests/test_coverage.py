@@ -202,3 +202,21 @@ def test_the_profile_variable_is_y_only_in_the_objects_directory(tmp_path):
     res = subprocess.run(["make", "-s", "-C", tmp_path, *profile.make_vars(("mm/memory.o",))],
                          capture_output=True, text=True, check=True)
     assert res.stdout.split("\n")[:2] == ["mm y", "arch/x86/boot "]
+
+
+def test_the_pytest_plugin_asks_for_a_coverage_kernel():
+    from harness import pytest_plugin
+
+    class Config:
+        def __init__(self, coverage):
+            self.values = {"--rwp-kernel-src": None, "--rwp-kernel-version": "7.3",
+                           "--rwp-transport": "auto", "--rwp-accel": "auto",
+                           "--rwp-allowlist": None, "--rwp-one-by-one": False,
+                           "--rwp-test-timeout": None, "--rwp-profile": [],
+                           "--rwp-coverage": coverage}
+
+        def getoption(self, name):
+            return self.values[name]
+    assert pytest_plugin.GuestSession(Config(True)).request().kernel.coverage_objects == \
+        profile.DEFAULT_OBJECTS
+    assert not pytest_plugin.GuestSession(Config(False)).request().kernel.coverage
