@@ -205,8 +205,8 @@ def row_coverage(args, out: Path, done: dict) -> dict:
         done["warm"] = row_warm(args, out)
     default = done["warm"]["_doc"]["manifest"]
     objects = ",".join(profile.DEFAULT_OBJECTS)
-    key = build.BuildRequest(_package(args), _package(args).path,
-                             gcov_objects=profile.DEFAULT_OBJECTS).build_dir()
+    src = _package(args)
+    key = build.BuildRequest(src, src.path, gcov_objects=profile.DEFAULT_OBJECTS).build_dir()
     with cache.lock("build"):
         shutil.rmtree(key, ignore_errors=True)
     took, doc = _check(args, out / "coverage", "--coverage-objects", objects)

@@ -101,9 +101,10 @@ def uncovered_text(rows: list[FileSummary], title: str) -> str:
 
 
 def to_json(rows: list[FileSummary]) -> dict:
+    t = total(rows)
     return {"files": [asdict(r) | {"percent": round(r.percent, 1),
                                    "branch_percent": round(r.branch_percent, 1)} for r in rows],
-            "total": asdict(total(rows)) | {"percent": round(total(rows).percent, 1)}}
+            "total": asdict(t) | {"percent": round(t.percent, 1)}}
 
 
 @dataclass
