@@ -266,6 +266,10 @@ def _add_mutate_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--coverage-run", type=Path, metavar="DIR",
                    help="a run directory of `check --coverage` on the same tree: each "
                         "mutant then says whether the tests executed its lines")
+    g.add_argument("--by-coverage", action="store_true",
+                   help="with --coverage-run: run each mutant with only the programs whose "
+                        "counters executed its lines; one no program executed survives "
+                        "without a run")
     g.add_argument("--resume", type=Path, metavar="DIR",
                    help="go on with the mutate-* report in DIR: the mutants it judged are "
                         "kept, the others run (the same tree, the same selection)")

@@ -18,7 +18,12 @@ A mutant is
 
 The kill ratio is killed / (killed + survived). With the tracefile of a
 coverage run of the same tree (--coverage-run), each mutant also says whether
-the control's tests executed the lines it changes at all.
+the control's tests executed the lines it changes at all. --by-coverage then
+runs each mutant with only the programs whose counters executed its lines
+(counters are kept per program); one whose lines no program executed is
+built and judged survived without a run: every program would run only code the control
+ran. A program whose counters a reboot cut short counts as executing every
+line; a mutant gcov has no line of runs with everything.
 """
 
 import dataclasses
@@ -67,6 +72,8 @@ class MutantResult:
     # Did the coverage run (--coverage-run) execute its lines: None when not
     # given, or when gcov has no line of the mutant in its table.
     executed: bool | None = None
+    # --by-coverage: the programs it ran with (empty: the whole selection).
+    selected: list[str] = field(default_factory=list)
     seconds: float = 0.0
     timings: dict = field(default_factory=dict)
     run_dir: str = ""
@@ -133,15 +140,18 @@ def judge(control: dict[str, str], tests: list[TestResult]) -> tuple[Verdict, st
     return Verdict.SURVIVED, f"all {len(tests)} test(s) as in the control", []
 
 
-def _evaluate(req: Request, breq: build.BuildRequest, parent: Path, exitfirst: bool = False
-              ) -> tuple[str, str, dict, results.Run | None]:
-    """Build and run; ("built"|"not built"|"panic"|"not tested", reason, timings, run).
-    A mutant's run stops at its first failing test: one kills it."""
+def _evaluate(req: Request, breq: build.BuildRequest, parent: Path, exitfirst: bool = False,
+              test: bool = True) -> tuple[str, str, dict, results.Run | None]:
+    """Build and run (test=False: only build); ("built"|"not built"|"panic"|
+    "not tested", reason, timings, run). A mutant's run stops at its first
+    failing test: one kills it."""
     timings: dict = {}
     try:
         bres = pipeline.do_build(breq, timings)
     except (ConfigError, BuildError) as e:
         return "not built", str(e).splitlines()[0], timings, None
+    if not test:
+        return "built", "", timings, None
     run_req = dataclasses.replace(req.run, results_dir=parent, json=False,
                                   exitfirst=exitfirst or req.run.exitfirst)
     try:
@@ -171,24 +181,35 @@ def _checkout(req: Request, repo: Path, base_default: str, src: Path) -> tuple[s
     return base, digest
 
 
-def executed_lines(coverage_run: Path | None):
-    """A function (file, lines) -> whether a coverage run executed any of them:
-    None when gcov has none of them in its line table (a comment, or a
-    statement the compiler folded into another line's block at -O2)."""
-    if coverage_run is None:
-        return None
-    cov, _ = coverage_report.load(coverage_run)
+class CoverageRun:
+    """What a coverage run of the same tree (--coverage-run) says of a
+    mutant's lines. gcov may know none of them (a comment, or a statement the
+    compiler folded into another line's block at -O2): then nothing is said."""
 
-    def executed(path: str, lines: set[int]) -> bool | None:
+    def __init__(self, run: Path, by_program: bool = False):
+        self.total, _ = coverage_report.load(run)
+        self.programs, self.partial = (coverage_report.load_programs(run) if by_program
+                                       else ({}, set()))
+
+    @staticmethod
+    def _counts(cov, path: str, lines: set[int]) -> list[int]:
         fc = cov.files.get(path)
-        known = [fc.lines[n] for n in lines if fc and n in fc.lines]
+        return [fc.lines[n] for n in lines if fc and n in fc.lines]
+
+    def executed(self, path: str, lines: set[int]) -> bool | None:
+        known = self._counts(self.total, path, lines)
         return any(n > 0 for n in known) if known else None
-    return executed
+
+    def executed_by(self, path: str, lines: set[int]) -> list[str]:
+        """The programs whose counters executed any of the lines."""
+        return sorted(p for p, cov in self.programs.items() if p in self.partial
+                      or any(n > 0 for n in self._counts(cov, path, lines)))
 
 
 def run_mutations(req: Request, mutants: list[Mutant], progress=print
                   ) -> tuple[MutationRun, Path]:
-    executed = executed_lines(req.mutate.coverage_run)
+    executed = (CoverageRun(req.mutate.coverage_run, req.mutate.by_coverage)
+                if req.mutate.coverage_run else None)
     repo, _, base_default = bisect.repository(req)
     with bisect.claimed(repo) as src:
         return _run(req, mutants, progress, executed, repo, base_default, src)
@@ -250,14 +271,20 @@ def _one(req, m: Mutant, src: Path, breq, parent: Path, control, executed) -> Mu
     res = MutantResult(m.id, m.file, m.area, m.why, Verdict.NOT_APPLIED, "")
     lines = m.lines(src)
     if executed is not None:
-        res.executed = executed(m.file, lines)
+        res.executed = executed.executed(m.file, lines)
     try:
         m.apply(src)
     except NotApplicable as e:
         res.reason = str(e)
         return res
+    unreached = req.mutate.by_coverage and res.executed is False
+    if req.mutate.by_coverage and res.executed:
+        res.selected = executed.executed_by(m.file, lines)
+        req = dataclasses.replace(req, run=dataclasses.replace(
+            req.run, select=tuple(f"{p}::" for p in res.selected)))
     try:
-        state, reason, res.timings, run = _evaluate(req, breq, parent, exitfirst=True)
+        state, reason, res.timings, run = _evaluate(req, breq, parent, exitfirst=True,
+                                                    test=not unreached)
     finally:
         m.revert(src)
     res.seconds = time.monotonic() - began
@@ -267,6 +294,8 @@ def _one(req, m: Mutant, src: Path, breq, parent: Path, control, executed) -> Mu
         res.verdict, res.reason = Verdict.KILLED, reason
     elif state == "not tested":
         res.verdict, res.reason = Verdict.NOT_TESTED, reason
+    elif run is None:
+        res.verdict, res.reason = Verdict.SURVIVED, "built; no program executed its lines: not run"
     else:
         res.verdict, res.reason, res.killers = judge(control, run.tests)
         res.run_dir = str(run.path)

@@ -119,6 +119,8 @@ class MutateRequest:
     coverage_run: Path | None = None
     base: str | None = None
     resume: Path | None = None           # a mutate-* report directory to go on with
+    # Run each mutant with only the programs the coverage run saw execute its lines.
+    by_coverage: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,11 @@ def from_args(args) -> Request:
                         _get(args, "failure", "any"))
     mut = MutateRequest(tuple(_get(args, "mutations", ())), tuple(_get(args, "only", ())),
                         _get(args, "generate"), _get(args, "coverage_run"), _get(args, "base"),
-                        _get(args, "resume"))
+                        _get(args, "resume"), _get(args, "by_coverage", False))
+    if mut.by_coverage and mut.coverage_run is None:
+        raise BadInput("--by-coverage needs the coverage run it selects by (--coverage-run DIR)")
+    if mut.by_coverage and run.select:
+        raise BadInput("--by-coverage chooses each mutant's tests itself: give no -k selection")
     if kernel.jobs < 1:
         raise BadInput(f"--jobs must be at least 1, got {kernel.jobs}")
     source.check()

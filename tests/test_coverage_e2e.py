@@ -70,6 +70,7 @@ def test_coverage_reports_executed_and_unexecuted_rwp_lines(coverage_run):
     assert unexecuted in rows[NOT_EXECUTED[0]]["uncovered"]
     assert executed not in rows[EXECUTED[0]]["uncovered"]
     assert report["executed_by"][EXECUTED[0]][str(executed)] == ["c/rwp_basic"]
+    assert report["programs"] == {"c/rwp_basic": "c-rwp_basic.info"}
     assert (run_dir / "coverage" / "c-rwp_basic.info").is_file()
     assert (run_dir / "coverage" / "html" / "index.html").is_file(), report["errors"]
     assert doc["manifest"]["coverage"]["rwp"]["lines"] > 0

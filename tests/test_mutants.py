@@ -17,6 +17,8 @@ from harness.parse.verdicts import Status, TestResult
 from harness.requests import Request
 
 REPO = Path(__file__).resolve().parents[1]
+# What each run of the fake loop selected (None: it only built).
+SELECTIONS: list = []
 CACHED_73 = Path.home() / ".cache/rwp-harness/src/linux-source-7.3_7.3.4-1_bpo13+1"
 
 SOURCE = """static int f(struct vma *vma, unsigned long flags, int n)
@@ -152,16 +154,21 @@ def fake_loop(tmp_path, monkeypatch):
         def ok(self):
             return not any(t.failed for t in self.tests)
 
-    def evaluate(req, breq, parent, exitfirst=False):
+    def evaluate(req, breq, parent, exitfirst=False, test=True):
         text = (tree / "mm/userfaultfd.c").read_text()
         if "syntax error" in text:
             return "not built", "kernel build failed", {}, None
+        selections.append(req.run.select if test else None)
+        if not test:
+            return "built", "", {}, None
         if "qemu dies" in text:
             return "not tested", "QEMU died twice", {}, None
         second = Status.FAIL if "return 1;" in text else Status.PASS
         third = Status.SKIP if "return 2;" in text else Status.PASS
         return "built", "", {}, Run([_result("c/p::a", Status.PASS), _result("c/p::b", second),
                                      _result("c/p::c", third)], parent)
+    selections = SELECTIONS
+    selections.clear()
     monkeypatch.setattr(mutate, "_evaluate", evaluate)
     req = Request()
     req = dataclasses.replace(req, run=dataclasses.replace(req.run, results_dir=tmp_path / "res"))
@@ -220,12 +227,55 @@ def test_a_control_that_fails_stops_before_any_mutant(fake_loop):
         mutate.run_mutations(req, [_m("x", "\treturn 1;", "\treturn 0;")], progress=lambda s: None)
 
 
-def test_executed_lines_from_a_coverage_run(tmp_path):
+def _coverage_run(tmp_path) -> Path:
+    """A coverage run of two programs: c/p ran line 3, c/q lines 3 and 5,
+    c/r was cut short by a reboot; nobody ran line 6."""
     cov = tmp_path / "run" / "coverage"
     cov.mkdir(parents=True)
-    (cov / "total.info").write_text("SF:mm/userfaultfd.c\nDA:3,5\nDA:6,0\nend_of_record\n")
-    executed = mutate.executed_lines(tmp_path / "run")
-    assert executed("mm/userfaultfd.c", {3}) is True
-    assert executed("mm/userfaultfd.c", {6, 7}) is False
-    assert executed("mm/userfaultfd.c", {7}) is None      # no line gcov knows
-    assert executed("mm/other.c", {3}) is None
+    def info(*counts):
+        return "SF:mm/userfaultfd.c\n" + "".join(f"DA:{l},{n}\n" for l, n in counts) + "end_of_record\n"
+    (cov / "total.info").write_text(info((3, 5), (5, 1), (6, 0)))
+    (cov / "c-p.info").write_text(info((3, 4), (5, 0), (6, 0)))
+    (cov / "c-q.info").write_text(info((3, 1), (5, 1), (6, 0)))
+    (cov / "c-r.info").write_text(info((3, 0), (5, 0), (6, 0)))
+    (cov / "coverage.json").write_text(json.dumps(
+        {"programs": {"c/p": "c-p.info", "c/q": "c-q.info", "c/r": "c-r.info"},
+         "partial": ["c/r"]}))
+    return tmp_path / "run"
+
+
+def test_executed_lines_from_a_coverage_run(tmp_path):
+    run = mutate.CoverageRun(_coverage_run(tmp_path), by_program=True)
+    assert run.executed("mm/userfaultfd.c", {3}) is True
+    assert run.executed("mm/userfaultfd.c", {6, 7}) is False
+    assert run.executed("mm/userfaultfd.c", {7}) is None      # no line gcov knows
+    assert run.executed("mm/other.c", {3}) is None
+    assert run.executed_by("mm/userfaultfd.c", {3}) == ["c/p", "c/q", "c/r"]
+    assert run.executed_by("mm/userfaultfd.c", {5}) == ["c/q", "c/r"]   # c/r: partial
+
+
+def test_by_coverage_runs_each_mutant_with_the_programs_that_executed_it(fake_loop, tmp_path):
+    tree, req = fake_loop
+    req = dataclasses.replace(req, mutate=dataclasses.replace(
+        req.mutate, coverage_run=_coverage_run(tmp_path), by_coverage=True))
+    ms = [_m("line5", "\tif (n < 4", "\tif (n <= 4"),            # line 5: c/q (and c/r)
+          _m("line6", "\t\twake_rwp(vma);", "\t\t;"),           # line 6: nobody
+          _m("line7", "\treturn 0;", "\treturn 1;")]             # gcov knows no line 7
+    result, _ = mutate.run_mutations(req, ms, progress=lambda s: None)
+    got = {m.id: (m.verdict.value, m.selected) for m in result.mutants}
+    assert got == {"line5": ("survived", ["c/q", "c/r"]), "line6": ("survived", []),
+                   "line7": ("killed", [])}
+    assert "not run" in result.mutants[1].reason
+    # the control, then line5 with its programs, line6 built only, line7 with everything
+    assert SELECTIONS == [(), ("c/q::", "c/r::"), None, ()]
+
+
+@pytest.mark.parametrize("extra, error", [
+    (["--by-coverage"], "needs the coverage run"),
+    (["--by-coverage", "--coverage-run", "x", "-k", "c/p"], "give no -k"),
+])
+def test_by_coverage_refuses_what_it_cannot_honour(extra, error):
+    from harness import cli, requests
+    args = cli.make_parser().parse_args(["mutate", *extra])
+    with pytest.raises(BadInput, match=error):
+        requests.from_args(args)

@@ -23,6 +23,11 @@ from harness.coverage.tracefile import Coverage
 from harness.errors import BadInput, InfraError
 
 
+def info_name(program: str) -> str:
+    """The tracefile of one guest program in a run's coverage/."""
+    return program.replace("/", "-") + ".info"
+
+
 def tracefiles(counters: Counters, build_dir: Path, tree: Path, out: Path) -> dict[str, Coverage]:
     """program -> its coverage, each written as out/PROGRAM.info."""
     per_program: dict[str, Coverage] = {}
@@ -35,7 +40,7 @@ def tracefiles(counters: Counters, build_dir: Path, tree: Path, out: Path) -> di
             cov = gcovtool.convert(shadow, tree, build_dir)
             per_program.setdefault(dump.program, Coverage()).add(cov)
     for prog, cov in per_program.items():
-        (out / f"{prog.replace('/', '-')}.info").write_text(cov.text())
+        (out / info_name(prog)).write_text(cov.text())
     return per_program
 
 
@@ -70,6 +75,7 @@ def write(out: Path, counters: Counters, breq, bres) -> dict:
            "rwp": summary.to_json(rwp_rows),
            "partial": sorted({d.program for d in counters.dumps if d.partial}),
            "errors": counters.errors, "html": str(html) if html else None,
+           "programs": {p: info_name(p) for p in sorted(per_program)},
            "executed_by": {p: {str(ln): progs for ln, progs in lines.items()}
                            for p, lines in summary.who_executed(per_program, rwp).items()}}
     text = [summary.table(rwp_rows, "coverage of the RWP lines:"),
@@ -87,6 +93,18 @@ def write(out: Path, counters: Counters, breq, bres) -> dict:
     print("\n".join(text), file=sys.stderr)
     return {"dir": str(out), "rwp": doc["rwp"]["total"], "series": doc.get("series", {}).get("total"),
             "partial": doc["partial"], "errors": counters.errors}
+
+
+def load_programs(run: Path) -> tuple[dict[str, Coverage], set[str]]:
+    """A coverage run's coverage of each guest program (a run directory), and
+    the programs whose counters a reboot cut short."""
+    out = run / "coverage"
+    try:
+        doc = json.loads((out / "coverage.json").read_text())
+        names, partial = doc["programs"], set(doc["partial"])
+    except (OSError, ValueError, KeyError) as e:
+        raise BadInput(f"{run} holds no per-program coverage (coverage/coverage.json: {e})")
+    return {prog: tracefile.read(out / name) for prog, name in names.items()}, partial
 
 
 def load(run: Path) -> tuple[Coverage, Path | None]:
