@@ -387,6 +387,38 @@ RWP_TEST_MEM(rwprotect_sets_and_clears_uffd_bit)
 	CHECK(m.addr[m.unit + 3] == mem_unit_pattern(1), "contents changed");
 }
 
+/*
+ * C21: WRITEPROTECT on a WP VMA still only write-protects: RWP's PAGE_NONE is
+ * for MM_CP_UFFD_RWP alone, so reading the protected units takes no fault and
+ * a write still raises a WP fault
+ */
+RWP_TEST_MEM(writeprotect_leaves_reads_fault_free)
+{
+	struct mem m;
+	struct accessor acc;
+	long faults;
+	size_t bad = 0;
+	int fd;
+
+	require_rwp();
+	m = mem_map(type, NUNITS);
+	fd = uffd_new(type == MEM_ANON || type == MEM_ANON_THP ? 0 : UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
+	ok(uffd_register(fd, m.addr, m.len, UFFDIO_REGISTER_MODE_WP, NULL), "REG(WP)");
+	ok(uffd_writeprotect(fd, m.addr, m.len, UFFDIO_WRITEPROTECT_MODE_WP), "WRITEPROTECT");
+	CHECK(page_uffd_bit(m.addr + m.len - page_size()), "no uffd bit after WRITEPROTECT");
+	faults = thread_minor_faults();
+	for (size_t off = 0; off < m.len; off += page_size())
+		bad += ((volatile char *)m.addr)[off] != mem_unit_pattern(off / m.unit);
+	faults = thread_minor_faults() - faults;
+	CHECK(faults == 0, "reading %zu write-protected bytes took %ld faults, want 0 "
+	      "(the pages are not readable: PROT_NONE?)", m.len, faults);
+	CHECK(bad == 0, "%zu pages read back wrong", bad);
+	accessor_start(&acc, m.addr + 1, 1, 'W');
+	want_fault(fd, UFFD_PAGEFAULT_FLAG_WP | UFFD_PAGEFAULT_FLAG_WRITE, (unsigned long)m.addr);
+	ok(uffd_writeprotect(fd, m.addr, m.len, 0), "WRITEPROTECT resolve");
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS) && m.addr[1] == 'W', "the writer did not resume");
+}
+
 /* C3: a range that also covers a VMA not registered for RWP changes nothing */
 RWP_TEST(rwprotect_prescan_is_all_or_nothing)
 {

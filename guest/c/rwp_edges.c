@@ -13,7 +13,6 @@
 #include <elf.h>
 #include <linux/capability.h>
 #include <setjmp.h>
-#include <sys/resource.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -493,18 +492,17 @@ RWP_TEST(no_fault_around_in_rwp_shmem)
 /* C9: a resolved exclusive anon page is writable at once; PROT_READ stays read-only */
 RWP_TEST(resolve_restores_vma_permissions)
 {
-	struct rusage r0, r1;
+	long faults;
 	int fd;
 	char *p = mem_rwp(MEM_ANON, NP, &fd, 0, UFFDIO_REGISTER_MODE_RWP).addr;
 	volatile char *v = p;
 
 	arm(fd, p, NP * page_size());
 	disarm(fd, p, NP * page_size());
-	getrusage(RUSAGE_THREAD, &r0);
+	faults = thread_minor_faults();
 	v[0] = 'W';
-	getrusage(RUSAGE_THREAD, &r1);
-	CHECK(r1.ru_minflt == r0.ru_minflt, "the write after UNRWP took %ld faults, want 0",
-	      r1.ru_minflt - r0.ru_minflt);
+	faults = thread_minor_faults() - faults;
+	CHECK(faults == 0, "the write after UNRWP took %ld faults, want 0", faults);
 	CHECK(p[0] == 'W', "write lost");
 	want_quiet(fd, "write after UNRWP");
 
@@ -787,7 +785,6 @@ RWP_TEST(rwprotect_while_prot_none)
 /* C20: WRITEPROTECT on an RWP VMA and RWPROTECT on a WP VMA are both ENOENT */
 RWP_TEST(wp_and_rwp_ioctls_exclusive)
 {
-	struct uffdio_writeprotect wp;
 	size_t len = NP * page_size();
 	char *a, *b;
 	int fd;
@@ -798,9 +795,8 @@ RWP_TEST(wp_and_rwp_ioctls_exclusive)
 	b = map_anon(len);
 	ok(uffd_register(fd, a, len, UFFDIO_REGISTER_MODE_RWP, NULL), "REG(RWP)");
 	ok(uffd_register(fd, b, len, UFFDIO_REGISTER_MODE_WP, NULL), "REG(WP)");
-	wp = (struct uffdio_writeprotect){ .range = { (unsigned long)a, len },
-					    .mode = UFFDIO_WRITEPROTECT_MODE_WP };
-	refused(ioctl_err(fd, UFFDIO_WRITEPROTECT, &wp), ENOENT, "WRITEPROTECT on the RWP VMA");
+	refused(uffd_writeprotect(fd, a, len, UFFDIO_WRITEPROTECT_MODE_WP), ENOENT,
+		"WRITEPROTECT on the RWP VMA");
 	refused(uffd_rwprotect(fd, b, len, UFFDIO_RWPROTECT_MODE_RWP), ENOENT,
 		"RWPROTECT on the WP VMA");
 	CHECK(!page_uffd_bit(a) && !page_uffd_bit(b), "a refused ioctl set bit 57");
@@ -1102,17 +1098,16 @@ RWP_TEST(async_overrides_sigbus)
 RWP_TEST(async_write_one_fault)
 {
 	struct page_region r[2];
-	struct rusage r0, r1;
+	long faults;
 	int fd;
 	char *p = mem_rwp(MEM_ANON, NP, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP).addr;
 	volatile char *v = p;
 
 	arm(fd, p, NP * page_size());
-	getrusage(RUSAGE_THREAD, &r0);
+	faults = thread_minor_faults();
 	v[0] = 'E';
-	getrusage(RUSAGE_THREAD, &r1);
-	CHECK(r1.ru_minflt - r0.ru_minflt == 1, "the async write took %ld faults, want 1",
-	      r1.ru_minflt - r0.ru_minflt);
+	faults = thread_minor_faults() - faults;
+	CHECK(faults == 1, "the async write took %ld faults, want 1", faults);
 	CHECK(p[0] == 'E' && p[1] == 'a', "data");
 	CHECK(scan_pages(p, page_size(), PAGE_IS_ACCESSED, 0, r, 2) == 1, "page 0 not ACCESSED");
 	CHECK(!page_uffd_bit(p), "bit 57");

@@ -399,6 +399,48 @@ RWP_TEST(swap_shared_by_fork_then_child_writes)
 }
 
 /*
+ * J15: a protected swap entry shared by fork, read by the child: the child
+ * still maps the swapped-in folio when the parent writes, so the parent's
+ * write must raise an RWP write fault and not COW itself an unprotected copy
+ * (do_swap_page() skips do_wp_page() for an RWP-restored pte); the child's
+ * copy never sees the parent's write
+ */
+RWP_TEST(swap_shared_by_fork_child_reads_then_parent_writes)
+{
+	int fd, status, seen[2], done[2];
+	struct mem m = armed_for_swap(MEM_ANON, 1, &fd);
+	struct accessor acc;
+	pid_t pid;
+	char c;
+
+	page_out(m.addr, m.len);
+	CHECK(pipe(seen) == 0 && pipe(done) == 0, "pipe");
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		alarm(5);
+		c = *(volatile char *)m.addr;
+		_exit(c == mem_unit_pattern(0) && write(seen[1], "r", 1) == 1 &&
+		      read(done[0], &c, 1) == 1 && m.addr[2] == mem_unit_pattern(0) ? 0 : 3);
+	}
+	CHECK(read(seen[0], &c, 1) == 1, "the child did not read its copy");
+	CHECK(pm_bit(m.addr, PM_UFFD_BIT) && !pm_bit(m.addr, PM_PRESENT_BIT),
+	      "the child's read changed the parent's protected swap entry (0x%llx)",
+	      (unsigned long long)pagemap_entry(m.addr));
+	accessor_start(&acc, m.addr + 2, 1, 'P');
+	want_fault(fd, UFFD_PAGEFAULT_FLAG_RWP | UFFD_PAGEFAULT_FLAG_WRITE, (unsigned long)m.addr);
+	disarm(fd, m.addr, page_size());
+	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the parent's writer did not resume");
+	CHECK(m.addr[0] == mem_unit_pattern(0) && m.addr[2] == 'P',
+	      "the parent's page after its write: 0x%x 0x%x", m.addr[0], m.addr[2]);
+	CHECK(write(done[1], "d", 1) == 1, "release the child");
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "the child's copy changed under the parent's write (status 0x%x)", status);
+	want_quiet(fd, "after the parent's resolved fault");
+}
+
+/*
  * J14: MOVE of an unprotected page in swap into an RWP range arms the moved
  * swap entry (uffd.c:1452-1454), as MOVE arms a present page (I13)
  */

@@ -12,6 +12,7 @@
 #include "rwp_test.h"
 #include <linux/fs.h>
 #include <linux/memfd.h>
+#include <sys/resource.h>
 
 #define RWP_MEM_NAMES "anon anon_thp shmem shmem_private hugetlb hugetlb_private"
 
@@ -178,6 +179,15 @@ static inline struct mem mem_map(enum mem_type t, size_t n)
 			HUGE_PAGE_MISSING("no PMD-mapped THP at %p after MADV_HUGEPAGE", (void *)m.addr);
 	}
 	return m;
+}
+
+/* The minor page faults this thread has taken so far. */
+static inline long thread_minor_faults(void)
+{
+	struct rusage ru;
+
+	CHECK(getrusage(RUSAGE_THREAD, &ru) == 0, "getrusage");
+	return ru.ru_minflt;
 }
 
 /* ---- pagemap ---- */

@@ -158,6 +158,16 @@ static inline int uffd_rwprotect(int fd, void *addr, size_t len, __u64 mode)
 	return ioctl(fd, UFFDIO_RWPROTECT, &rwp) ? -errno : 0;
 }
 
+static inline int uffd_writeprotect(int fd, void *addr, size_t len, __u64 mode)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = (unsigned long)addr, .len = len },
+		.mode = mode,
+	};
+
+	return ioctl(fd, UFFDIO_WRITEPROTECT, &wp) ? -errno : 0;
+}
+
 static inline int uffd_set_mode(int fd, __u64 enable, __u64 disable)
 {
 	struct uffdio_set_mode m = { .enable = enable, .disable = disable };
