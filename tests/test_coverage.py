@@ -155,6 +155,12 @@ def test_counters_are_placed_beside_the_build_notes(tmp_path):
         [tmp_path / "s2/mm/memory.gcda"]
 
 
+def test_unpack_writes_only_files_inside_its_directory(tmp_path):
+    counters.unpack(_archive({"a/b.gcda": b"1", "../escape.gcda": b"2", "/abs.gcda": b"3"}),
+                    tmp_path / "d")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.gcda")) == ["d/a/b.gcda"]
+
+
 @pytest.mark.skipif(not shutil.which("gcc") or not shutil.which("gcov"), reason="needs gcc")
 def test_fastcov_turns_real_counters_into_rwp_coverage(tmp_path):
     """A host program compiled with --coverage, run once: the RWP lines it

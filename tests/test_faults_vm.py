@@ -54,9 +54,12 @@ def _start_run(tmp_path, marker, *extra):
     # Output to files: a pipe nobody reads until the end would block the run.
     out, err = open(tmp_path / "stdout", "w"), open(tmp_path / "stderr", "w")
     results = tmp_path / "runs"
+    # SIGINT as a terminal would deliver it: a shell starting this suite in the
+    # background (`make test &`) leaves it ignored, and Python keeps it so.
     return subprocess.Popen(harness_argv("run", "--results-dir", str(results), "--json",
                                          "--append", f"rwp_test_marker={marker}", *extra),
-                            stdout=out, stderr=err, text=True)
+                            stdout=out, stderr=err, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _finish(proc, tmp_path, timeout):
