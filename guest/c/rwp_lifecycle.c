@@ -567,6 +567,43 @@ static void make_hole(struct mem *m, size_t i)
 	      "unit %zu still mapped", i);
 }
 
+/*
+ * I20: POISON into an RWP range: the poisoned unit is SIGBUS; a poison marker
+ * carries no protection, so PAGEMAP_SCAN reports it swapped and accessed after
+ * RWPROTECT; RWPROTECT and the resolve over it keep the poison
+ */
+RWP_TEST_MEM(poison_in_rwp_range_stays_poisoned)
+{
+	int fd;
+	struct mem m = mem_rwp(type, NU, &fd, UFFD_FEATURE_POISON,
+			       UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP);
+	char *poisoned = m.addr + m.unit;
+	struct uffdio_poison po = { .range = { .start = (unsigned long)poisoned, .len = m.unit } };
+	struct page_region r[NU];
+	long n;
+
+	make_hole(&m, 1);
+	ok(ioctl_err(fd, UFFDIO_POISON, &po), "UFFDIO_POISON into a hole");
+	CHECK(po.updated == (__s64)m.unit, "poisoned %lld bytes, want %zu", (long long)po.updated,
+	      m.unit);
+	arm(fd, m.addr, m.len);
+	n = scan_pages(m.addr, m.len, PAGE_IS_ACCESSED, 0, r, NU);
+	CHECK(n == 1 && r[0].start == (unsigned long)poisoned &&
+	      r[0].end == (unsigned long)poisoned + m.unit,
+	      "ACCESSED after RWPROTECT: %ld regions, the first [%llx, %llx), want the poisoned "
+	      "unit [%p, %p)", n, n > 0 ? (unsigned long long)r[0].start : 0ULL,
+	      n > 0 ? (unsigned long long)r[0].end : 0ULL, (void *)poisoned,
+	      (void *)(poisoned + m.unit));
+	n = scan_pages(poisoned, m.unit, PAGE_IS_SWAPPED, 0, r, NU);
+	CHECK(n == 1, "the poisoned unit is not PAGE_IS_SWAPPED (%ld regions)", n);
+	disarm(fd, m.addr, m.len);
+	CHECK(touch_signal(poisoned, SIGBUS) == SIGBUS, "the poisoned unit was not SIGBUS after "
+	      "RWPROTECT and its resolve");
+	CHECK(m.addr[0] == mem_unit_pattern(0) && m.addr[2 * m.unit] == mem_unit_pattern(2),
+	      "the units beside the poison changed");
+	want_quiet(fd, "the SIGBUS of a poisoned unit");
+}
+
 /* I13: COPY and ZEROPAGE into an RWP range fill unprotected pages; populated targets are EEXIST */
 RWP_TEST_MEM(copy_and_zeropage_do_not_arm)
 {

@@ -66,6 +66,19 @@ struct uffdio_move {
 };
 #define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
 #endif
+/* Headers before 6.6 lack UFFDIO_POISON; the values are the 7.3 UAPI. */
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1ULL << 14)
+#endif
+#ifndef UFFDIO_POISON
+#define _UFFDIO_POISON (0x08)
+struct uffdio_poison {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 updated;
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
 #define RWP_NO_FEATURE_REASON "kernel does not advertise UFFD_FEATURE_RWP"
 
 /* ---- memory ---- */
