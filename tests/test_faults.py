@@ -259,6 +259,34 @@ def test_the_kvm_probe_remembers_only_a_clear_verdict(cache_dir, monkeypatch, tm
     assert (cache.subdir("probe") / "kvm.json").exists() == cached
 
 
+@pytest.mark.parametrize("tcg_boots", [True, False])
+def test_a_kvm_timeout_is_remembered_once_tcg_boots_the_same_kernel(cache_dir, monkeypatch,
+                                                                   tmp_path, tcg_boots):
+    monkeypatch.setattr(qemu.os, "access", lambda *a: True)
+    monkeypatch.setattr(qemu, "require", lambda *a: None)
+    image = tmp_path / "bzImage"
+    image.write_bytes(b"")
+    accels = []
+
+    def spawn(req, accel, deadline):
+        accels.append(accel)
+        if accel == "kvm":
+            raise InfraError("no shell prompt from the guest within 40s")
+        if not tcg_boots:
+            raise InfraError("no shell prompt from the guest within 60s")
+        return "vm"
+    monkeypatch.setattr(qemu, "_spawn", spawn)
+    req = qemu.VMRequest(image)
+    if tcg_boots:
+        assert qemu.boot(req) == "vm"
+        assert qemu.boot(req) == "vm"
+        assert accels == ["kvm", "tcg", "tcg"]      # the second boot skips the probe
+    else:
+        with pytest.raises(InfraError):
+            qemu.boot(req)
+        assert not (cache.subdir("probe") / "kvm.json").exists()
+
+
 def _fetch_tarball(tarball, cache_root, out):
     os.environ["RWP_HARNESS_CACHE"] = str(cache_root)
     try:

@@ -204,16 +204,20 @@ def _saved_probe(probe: Path) -> bool | None:
     return None
 
 
-def kvm_works(req: VMRequest) -> bool:
-    """Boot once with KVM under a deadline; remember a clear answer for this
-    host boot. A kernel that panics or a guest that only runs out of time
-    says nothing about KVM: that is answered for this run, not remembered."""
+def _remember_kvm(ok: bool) -> None:
+    cache.write_atomic(_probe_file(), json.dumps({"boot_id": _boot_id(), "kvm": ok}))
+
+
+def _probe_kvm(req: VMRequest) -> tuple[bool, bool]:
+    """(KVM boots, the answer is clear). Boot once with KVM under a deadline;
+    remember a clear answer for this host boot. A kernel that panics or a
+    guest that only runs out of time is not clear on its own: the same
+    kernel may be what fails."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return False
-    probe = _probe_file()
-    saved = _saved_probe(probe)
+        return False, True
+    saved = _saved_probe(_probe_file())
     if saved is not None:
-        return saved
+        return saved, True
     try:
         vm = _spawn(VMRequest(req.bzimage, cpus=1, memory="512M"), "kvm", KVM_PROBE_DEADLINE_S)
         vm.stop()
@@ -223,8 +227,12 @@ def kvm_works(req: VMRequest) -> bool:
     except InfraError as e:
         ok, clear = False, bool(_KVM_REFUSED.search(str(e))) or "exited before" in str(e)
     if clear:
-        cache.write_atomic(probe, json.dumps({"boot_id": _boot_id(), "kvm": ok}))
-    return ok
+        _remember_kvm(ok)
+    return ok, clear
+
+
+def kvm_works(req: VMRequest) -> bool:
+    return _probe_kvm(req)[0]
 
 
 def choose_accel(req: VMRequest) -> str:
@@ -237,9 +245,20 @@ def boot(req: VMRequest) -> VM:
     require("qemu-system-x86_64")
     if not req.bzimage.exists():
         raise InfraError(f"no kernel image at {req.bzimage}; run the build phase first")
-    accel = choose_accel(req)
+    unclear = False
+    if req.accel in ("kvm", "tcg"):
+        accel = req.accel
+    else:
+        ok, clear = _probe_kvm(req)
+        accel, unclear = ("kvm" if ok else "tcg"), not clear
     print(f"[boot] accelerator: {accel}", file=sys.stderr, flush=True)
-    return _spawn(req, accel, req.boot_timeout)
+    vm = _spawn(req, accel, req.boot_timeout)
+    if unclear:
+        # The kernel KVM failed to boot just booted under TCG: KVM is what
+        # fails here (nested KVM that hangs), so the next boot skips the
+        # probe's deadline.
+        _remember_kvm(False)
+    return vm
 
 
 def interactive(req: VMRequest) -> int:
