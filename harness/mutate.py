@@ -41,6 +41,7 @@ from harness.kernel import build
 from harness.mutants.catalog import Mutant, NotApplicable
 from harness.parse.verdicts import TestResult
 from harness.report import results
+from harness.run import guestprogs
 from harness.requests import Request
 from harness.vm.console import BootPanic
 
@@ -77,6 +78,7 @@ class MutantResult:
     seconds: float = 0.0
     timings: dict = field(default_factory=dict)
     run_dir: str = ""
+    programs: str = ""          # the guest programs' digest it was judged with
 
     def to_json(self) -> dict:
         return asdict(self) | {"verdict": self.verdict.value}
@@ -87,6 +89,9 @@ class MutationRun:
     base: str
     control: dict = field(default_factory=dict)          # test id -> status
     control_seconds: float = 0.0
+    # The guest programs' digest the control ran: a mutant run with other
+    # programs would be judged against tests the control never passed.
+    programs: str = ""
     mutants: list[MutantResult] = field(default_factory=list)
     stopped: str = ""
     interrupted: bool = False
@@ -102,7 +107,8 @@ class MutationRun:
     @classmethod
     def resumed(cls, out: Path, base: str) -> "MutationRun":
         """What an earlier run in out judged (a mutant it could not test is
-        tried again); its control stands if it tested the same commit."""
+        tried again); its control stands if it tested the same commit with
+        the same guest programs, and is run again otherwise."""
         try:
             doc = json.loads((out / "mutate.json").read_text())
         except (OSError, ValueError) as e:
@@ -110,14 +116,16 @@ class MutationRun:
         if doc.get("base") != base:
             raise BadInput(f"--resume {out}: it mutated {str(doc.get('base'))[:12]}, "
                            f"not {base[:12]}")
-        run = cls(base, doc["control"], doc.get("control_seconds", 0.0))
+        run = cls(base, doc["control"], doc.get("control_seconds", 0.0), doc.get("programs", ""))
+        if run.programs != guestprogs.sources_digest():
+            run.control, run.programs = {}, ""
         for m in doc["mutants"]:
             if m["verdict"] != Verdict.NOT_TESTED.value:
                 run.mutants.append(MutantResult(**{**m, "verdict": Verdict(m["verdict"])}))
         return run
 
     def to_json(self) -> dict:
-        return {"base": self.base, "control": self.control,
+        return {"base": self.base, "programs": self.programs, "control": self.control,
                 "control_seconds": round(self.control_seconds, 1),
                 "mutants": [m.to_json() for m in self.mutants],
                 "counts": {v.value: self.count(v) for v in Verdict},
@@ -233,12 +241,22 @@ def _run(req, mutants, progress, executed, repo, base_default, src) -> tuple[Mut
 
     try:
         if not result.control:
+            if result.mutants:
+                progress("[mutate] the guest programs changed since the judged mutants' "
+                         "control: running the control again")
             _control(req, breq(), out, result, progress)
         done = {m.id for m in result.mutants}
         todo = [m for m in mutants if m.id not in done]
         progress(f"[mutate] {len(todo)} mutant(s) to run ({len(done)} judged before) in {out}")
         for i, m in enumerate(todo, 1):
+            now = guestprogs.sources_digest()
+            if now != result.programs:
+                result.stopped = (f"the guest programs changed since the control "
+                                  f"({result.programs} -> {now}); --resume {out} runs "
+                                  f"the control again with them")
+                break
             r = _one(req, m, src, breq(), out / "mutants" / m.id, result.control, executed)
+            r.programs = now
             result.mutants.append(r)
             write_report(result, out)      # a stopped run keeps what it judged
             progress(f"[mutate] {i}/{len(todo)} {m.id}: {r.verdict.value} "
@@ -256,12 +274,14 @@ def _run(req, mutants, progress, executed, repo, base_default, src) -> tuple[Mut
 
 def _control(req, breq, out: Path, result: MutationRun, progress) -> None:
     began = time.monotonic()
+    programs = guestprogs.sources_digest()
     state, reason, _, run = _evaluate(req, breq, out / "control")
     result.control_seconds = time.monotonic() - began
     if run is None or not run.ok:
         why = reason or ", ".join(t.test_id for t in run.tests if t.failed)[:300]
         raise ControlFailed(f"the unmutated tree ({result.base[:12]}) does not pass: {why}")
     result.control = {t.test_id: t.status.value for t in run.tests}
+    result.programs = programs
     progress(f"[mutate] control: {len(run.tests)} tests as expected in "
              f"{result.control_seconds:.0f}s")
 

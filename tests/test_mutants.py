@@ -218,6 +218,29 @@ def test_a_stopped_run_resumes_where_it_stopped(fake_loop):
     assert doc["counts"]["killed"] == 2
 
 
+def test_guest_programs_changed_under_a_run_stop_it_and_a_resume_reruns_the_control(
+        fake_loop, monkeypatch):
+    tree, req = fake_loop
+    programs = {"now": "aaa"}
+    monkeypatch.setattr(mutate.guestprogs, "sources_digest", lambda: programs["now"])
+    said = []
+
+    def progress(line):
+        said.append(line)
+        if line.startswith("[mutate] 1/"):
+            programs["now"] = "bbb"     # someone edits guest/ while the run goes on
+    ms = [_m("killed", "\treturn 0;", "\treturn 1;"), _m("survives", "\treturn 0;", "\treturn 0 ;")]
+    result, out = mutate.run_mutations(req, ms, progress=progress)
+    assert [m.id for m in result.mutants] == ["killed"]
+    assert "guest programs changed since the control (aaa -> bbb)" in result.stopped
+    again = dataclasses.replace(req, mutate=dataclasses.replace(req.mutate, resume=out))
+    result, _ = mutate.run_mutations(again, ms, progress=said.append)
+    assert any("running the control again" in line for line in said)
+    assert not result.stopped and result.programs == "bbb"
+    assert [(m.id, m.programs) for m in result.mutants] == [("killed", "aaa"), ("survives", "bbb")]
+    assert json.loads((out / "mutate.json").read_text())["programs"] == "bbb"
+
+
 def test_a_control_that_fails_stops_before_any_mutant(fake_loop):
     tree, req = fake_loop
     (tree / "mm/userfaultfd.c").write_text(SOURCE.replace("return 0;", "return 1;"))

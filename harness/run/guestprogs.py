@@ -214,6 +214,24 @@ def _peer_sources(tree: Path | None) -> list[Path]:
     return paths if all(p.exists() for p in paths) else []
 
 
+def _copied() -> list[Path]:
+    """The guest files copied as they are: Python programs and harness scripts."""
+    return [p for d in (*ALL_SUITES, "harness") for p in sorted((GUEST_DIR / d).glob("*"))
+            if p.suffix in (".py", ".sh")]
+
+
+def sources_digest() -> str:
+    """A digest of every guest program, header and script: what a run's
+    verdicts depend on besides the kernel, so that runs meant to differ only
+    in the kernel (mutate's control and its mutants) can check it."""
+    h = hashlib.sha256()
+    paths = ([p.source for p in discover(ALL_SUITES)] + sorted((GUEST_DIR / "include").glob("*.h"))
+             + _copied())
+    for p in sorted(set(paths)):
+        h.update(str(p.relative_to(GUEST_DIR)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def stage(headers: Path, tree: Path | None = None,
           programs: list[GuestProgram] | None = None) -> Staged:
     """Compile the C programs (and the tree's uffd-unit-tests), copy the Python ones.
@@ -223,8 +241,7 @@ def stage(headers: Path, tree: Path | None = None,
     """
     wanted = None if programs is None else {p.source for p in programs}
     progs = [p for p in discover(ALL_SUITES) if wanted is None or p.source in wanted]
-    copied = [p for d in (*ALL_SUITES, "harness") for p in sorted((GUEST_DIR / d).glob("*"))
-              if p.suffix in (".py", ".sh")]
+    copied = _copied()
     peer = _peer_sources(tree)
     peer_headers = sorted((tree / PEER_DIR).glob("*.h")) if peer else []
     sources = ([p.source for p in progs] + sorted((GUEST_DIR / "include").glob("*.h"))
