@@ -281,6 +281,88 @@ RWP_TEST_MEM(fork_with_event_child_keeps_protection)
 	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the parent's reader did not resume");
 }
 
+/* The forked child's half of I21: its copy of the pinned page, read through its own uffd. */
+static long do_fork_pinned_child(struct job *j)
+{
+	char *p = fork_mem.addr + fork_mem.unit - page_size();
+	uint64_t pfn;
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	alarm(10);
+	if (!page_uffd_bit(p))
+		_exit(2);
+	/* Blocks on the child's own uffd until the test resolves it there. */
+	for (size_t i = 0; i < page_size(); i++)
+		if (p[i] != mem_unit_pattern(0))
+			_exit(3);
+	pfn = pfn_of(p);
+	_exit(write((int)j->arg, &pfn, sizeof(pfn)) == sizeof(pfn) ? 0 : 4);
+}
+
+/*
+ * I21: a page pinned when fork() runs is copied for the child, not shared (the pin
+ * forbids COW), and the copy keeps the parent's protection on the child's uffd
+ */
+RWP_TEST_MEM(fork_copies_pinned_page_protected)
+{
+	int fd, ufd, status, pfns[2];
+	struct mem m = mem_rwp(type, 2, &fd, UFFD_FEATURE_EVENT_FORK, UFFDIO_REGISTER_MODE_RWP);
+	size_t ps = page_size();
+	char *pinned = m.addr + m.unit - ps, buf[2 * 4096];
+	struct job reader = { .addr = pinned, .buf = buf, .len = 2 * ps, .arg = getpid() };
+	struct job forker = { 0 };
+	struct uffd_msg msg;
+	uint64_t child_pfn = 0;
+
+	CHECK(ps == 4096, "page size %zu", ps);
+	/*
+	 * process_vm_readv() pins the last page of unit 0, still accessible, then
+	 * waits on unit 1's RWP fault with that pin held: the window for fork().
+	 */
+	arm(fd, m.addr + m.unit, m.unit);
+	job_start(&reader, do_vm_readv);
+	want_fault(fd, UFFD_PAGEFAULT_FLAG_RWP, fault_addr(&m, m.addr + m.unit));
+	arm(fd, m.addr, m.unit);
+	CHECK(page_uffd_bit(pinned), "RWPROTECT of the pinned unit");
+
+	fork_mem = m;
+	CHECK(pipe(pfns) == 0, "pipe");
+	forker.arg = pfns[1];
+	job_start(&forker, do_fork_pinned_child);
+	CHECK(uffd_read_msg(fd, &msg, RWP_WAIT_MS) == 1, "no fork event within %d ms", RWP_WAIT_MS);
+	CHECK(msg.event == UFFD_EVENT_FORK, "event 0x%x, want UFFD_EVENT_FORK", msg.event);
+	ufd = (int)msg.arg.fork.ufd;
+	job_finishes(&forker, "fork()");
+	CHECK(forker.ret > 0, "fork failed: %s", strerror(forker.err));
+
+	want_fault(ufd, UFFD_PAGEFAULT_FLAG_RWP, fault_addr(&m, pinned));
+	ok(uffd_rwprotect(ufd, m.addr, m.unit, 0), "resolve unit 0 in the child");
+	CHECK(waitpid((pid_t)forker.ret, &status, 0) == (pid_t)forker.ret, "waitpid");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "child status 0x%x (exit 2: protection not inherited; 3: data; 4: pipe)", status);
+	CHECK(read(pfns[0], &child_pfn, sizeof(child_pfn)) == sizeof(child_pfn), "child's pfn");
+	if (is_shared(type))
+		CHECK(child_pfn == pfn_of(pinned), "shared memory: the child maps pfn 0x%llx, "
+		      "the parent 0x%llx", (unsigned long long)child_pfn,
+		      (unsigned long long)pfn_of(pinned));
+	else
+		CHECK(child_pfn != pfn_of(pinned), "the pinned private page (pfn 0x%llx) was "
+		      "shared with the child, not copied", (unsigned long long)child_pfn);
+
+	want_quiet(fd, "the child's fault on the parent's uffd");
+	CHECK(page_uffd_bit(pinned), "resolving in the child unprotected the parent");
+	disarm(fd, m.addr + m.unit, m.unit);
+	job_finishes(&reader, "process_vm_readv");
+	CHECK(reader.ret == (long)sizeof(buf), "process_vm_readv returned %ld (%s)", reader.ret,
+	      strerror(reader.err));
+	CHECK(buf[0] == mem_unit_pattern(0) && buf[ps] == mem_unit_pattern(1), "data read");
+	close(pfns[0]);
+	close(pfns[1]);
+	close(ufd);
+}
+
 /*
  * I5 helper: holds the only other reference to the uffd, and closes it as
  * soon as an event is pending, so that the fork event is abandoned unread.
