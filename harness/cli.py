@@ -10,6 +10,11 @@
   bisect-step
           judge the checked-out commit, for `git bisect run` (0 good, 1 bad,
           125 skip, 128 abort)
+  mutate  apply deliberate kernel breakages in turn; which do the tests miss
+  coverage
+          a --coverage run's RWP line coverage, or two runs' compared
+  compare what changed from a baseline run to a new one (exit 1: a regression)
+  report  write a saved run in another format (--kcidb)
 """
 
 import argparse
@@ -29,7 +34,7 @@ from harness.fetch import gittree
 from harness.kernel import build
 from harness.mutants import catalog, operators
 from harness.phases import phase
-from harness.report import results
+from harness.report import compare, kcidb, results
 from harness.requests import Request
 from harness.run import guestprogs, runner
 from harness.vm import qemu
@@ -116,6 +121,30 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--list", action="store_true", help="list the selected test ids and exit")
 
 
+def _add_report_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("reports")
+    g.add_argument("--baseline", type=Path, metavar="RUN",
+                   help="an earlier run (directory, results.json or junit.xml) to compare "
+                        "this one with at the end, as `rwp-harness compare` does")
+    g.add_argument("--kcidb", type=Path, metavar="FILE",
+                   help="also write the run as a KernelCI (KCIDB v5) JSON document")
+    g.add_argument("--kcidb-origin", default="rwp", metavar="NAME",
+                   help="the KCIDB origin, prefix of every object id (default: %(default)s)")
+
+
+def _add_compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("base", type=Path, metavar="BASE",
+                   help="the baseline: a run directory, its results.json, or a junit.xml")
+    p.add_argument("new", type=Path, metavar="NEW", help="the run to judge, likewise")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--timing-ratio", type=float, default=2.0, metavar="R",
+                   help="report a duration that moved by more than R times "
+                        "(default: %(default)s)")
+    p.add_argument("--min-seconds", type=float, default=1.0, metavar="S",
+                   help="... when the longer of the two is at least S seconds "
+                        "(default: %(default)s)")
+
+
 def _add_step_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("bisection")
     g.add_argument("--boot-panic", choices=("skip", "bad"),
@@ -189,13 +218,23 @@ def cmd_boot(args, req: Request, timings) -> int:
     return qemu.interactive(pipeline.vm_request(req.run, bres, None))
 
 
-def _finish(req: Request, run: results.Run) -> int:
+def _baseline(req: Request) -> compare.RunView | None:
+    """Read before the run, so that an unreadable baseline fails in a second,
+    not after a build."""
+    return compare.load(req.report.baseline) if req.report.baseline is not None else None
+
+
+def _finish(req: Request, run: results.Run, baseline: compare.RunView | None) -> int:
+    human = sys.stderr if req.run.json else sys.stdout
+    print(run.summary(), file=human)
+    if baseline is not None:
+        print(compare.text(compare.compare(baseline, compare.load(run.path))), file=human)
+    if req.report.kcidb is not None:
+        kcidb.write(run.path, req.report.kcidb, req.report.kcidb_origin)
+        print(f"KCIDB document: {req.report.kcidb}", file=human)
     if req.run.json:
-        print(run.summary(), file=sys.stderr)
         json.dump(run.document(), sys.stdout, indent=1)
         print()
-    else:
-        print(run.summary())
     return ExitStatus.OK if run.ok else ExitStatus.TESTS_FAILED
 
 
@@ -203,19 +242,22 @@ def cmd_run(args, req: Request, timings) -> int:
     if args.list:
         return _list(req)
     pipeline.check_inputs(req.run)
+    baseline = _baseline(req)
     breq = pipeline.build_request(req.source, req.kernel, timings)
-    return _finish(req, pipeline.run_tests(req.run, breq, pipeline.finished_build(breq), timings))
+    return _finish(req, pipeline.run_tests(req.run, breq, pipeline.finished_build(breq), timings),
+                   baseline)
 
 
 def cmd_check(args, req: Request, timings) -> int:
     if args.list:
         return _list(req)
     pipeline.check_inputs(req.run)
+    baseline = _baseline(req)
     breq = pipeline.build_request(req.source, req.kernel, timings)
     bres = pipeline.do_build(breq, timings)
     run = pipeline.run_tests(req.run, breq, bres, timings)
     print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()), file=sys.stderr)
-    return _finish(req, run)
+    return _finish(req, run, baseline)
 
 
 def cmd_bisect(args, req: Request, timings) -> int:
@@ -314,6 +356,40 @@ def cmd_mutate(args, req: Request, timings) -> int:
     return ExitStatus.INFRA_FAILED if result.stopped else ExitStatus.OK
 
 
+def cmd_compare(args, req: Request, timings) -> int:
+    """Exit 1 on a regression; else 6 when the new run stopped before every
+    test ran (it cannot say there is none); else 0."""
+    if args.timing_ratio <= 1.0 or args.min_seconds < 0:
+        raise BadInput("--timing-ratio must be above 1 and --min-seconds not negative")
+    c = compare.compare(compare.load(args.base), compare.load(args.new), args.timing_ratio,
+                        args.min_seconds)
+    if args.json:
+        json.dump(c.to_json(), sys.stdout, indent=1)
+        print()
+    else:
+        print(compare.text(c))
+    if c.regressed:
+        return ExitStatus.TESTS_FAILED
+    return ExitStatus.INFRA_FAILED if c.incomplete else ExitStatus.OK
+
+
+def cmd_report(args, req: Request, timings) -> int:
+    if req.report.kcidb is None:
+        raise BadInput("report: say what to write (--kcidb FILE)")
+    kdoc = kcidb.write(args.run, req.report.kcidb, req.report.kcidb_origin)
+    print(f"{req.report.kcidb}: KCIDB v{kcidb.SCHEMA_VERSION['major']}."
+          f"{kcidb.SCHEMA_VERSION['minor']}, {len(kdoc['tests'])} test(s)")
+    return ExitStatus.OK
+
+
+def _add_saved_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", type=Path, metavar="RUN", help="a run directory or its results.json")
+    p.add_argument("--kcidb", type=Path, metavar="FILE", required=True,
+                   help="write the run as a KernelCI (KCIDB v5) JSON document")
+    p.add_argument("--kcidb-origin", default="rwp", metavar="NAME",
+                   help="the KCIDB origin, prefix of every object id (default: %(default)s)")
+
+
 def cmd_coverage(args, req: Request, timings) -> int:
     if len(args.runs) > 2:
         raise BadInput("coverage takes one run (its summary) or two (compared)")
@@ -338,6 +414,7 @@ def cmd_coverage(args, req: Request, timings) -> int:
 
 # name: (function, help, option groups)
 _FULL = (_add_source_args, _add_config_args, _add_vm_args, _add_run_args)
+_RUN = (*_FULL, _add_report_args)
 SUBCOMMANDS = {
     "fetch": (cmd_fetch, "get the kernel source and apply --patches", (_add_source_args,)),
     "config": (cmd_config, "write and check the .config in the build directory",
@@ -347,14 +424,19 @@ SUBCOMMANDS = {
     "boot": (cmd_boot, "boot the built kernel with your terminal as its console",
              (_add_source_args, _add_config_args, _add_vm_args)),
     "shell": (cmd_boot, "the same as boot", (_add_source_args, _add_config_args, _add_vm_args)),
-    "run": (cmd_run, "run the guest tests on the built kernel", _FULL),
-    "check": (cmd_check, "fetch, config, build, boot and run", _FULL),
+    "run": (cmd_run, "run the guest tests on the built kernel", _RUN),
+    "check": (cmd_check, "fetch, config, build, boot and run", _RUN),
     "bisect": (cmd_bisect, "find the commit that broke the selected tests", (*_FULL,
                _add_bisect_args)),
     "bisect-step": (cmd_bisect_step, "judge the checked-out commit for git bisect run "
                     "(0 good, 1 bad, 125 skip, 128 abort)", (*_FULL, _add_step_args)),
     "mutate": (cmd_mutate, "apply each deliberate kernel breakage in turn and report which "
                "the tests miss", (*_FULL, _add_mutate_args)),
+    "compare": (cmd_compare, "what changed from a baseline run to a new one: regressions "
+                "(exit 1), fixes, new and vanished tests, splats, durations, manifests",
+                (_add_compare_args,)),
+    "report": (cmd_report, "write a saved run in another format: KCIDB",
+               (_add_saved_run_args,)),
     "coverage": (cmd_coverage, "a --coverage run's RWP line coverage, or two runs compared",
                  (_add_coverage_args,)),
 }

@@ -7,13 +7,14 @@ plugin opens the same Session.
 
 import hashlib
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
 from harness.coverage import counters as counters_
 from harness.coverage import profile, report
-from harness.errors import BadInput
-from harness.fetch import patches, source
+from harness.errors import BadInput, HarnessError
+from harness.fetch import gittree, patches, source
 from harness.kernel import build
 from harness.parse import splats
 from harness.parse.verdicts import Status, TestResult
@@ -138,8 +139,11 @@ def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
     out = results.Run(results.new_run_dir(run.results_dir))
     out.keep_build_artifacts(bres.log, bres.dotconfig)
     out.planned = [t for p in progs for t in p.test_ids()]
-    out.manifest.update(source=req.source.to_json(), tree=str(req.tree),
+    out.manifest.update(started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        source=req.source.to_json(), tree=str(req.tree),
                         series_hash=req.series_hash,
+                        series=req.series.to_json() if req.series else None,
+                        source_commit=_head_commit(req.source),
                         profiles=list(req.profiles), kernel_release=bres.kernel_release,
                         config_requested=req.requested_config().digest(),
                         config_sha256=_sha256(bres.dotconfig), build_dir=str(bres.build_dir),
@@ -186,6 +190,20 @@ def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
             out.manifest["coverage"] = report.write(out.path / "coverage", counters, req, bres)
         out.save()
     return out
+
+
+def _head_commit(src: source.KernelSource) -> str:
+    """The commit a git tree of the user's had checked out ("" for a package,
+    a tarball or a tree that is not a repository)."""
+    if src.origin != "tree" or not gittree.is_repo(src.path):
+        return ""
+    try:
+        top = gittree.git(src.path, "rev-parse", "--show-toplevel").stdout.strip()
+        if Path(top).resolve() != src.path.resolve():
+            return ""       # a plain tree inside someone's repository
+        return gittree.resolve(src.path, "HEAD")
+    except HarnessError:
+        return ""
 
 
 def _guest_figures(out: results.Run, guest: Guest) -> None:

@@ -124,12 +124,30 @@ class MutateRequest:
 
 
 @dataclass(frozen=True)
+class ReportRequest:
+    """What a run writes or prints besides its run directory."""
+    baseline: Path | None = None         # check --baseline: compared at the end
+    kcidb: Path | None = None            # --kcidb FILE: the run as a KCIDB document
+    kcidb_origin: str = "rwp"
+
+    def check(self) -> None:
+        if self.baseline is not None and not self.baseline.exists():
+            raise BadInput(f"--baseline {self.baseline} does not exist")
+        if self.kcidb is not None and not self.kcidb.parent.is_dir():
+            raise BadInput(f"--kcidb {self.kcidb}: {self.kcidb.parent} is not a directory")
+        if not re.fullmatch(r"[a-z0-9_]+", self.kcidb_origin):
+            raise BadInput(f"--kcidb-origin must be lowercase letters, digits and _, "
+                           f"got '{self.kcidb_origin}'")
+
+
+@dataclass(frozen=True)
 class Request:
     source: SourceRequest = SourceRequest()
     kernel: KernelRequest = KernelRequest()
     run: RunRequest = RunRequest()
     bisect: BisectRequest = BisectRequest()
     mutate: MutateRequest = MutateRequest()
+    report: ReportRequest = ReportRequest()
 
 
 def _get(args, name, default=None):
@@ -171,6 +189,9 @@ def from_args(args) -> Request:
         raise BadInput("--by-coverage chooses each mutant's tests itself: give no -k selection")
     if kernel.jobs < 1:
         raise BadInput(f"--jobs must be at least 1, got {kernel.jobs}")
+    report = ReportRequest(_get(args, "baseline"), _get(args, "kcidb"),
+                           _get(args, "kcidb_origin", "rwp"))
     source.check()
     run.check()
-    return Request(source, kernel, run, bis, mut)
+    report.check()
+    return Request(source, kernel, run, bis, mut, report)

@@ -39,6 +39,20 @@ class Series:
     repo: Path | None = None           # git-range: the repository
     base: str = ""                     # git-range: commit hashes of its ends
     tip: str = ""
+    # The Message-Id of the mail that introduced the series (its cover letter,
+    # else its first patch): KCIDB's checkout message_id.
+    message_id: str = ""
+
+    def patch_sha256(self) -> list[str]:
+        """Each patch's sha256, in the order applied (mbox: each patch mail)."""
+        blobs = self.mails if self.kind == "mbox" else [f.read_bytes() for f in self.files]
+        return [hashlib.sha256(b).hexdigest() for b in blobs]
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "digest": self.digest, "files": [str(f) for f in self.files],
+                "patch_sha256": self.patch_sha256() if self.kind != "git-range" else [],
+                "message_id": self.message_id, "base": self.base, "tip": self.tip,
+                "describe": self.describe()}
 
     def describe(self) -> str:
         if self.kind == "git-range":
@@ -73,17 +87,20 @@ def _quilt_order(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.patch"))
 
 
-def _split_mbox(path: Path) -> tuple[list[bytes], list[str]]:
-    """The mails that carry a diff, each with its From_ line; subjects of the others."""
+def _split_mbox(path: Path) -> tuple[list[bytes], list[str], str]:
+    """The mails that carry a diff, each with its From_ line; subjects of the
+    others; the first mail's Message-Id."""
     box = mailbox.mbox(str(path), create=False)
-    kept, skipped = [], []
+    kept, skipped, first_id = [], [], ""
     for key in box.keys():
+        if not first_id:
+            first_id = str(box.get_message(key).get("Message-Id", "")).strip().strip("<>")
         raw = box.get_bytes(key)
         if _DIFF.search(raw):
             kept.append(f"From {box.get_message(key).get_from()}\n".encode() + raw)
         else:
             skipped.append(str(box.get_message(key).get("Subject", "?")))
-    return kept, skipped
+    return kept, skipped, first_id
 
 
 def _b4_output(directory: Path) -> Path | None:
@@ -96,7 +113,7 @@ def _b4_output(directory: Path) -> Path | None:
 
 def _load_mbox(path: Path) -> Series:
     try:
-        mails, skipped = _split_mbox(path)
+        mails, skipped, message_id = _split_mbox(path)
     except (UnicodeError, ValueError, LookupError, mailbox.Error) as e:
         raise BadInput(f"mbox {path} cannot be read as mail: {e}")
     if not mails:
@@ -104,7 +121,8 @@ def _load_mbox(path: Path) -> Series:
     h = hashlib.sha256()
     for m in mails:
         h.update(m)
-    return Series("mbox", (path,), h.hexdigest()[:16], tuple(mails), tuple(skipped))
+    return Series("mbox", (path,), h.hexdigest()[:16], tuple(mails), tuple(skipped),
+                  message_id=message_id)
 
 
 def _load_range(spec: str, repo: Path | None) -> Series:

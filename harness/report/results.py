@@ -35,6 +35,23 @@ def new_run_dir(base: Path | None = None) -> Path:
     return path
 
 
+def read_document(path: Path) -> dict:
+    """A saved run's results.json, given its run directory or the file."""
+    path = Path(path)
+    f = path / "results.json" if path.is_dir() else path
+    try:
+        doc = json.loads(f.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no results.json (not a run directory?)")
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(f"{f}: unreadable: {e}")
+    except ValueError as e:
+        raise BadInput(f"{f}: not JSON ({e})")
+    if not isinstance(doc, dict) or not isinstance(doc.get("tests"), list):
+        raise BadInput(f"{f}: not an rwp-harness results.json (no test list)")
+    return doc
+
+
 SAVE_EVERY_S = 1.0
 
 
@@ -118,7 +135,7 @@ class Run:
         c = self.counts()
         suite = ET.Element("testsuite", name="rwp-harness", tests=str(len(self.tests)),
                            failures=str(c["fail"] + c["flaky"]), errors=str(c["error"]),
-                           skipped=str(c["skip"]))
+                           skipped=str(c["skip"] + c["xfail"]))
         for t in self.tests:
             program, name = split_test_id(t.test_id)
             case = ET.SubElement(suite, "testcase", classname=program, name=name,
@@ -126,6 +143,9 @@ class Run:
             detail = "\n".join(t.diagnostics + [s.text for s in t.splats])
             if t.status == Status.SKIP:
                 ET.SubElement(case, "skipped", message=t.reason)
+            elif t.status == Status.XFAIL:
+                # pytest's convention: an expected failure is a skip of type xfail.
+                ET.SubElement(case, "skipped", type="xfail", message=t.reason)
             elif t.status == Status.ERROR:
                 ET.SubElement(case, "error", message=t.reason).text = detail
             elif t.status in (Status.FAIL, Status.FLAKY):
