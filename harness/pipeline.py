@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from harness import progress
 from harness.coverage import counters as counters_
 from harness.coverage import profile, report
 from harness.errors import BadInput, HarnessError
@@ -158,7 +159,10 @@ def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
     guest = session.guest
     try:
         with phase("boot", timings):
-            guest.console()
+            began = time.monotonic()
+            with progress.watch("boot", lambda: progress.Snapshot(
+                    int(time.monotonic() - began), None, "s")):
+                guest.console()
         out.manifest.update(accel=guest.machine.accel, vng=guest.machine.argv,
                             guest_cmdline=guest.machine.cmdline(),
                             guest_capabilities=guest.capabilities,
@@ -166,16 +170,12 @@ def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
                             test_timeout_effective=run.test_timeout * scale,
                             transport="shared" if guest.staged == session.staged else "push")
         with phase("tests", timings):
-            for prog in progs:
-                for res in session.results(prog, list(prog.subtests)):
-                    out.add(res)
-                    live_line(res)
-                    if run.exitfirst and res.failed:
-                        break
-                _guest_figures(out, guest)
-                if run.exitfirst and any(t.failed for t in out.tests):
-                    peer = False
-                    break
+            bar = progress.Progress("tests")
+            try:
+                _run_programs(run, session, progs, out, bar)
+            finally:
+                bar.close()
+            peer = peer and not (run.exitfirst and any(t.failed for t in out.tests))
             if peer:
                 for res in runner.run_peer(guest, session.allow):
                     out.add(res)
@@ -204,6 +204,24 @@ def _head_commit(src: source.KernelSource) -> str:
         return gittree.resolve(src.path, "HEAD")
     except HarnessError:
         return ""
+
+
+def _run_programs(run: RunRequest, session: "Session", progs, out: results.Run,
+                  bar: progress.Progress) -> None:
+    total = len(out.planned)
+    for prog in progs:
+        for res in session.results(prog, list(prog.subtests)):
+            out.add(res)
+            live_line(res)
+            c = out.counts()
+            bad = c["fail"] + c["error"] + c["flaky"]
+            bar.update(progress.Snapshot.of(len(out.tests), total, "tests",
+                                            f"{c['pass']} pass, {bad} fail"))
+            if run.exitfirst and res.failed:
+                break
+        _guest_figures(out, session.guest)
+        if run.exitfirst and any(t.failed for t in out.tests):
+            return
 
 
 def _guest_figures(out: results.Run, guest: Guest) -> None:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import progress
 from harness.errors import BadInput, InfraError
 from harness.tools import capture, require
 
@@ -108,10 +109,24 @@ class PrivateApt:
             return None
         return max(offered, key=functools.cmp_to_key(lambda a, b: compare_versions(a[0], b[0])))
 
+    def size(self, package: str, version: str) -> int | None:
+        """The .deb's size in bytes, from the index (None if it does not say)."""
+        res = capture(["apt-cache", *self.options(), "show", f"{package}={version}"])
+        m = re.search(r"^Size: (\d+)$", res.stdout, re.M)
+        return int(m.group(1)) if m else None
+
     def download(self, package: str, version: str, dest: Path) -> Path:
         dest.mkdir(parents=True, exist_ok=True)
-        res = capture(["apt-get", *self.options(), "-q", "download", f"{package}={version}"],
-                      cwd=dest)
+        total = self.size(package, version)
+
+        def poll() -> progress.Snapshot:
+            # apt-get writes the .deb into dest (or partial/) as it arrives.
+            got = sum(p.stat().st_size for p in [*dest.glob(f"{package}_*"),
+                                                  *dest.glob(f"partial/{package}_*")])
+            return progress.Snapshot.of(got >> 20, total >> 20 if total else None, "MiB")
+        with progress.watch("fetch", poll):
+            res = capture(["apt-get", *self.options(), "-q", "download",
+                           f"{package}={version}"], cwd=dest)
         if res.returncode != 0:
             raise InfraError(f"apt-get download {package}={version} failed: "
                              + _last_line(res.stderr or res.stdout))

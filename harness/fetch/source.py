@@ -11,10 +11,11 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness import cache
+from harness import cache, progress
 from harness.errors import BadInput, InfraError
 from harness.fetch.apt import MirrorUnreachable, PrivateApt, source_package
 from harness.tools import require, run_group
@@ -82,7 +83,11 @@ def _unpack_tarball(tarball: Path, dest: Path) -> Path:
     require("tar")
     tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
     try:
-        res = run_group(["tar", "-xf", str(tarball), "-C", str(tmp)])
+        began = time.monotonic()
+        # tar says nothing as it goes: the line shows that it is going.
+        with progress.watch("unpack", lambda: progress.Snapshot(
+                int(time.monotonic() - began), None, "s")):
+            res = run_group(["tar", "-xf", str(tarball), "-C", str(tmp)])
         if res.returncode != 0:
             first = (res.stderr.strip().splitlines() or ["unknown error"])[0]
             raise BadInput(f"cannot unpack {tarball}: {first}")
