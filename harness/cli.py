@@ -78,6 +78,16 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                         "(mm/userfaultfd.o,mm/memory.o,...; implies --coverage)")
 
 
+def _add_image_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("prebuilt kernel")
+    g.add_argument("--kernel-image", metavar="debian|PATH",
+                   help="run a kernel as shipped instead of building one: 'debian' for "
+                        "Debian's image of the source version (linux-image, its modules "
+                        "and linux-libc-dev), or your bzImage/vmlinuz")
+    g.add_argument("--kernel-modules", type=Path, metavar="DIR",
+                   help="the modules directory (lib/modules/RELEASE) of --kernel-image PATH")
+
+
 def _add_vm_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("virtual machine")
     g.add_argument("--cpus", type=int, default=2, help="guest CPUs (default: %(default)s)")
@@ -243,9 +253,12 @@ def cmd_run(args, req: Request, timings) -> int:
         return _list(req)
     pipeline.check_inputs(req.run)
     baseline = _baseline(req)
-    breq = pipeline.build_request(req.source, req.kernel, timings)
-    return _finish(req, pipeline.run_tests(req.run, breq, pipeline.finished_build(breq), timings),
-                   baseline)
+    if req.kernel.image:
+        breq, bres = pipeline.prebuilt(req.source, req.kernel, timings)
+    else:
+        breq = pipeline.build_request(req.source, req.kernel, timings)
+        bres = pipeline.finished_build(breq)
+    return _finish(req, pipeline.run_tests(req.run, breq, bres, timings), baseline)
 
 
 def cmd_check(args, req: Request, timings) -> int:
@@ -253,8 +266,11 @@ def cmd_check(args, req: Request, timings) -> int:
         return _list(req)
     pipeline.check_inputs(req.run)
     baseline = _baseline(req)
-    breq = pipeline.build_request(req.source, req.kernel, timings)
-    bres = pipeline.do_build(breq, timings)
+    if req.kernel.image:
+        breq, bres = pipeline.prebuilt(req.source, req.kernel, timings)
+    else:
+        breq = pipeline.build_request(req.source, req.kernel, timings)
+        bres = pipeline.do_build(breq, timings)
     run = pipeline.run_tests(req.run, breq, bres, timings)
     print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()), file=sys.stderr)
     return _finish(req, run, baseline)
@@ -414,7 +430,7 @@ def cmd_coverage(args, req: Request, timings) -> int:
 
 # name: (function, help, option groups)
 _FULL = (_add_source_args, _add_config_args, _add_vm_args, _add_run_args)
-_RUN = (*_FULL, _add_report_args)
+_RUN = (*_FULL, _add_image_args, _add_report_args)
 SUBCOMMANDS = {
     "fetch": (cmd_fetch, "get the kernel source and apply --patches", (_add_source_args,)),
     "config": (cmd_config, "write and check the .config in the build directory",

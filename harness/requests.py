@@ -60,6 +60,10 @@ class KernelRequest:
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     # --coverage: the objects that get gcov counters; empty for a normal build.
     coverage_objects: tuple[str, ...] = ()
+    # --kernel-image: "debian" (the distro's image of the source version) or a
+    # path to the user's image; the kernel is then run as it is, not built.
+    image: str | None = None
+    image_modules: Path | None = None
 
     @property
     def coverage(self) -> bool:
@@ -167,7 +171,14 @@ def from_args(args) -> Request:
         objects = profile.parse_objects(_get(args, "coverage_objects")) \
             if _get(args, "coverage_objects") else profile.DEFAULT_OBJECTS
     kernel = KernelRequest(tuple(_get(args, "profile", ())), tuple(_get(args, "fragment", ())),
-                           _get(args, "jobs", os.cpu_count() or 1), objects)
+                           _get(args, "jobs", os.cpu_count() or 1), objects,
+                           _get(args, "kernel_image"), _get(args, "kernel_modules"))
+    if kernel.image and (kernel.coverage or kernel.profiles or kernel.fragments
+                         or source.patches or source.kernel_src or source.kernel_tarball):
+        raise BadInput("--kernel-image runs a kernel as it was built: it takes no --patches, "
+                       "--kernel-src, --kernel-tarball, --profile, --fragment or --coverage")
+    if kernel.image_modules and not kernel.image:
+        raise BadInput("--kernel-modules goes with --kernel-image PATH")
     run = RunRequest(
         select=tuple(_get(args, "select", ())), suites=tuple(_get(args, "suite", DEFAULT_SUITES)),
         transport=_get(args, "transport", "auto"),

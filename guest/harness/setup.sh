@@ -16,6 +16,8 @@ fi
 mountpoint -q /sys/kernel/debug 2>/dev/null || mount -t debugfs none /sys/kernel/debug
 # Swap for the swap-out tests: the guest has no disk, so a zram device.
 if ! grep -q '^/dev/zram0 ' /proc/swaps 2>/dev/null; then
+	# A distro kernel (--kernel-image) builds zram as a module.
+	[ -e /sys/block/zram0 ] || modprobe zram 2>/dev/null
 	if [ -e /sys/block/zram0/disksize ]; then
 		echo 512M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null &&
 			swapon /dev/zram0 || { echo "setup: zram swap failed"; fail=1; }

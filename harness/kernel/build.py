@@ -12,6 +12,7 @@ from harness import cache, progress
 from harness.errors import BuildError, ConfigError
 from harness.coverage import profile
 from harness.fetch.patches import Series
+from harness.fetch.prebuilt import Prebuilt
 from harness.fetch.source import KernelSource
 from harness.kernel import kconfig
 from harness.tools import log_tail, require, run_logged
@@ -35,6 +36,8 @@ class BuildRequest:
     gcov_objects: tuple[str, ...] = ()
     # The series applied in tree, for diff coverage (its identity is series_hash).
     series: Series | None = field(default=None, compare=False)
+    # --kernel-image: the kernel is run as shipped; nothing is configured or built.
+    prebuilt: "Prebuilt | None" = field(default=None, compare=False)
 
     def requested_config(self) -> kconfig.Kconfig:
         return kconfig.requested(list(self.profiles), list(self.fragments))
@@ -57,6 +60,7 @@ class BuildResult:
     log: Path
     kernel_release: str
     rebuilt: bool
+    boot_args: tuple[str, ...] = ()     # what this kernel needs on its command line
 
     def to_json(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
