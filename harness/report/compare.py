@@ -47,7 +47,8 @@ def load(path: Path) -> RunView:
     for t in doc["tests"]:
         tid = t["id"]
         view.statuses[tid] = t["status"]
-        view.reasons[tid] = t.get("reason", "")
+        # A failed check's message is its first diagnostic when it gave no reason.
+        view.reasons[tid] = t.get("reason") or next(iter(t.get("diagnostics") or []), "")
         view.durations[tid] = float(t.get("duration") or 0.0)
         view.splats[tid] = [s["title"] for s in t.get("splats", [])]
     view.manifest = _flat_manifest(doc.get("manifest") or {})
@@ -182,10 +183,17 @@ def compare(base: RunView, new: RunView, ratio: float = 2.0, min_seconds: float 
     return c
 
 
+# Rows shown per section; the rest are counted (a stopped run vanishes hundreds).
+SECTION_ROWS = 25
+
+
 def _section(title: str, rows: list[Change], fmt) -> list[str]:
     if not rows:
         return []
-    return [f"{title} ({len(rows)}):", *(f"  {fmt(r)}" for r in rows)]
+    shown = [f"  {fmt(r)}" for r in rows[:SECTION_ROWS]]
+    more = [f"  ... and {len(rows) - SECTION_ROWS} more (--json lists all)"] \
+        if len(rows) > SECTION_ROWS else []
+    return [f"{title} ({len(rows)}):", *shown, *more]
 
 
 def text(c: Comparison) -> str:
