@@ -260,15 +260,21 @@ def _run_programs(run: RunRequest, session: "Session", progs, out: results.Run,
                 subtests.append(sub)
             else:
                 out.add(TestResult(tid, Status.SKIP, reason=reason))
-        for res in session.results(prog, subtests) if subtests else ():
-            out.add(res)
-            live_line(res)
-            c = out.counts()
-            bad = c["fail"] + c["error"] + c["flaky"]
-            bar.update(progress.Snapshot.of(len(out.tests), total, "tests",
-                                            f"{c['pass']} pass, {bad} fail"))
-            if run.exitfirst and res.failed:
-                break
+        try:
+            for res in session.results(prog, subtests) if subtests else ():
+                out.add(res)
+                live_line(res)
+                c = out.counts()
+                bad = c["fail"] + c["error"] + c["flaky"]
+                bar.update(progress.Snapshot.of(len(out.tests), total, "tests",
+                                                f"{c['pass']} pass, {bad} fail"))
+                if run.exitfirst and res.failed:
+                    break
+        except batch.BatchInterrupted as e:
+            for res in e.results:
+                out.add(res)
+                live_line(res)
+            raise KeyboardInterrupt from None
         _guest_figures(out, session.guest)
         if run.exitfirst and any(t.failed for t in out.tests):
             return

@@ -28,6 +28,7 @@ from harness.errors import HarnessError
 from harness.parse.verdicts import Status, TestResult, test_id
 from harness.requests import TEST_TIMEOUT_S, KernelRequest, Request, RunRequest, SourceRequest
 from harness.run import guestprogs
+from harness.run.batch import BatchInterrupted
 
 _SESSION = pytest.StashKey["GuestSession"]()
 # Small enough that -n 2 can balance the groups, large enough that a group's
@@ -152,8 +153,12 @@ class GuestSession:
             members = [i.subtest for i in item.session.items
                        if isinstance(i, GuestItem) and i.group == item.group]
             session = self.booted()
-            for res in session.results(item.program, members or [item.subtest]):
-                self.results[res.test_id] = res
+            try:
+                for res in session.results(item.program, members or [item.subtest]):
+                    self.results[res.test_id] = res
+            except BatchInterrupted as e:
+                self.results.update((r.test_id, r) for r in e.results)
+                raise KeyboardInterrupt from None
         return self.results.pop(tid)
 
     def _coverage_dir(self) -> Path:

@@ -281,8 +281,35 @@ def test_an_interrupted_batch_keeps_what_the_program_reported():
             return super().run(command, timeout, progress, idle)
     guest = FakeGuest(Interrupting(OUT, KMSG))
     got = []
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(batch.BatchInterrupted) as e:
         for r in batch.run_program(guest, PROG, SUBS, lambda s: 20.0, splats.Allowlist()):
             got.append(r)
-    assert [r.test_id.split("::")[1] for r in got] == SUBS[:3]
-    assert all("interrupted" in r.diagnostics[-1] for r in got)
+    assert got == []            # carried by the interrupt, which no consumer can drop
+    assert [r.test_id.split("::")[1] for r in e.value.results] == SUBS[:3]
+    assert all("interrupted" in r.diagnostics[-1] for r in e.value.results)
+
+
+def test_an_interrupt_survives_a_run_that_stops_at_its_first_failure(tmp_path):
+    """--exitfirst breaks out of the results at a failure: an interrupt that
+    came with that failure must still end the run (mutate once went on to the
+    next mutant after a SIGTERM)."""
+    from harness import pipeline, progress
+    from harness.parse.verdicts import Status, TestResult
+    from harness.report import results
+    from harness.requests import RunRequest
+
+    class Session:
+        guest = None
+
+        def results(self, prog, subs):
+            raise batch.BatchInterrupted([TestResult("c/p::a", Status.PASS),
+                                          TestResult("c/p::b", Status.FAIL)])
+            yield       # a generator, as the real one
+
+    prog = GuestProgram("c/p", "c", PROG.source, ("a", "b", "c"), (), ("a", "b", "c"))
+    out = results.Run(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline._run_programs(RunRequest(exitfirst=True), Session(), [prog], out,
+                               progress.Progress("tests", live=False), [])
+    assert [(t.test_id, t.status) for t in out.tests] == [("c/p::a", Status.PASS),
+                                                          ("c/p::b", Status.FAIL)]

@@ -48,7 +48,11 @@ class BatchOutcome:
 
 
 class BatchInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a batch, with the results its program had reported."""
+    """Ctrl-C during a batch, with the results its program had reported.
+
+    Raised, not yielded before a raise: a consumer that stops at a failed
+    result (--exitfirst) closes the generator, and an interrupt raised after
+    the yields would be lost with it; the run would go on."""
 
     def __init__(self, results: list[TestResult]):
         super().__init__()
@@ -171,8 +175,13 @@ def run_program(guest: Guest, prog: GuestProgram, subs: list[str],
     interrupted run keeps it; with repeat, each test's runs are combined as in
     runner.run_test, at the end."""
     if repeat == 1:
-        for r in _one_round(guest, prog, subs, timeout_of, allow, one_by_one, default_deadline):
-            yield _with_call_sites(guest, prog, r)
+        try:
+            for r in _one_round(guest, prog, subs, timeout_of, allow, one_by_one,
+                                default_deadline):
+                yield _with_call_sites(guest, prog, r)
+        except BatchInterrupted as e:
+            e.results = [_with_call_sites(guest, prog, r) for r in e.results]
+            raise
         return
     runs: dict[str, list[TestResult]] = {s: [] for s in subs}
     for _ in range(repeat):
@@ -210,9 +219,8 @@ def _one_round(guest: Guest, prog: GuestProgram, subs: list[str],
         try:
             batch = run_batch(guest, prog, part, timeout_of, allow, name_them=not whole,
                               default_deadline=default_deadline)
-        except BatchInterrupted as e:
-            yield from e.results
-            raise KeyboardInterrupt
+        except BatchInterrupted:
+            raise
         guest.guest_seconds += batch.guest_seconds
         if batch.rerun:
             print(f"[run] {prog.name}: {batch.why}; running {len(batch.rerun)} test(s) "
