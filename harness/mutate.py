@@ -189,6 +189,21 @@ def _checkout(req: Request, repo: Path, base_default: str, src: Path) -> tuple[s
     return base, digest
 
 
+def _same_programs(run: Path) -> None:
+    """--by-coverage skips a mutant no program executed: only sound when the
+    coverage run ran the programs this one runs (a test added since may
+    execute the line)."""
+    try:
+        made = results.read_document(run).get("manifest", {}).get("guest_programs", "")
+    except BadInput:
+        made = ""
+    now = guestprogs.sources_digest()
+    if made != now:
+        raise BadInput(f"--by-coverage: the coverage run {run} ran guest programs "
+                       f"{made or '(not recorded)'}, these are {now}; run a coverage run "
+                       "of these programs first")
+
+
 class CoverageRun:
     """What a coverage run of the same tree (--coverage-run) says of a
     mutant's lines. gcov may know none of them (a comment, or a statement the
@@ -196,6 +211,8 @@ class CoverageRun:
 
     def __init__(self, run: Path, by_program: bool = False):
         self.total, _ = coverage_report.load(run)
+        if by_program:
+            _same_programs(run)
         self.programs, self.partial = (coverage_report.load_programs(run) if by_program
                                        else ({}, set()))
 

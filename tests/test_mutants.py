@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness import mutate
+from harness.run import guestprogs
 from harness.errors import BadInput
 from harness.mutants import catalog, operators
 from harness.parse.verdicts import Status, TestResult
@@ -264,7 +265,17 @@ def _coverage_run(tmp_path) -> Path:
     (cov / "coverage.json").write_text(json.dumps(
         {"programs": {"c/p": "c-p.info", "c/q": "c-q.info", "c/r": "c-r.info"},
          "partial": ["c/r"]}))
+    (tmp_path / "run" / "results.json").write_text(json.dumps(
+        {"tests": [], "manifest": {"guest_programs": guestprogs.sources_digest()}}))
     return tmp_path / "run"
+
+
+def test_by_coverage_refuses_a_coverage_run_of_other_guest_programs(tmp_path, monkeypatch):
+    run = _coverage_run(tmp_path)
+    monkeypatch.setattr(mutate.guestprogs, "sources_digest", lambda: "changed")
+    with pytest.raises(mutate.BadInput, match="ran guest programs .* these are changed"):
+        mutate.CoverageRun(run, by_program=True)
+    mutate.CoverageRun(run)         # --coverage-run alone only reports, and stands
 
 
 def test_executed_lines_from_a_coverage_run(tmp_path):
