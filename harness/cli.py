@@ -138,6 +138,10 @@ def _add_report_args(p: argparse.ArgumentParser) -> None:
                         "this one with at the end, as `rwp-harness compare` does")
     g.add_argument("--kcidb", type=Path, metavar="FILE",
                    help="also write the run as a KernelCI (KCIDB v5) JSON document")
+    _add_kcidb_origin(g)
+
+
+def _add_kcidb_origin(g) -> None:
     g.add_argument("--kcidb-origin", default="rwp", metavar="NAME",
                    help="the KCIDB origin, prefix of every object id (default: %(default)s)")
 
@@ -253,11 +257,7 @@ def cmd_run(args, req: Request, timings) -> int:
         return _list(req)
     pipeline.check_inputs(req.run)
     baseline = _baseline(req)
-    if req.kernel.image:
-        breq, bres = pipeline.prebuilt(req.source, req.kernel, timings)
-    else:
-        breq = pipeline.build_request(req.source, req.kernel, timings)
-        bres = pipeline.finished_build(breq)
+    breq, bres = pipeline.kernel(req.source, req.kernel, timings, build_it=False)
     return _finish(req, pipeline.run_tests(req.run, breq, bres, timings), baseline)
 
 
@@ -266,11 +266,7 @@ def cmd_check(args, req: Request, timings) -> int:
         return _list(req)
     pipeline.check_inputs(req.run)
     baseline = _baseline(req)
-    if req.kernel.image:
-        breq, bres = pipeline.prebuilt(req.source, req.kernel, timings)
-    else:
-        breq = pipeline.build_request(req.source, req.kernel, timings)
-        bres = pipeline.do_build(breq, timings)
+    breq, bres = pipeline.kernel(req.source, req.kernel, timings, build_it=True)
     run = pipeline.run_tests(req.run, breq, bres, timings)
     print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()), file=sys.stderr)
     return _finish(req, run, baseline)
@@ -402,8 +398,7 @@ def _add_saved_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", type=Path, metavar="RUN", help="a run directory or its results.json")
     p.add_argument("--kcidb", type=Path, metavar="FILE", required=True,
                    help="write the run as a KernelCI (KCIDB v5) JSON document")
-    p.add_argument("--kcidb-origin", default="rwp", metavar="NAME",
-                   help="the KCIDB origin, prefix of every object id (default: %(default)s)")
+    _add_kcidb_origin(p)
 
 
 def cmd_coverage(args, req: Request, timings) -> int:

@@ -82,6 +82,16 @@ def prebuilt(src_req: SourceRequest, kernel: KernelRequest, timings: dict
     return breq, bres
 
 
+def kernel(src_req: SourceRequest, kernel: KernelRequest, timings: dict, build_it: bool
+           ) -> tuple[build.BuildRequest, build.BuildResult]:
+    """The kernel a run boots: a prebuilt one (--kernel-image), else the
+    build of the source, made now (build_it) or found finished."""
+    if kernel.image:
+        return prebuilt(src_req, kernel, timings)
+    breq = build_request(src_req, kernel, timings)
+    return breq, do_build(breq, timings) if build_it else finished_build(breq)
+
+
 def config_skips(req: build.BuildRequest) -> list[tuple[str, str]]:
     """(test id substring, reason) for what a prebuilt kernel's own config
     lacks of the options the suite needs (kernel-config's needed-by marks):
@@ -202,9 +212,7 @@ def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
     guest = session.guest
     try:
         with phase("boot", timings):
-            began = time.monotonic()
-            with progress.watch("boot", lambda: progress.Snapshot(
-                    int(time.monotonic() - began), None, "s")):
+            with progress.elapsed("boot"):
                 guest.console()
         out.manifest.update(accel=guest.machine.accel, vng=guest.machine.argv,
                             guest_cmdline=guest.machine.cmdline(),

@@ -132,6 +132,14 @@ def watch(name: str, poll: Callable[[], Snapshot], stream: TextIO | None = None,
         bar.close()
 
 
+@contextmanager
+def elapsed(name: str, stream: TextIO | None = None, live: bool | None = None):
+    """The line of a phase that says nothing as it goes: only its time."""
+    began = time.monotonic()
+    with watch(name, lambda: Snapshot(int(time.monotonic() - began), None, "s"), stream, live):
+        yield
+
+
 class LogCounter:
     """Counts lines of a growing log that start with one of prefixes, from the
     offset it had when made (what one make invocation compiled)."""

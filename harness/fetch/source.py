@@ -11,7 +11,6 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -83,10 +82,7 @@ def _unpack_tarball(tarball: Path, dest: Path) -> Path:
     require("tar")
     tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
     try:
-        began = time.monotonic()
-        # tar says nothing as it goes: the line shows that it is going.
-        with progress.watch("unpack", lambda: progress.Snapshot(
-                int(time.monotonic() - began), None, "s")):
+        with progress.elapsed("unpack"):
             res = run_group(["tar", "-xf", str(tarball), "-C", str(tmp)])
         if res.returncode != 0:
             first = (res.stderr.strip().splitlines() or ["unknown error"])[0]

@@ -56,7 +56,7 @@ def test_path(tid: str) -> str:
 def _checkout(m: dict, origin: str) -> dict:
     src, series = m.get("source") or {}, m.get("series") or {}
     c = {"id": f"{origin}:{_key(src.get('identity', ''), m.get('series_hash', ''))}",
-         "origin": origin, "tree_name": f"{src.get('origin', 'unknown')}",
+         "origin": origin, "tree_name": src.get("origin", "unknown"),
          "git_commit_name": src.get("identity") or src.get("version", ""),
          "valid": True,
          "misc": {"kernel_version": src.get("version", ""), "source": src.get("identity", "")}}

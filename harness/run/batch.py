@@ -216,11 +216,8 @@ def _one_round(guest: Guest, prog: GuestProgram, subs: list[str],
     # The whole program needs no names: one command however many tests.
     whole = prog.runs_all(subs)
     for part in [list(subs)] if whole else chunks(subs):
-        try:
-            batch = run_batch(guest, prog, part, timeout_of, allow, name_them=not whole,
-                              default_deadline=default_deadline)
-        except BatchInterrupted:
-            raise
+        batch = run_batch(guest, prog, part, timeout_of, allow, name_them=not whole,
+                          default_deadline=default_deadline)
         guest.guest_seconds += batch.guest_seconds
         if batch.rerun:
             print(f"[run] {prog.name}: {batch.why}; running {len(batch.rerun)} test(s) "

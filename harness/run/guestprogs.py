@@ -214,6 +214,12 @@ def _peer_sources(tree: Path | None) -> list[Path]:
     return paths if all(p.exists() for p in paths) else []
 
 
+def _own_sources(progs: list[GuestProgram]) -> list[Path]:
+    """What of guest/ a run of progs stages: their sources, the shared headers,
+    the files copied as they are."""
+    return [p.source for p in progs] + sorted((GUEST_DIR / "include").glob("*.h")) + _copied()
+
+
 def _copied() -> list[Path]:
     """The guest files copied as they are: Python programs and harness scripts."""
     return [p for d in (*ALL_SUITES, "harness") for p in sorted((GUEST_DIR / d).glob("*"))
@@ -225,9 +231,7 @@ def sources_digest() -> str:
     verdicts depend on besides the kernel, so that runs meant to differ only
     in the kernel (mutate's control and its mutants) can check it."""
     h = hashlib.sha256()
-    paths = ([p.source for p in discover(ALL_SUITES)] + sorted((GUEST_DIR / "include").glob("*.h"))
-             + _copied())
-    for p in sorted(set(paths)):
+    for p in sorted(set(_own_sources(discover(ALL_SUITES)))):
         h.update(str(p.relative_to(GUEST_DIR)).encode() + b"\0" + p.read_bytes())
     return h.hexdigest()[:12]
 
@@ -244,8 +248,7 @@ def stage(headers: Path, tree: Path | None = None,
     copied = _copied()
     peer = _peer_sources(tree)
     peer_headers = sorted((tree / PEER_DIR).glob("*.h")) if peer else []
-    sources = ([p.source for p in progs] + sorted((GUEST_DIR / "include").glob("*.h"))
-               + copied + peer + peer_headers)
+    sources = _own_sources(progs) + peer + peer_headers
     root = cache.subdir("guest") / _digest(sources, headers)
     with cache.lock("stage"):
         if cache.read_marker(root / ".complete") != "ok\n":

@@ -235,22 +235,24 @@ def kvm_works(req: VMRequest) -> bool:
     return _probe_kvm(req)[0]
 
 
-def choose_accel(req: VMRequest) -> str:
+def _accel(req: VMRequest) -> tuple[str, bool]:
+    """The accelerator, and whether it is TCG only because a KVM probe failed
+    in a way that may have been the kernel's fault."""
     if req.accel in ("kvm", "tcg"):
-        return req.accel
-    return "kvm" if kvm_works(req) else "tcg"
+        return req.accel, False
+    ok, clear = _probe_kvm(req)
+    return ("kvm" if ok else "tcg"), not clear
+
+
+def choose_accel(req: VMRequest) -> str:
+    return _accel(req)[0]
 
 
 def boot(req: VMRequest) -> VM:
     require("qemu-system-x86_64")
     if not req.bzimage.exists():
         raise InfraError(f"no kernel image at {req.bzimage}; run the build phase first")
-    unclear = False
-    if req.accel in ("kvm", "tcg"):
-        accel = req.accel
-    else:
-        ok, clear = _probe_kvm(req)
-        accel, unclear = ("kvm" if ok else "tcg"), not clear
+    accel, unclear = _accel(req)
     print(f"[boot] accelerator: {accel}", file=sys.stderr, flush=True)
     vm = _spawn(req, accel, req.boot_timeout)
     if unclear:
