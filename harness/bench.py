@@ -533,8 +533,7 @@ def run(args) -> Path:
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise BadInput(f"unknown bench rows {unknown}; known: {', '.join(ROWS)}")
-    out = results.new_run_dir(args.results_dir)
-    out = out.rename(out.with_name("bench-" + out.name))
+    out = results.new_run_dir(args.results_dir, "bench")
     doc = {"host": {"cpus": os.cpu_count()}, "rows": {}}
     for name in rows:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)

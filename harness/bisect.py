@@ -311,8 +311,7 @@ def step_source(src: Path, commit: str, origin: str) -> source.KernelSource:
 
 
 def output_dir(base: Path | None) -> Path:
-    out = results.new_run_dir(base)
-    return out.rename(out.with_name("bisect-" + out.name))
+    return results.new_run_dir(base, "bisect")
 
 
 # ---- a whole bisection ----

@@ -246,8 +246,7 @@ def _run(req, mutants, progress, executed, repo, base_default, src) -> tuple[Mut
         out = req.mutate.resume
         result = MutationRun.resumed(out, base)
     else:
-        out = results.new_run_dir(req.run.results_dir)
-        out = out.rename(out.with_name("mutate-" + out.name))
+        out = results.new_run_dir(req.run.results_dir, "mutate")
         result = MutationRun(base)
     origin = f"mutate {base[:12]}"
 

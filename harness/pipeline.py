@@ -192,17 +192,7 @@ def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
     out = results.Run(results.new_run_dir(run.results_dir))
     out.keep_build_artifacts(bres.log, bres.dotconfig)
     out.planned = [t for p in progs for t in p.test_ids()]
-    out.manifest.update(started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        source=req.source.to_json(), tree=str(req.tree),
-                        series_hash=req.series_hash,
-                        series=req.series.to_json() if req.series else None,
-                        guest_programs=guestprogs.sources_digest(),
-                        source_commit=_head_commit(req.source),
-                        profiles=list(req.profiles), kernel_release=bres.kernel_release,
-                        config_requested="" if req.prebuilt else req.requested_config().digest(),
-                        config_sha256=_sha256(bres.dotconfig), build_dir=str(bres.build_dir),
-                        timings=timings, host=hostinfo.describe(), repeat=run.repeat,
-                        test_timeout=run.test_timeout)
+    out.manifest.update(run_manifest(run, req, bres, timings))
     print(f"[run] results in {out.path}", file=sys.stderr)
     with phase("stage", timings):
         peer = guestprogs.PEER_SUITE in run.suites
@@ -214,12 +204,7 @@ def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
         with phase("boot", timings):
             with progress.elapsed("boot"):
                 guest.console()
-        out.manifest.update(accel=guest.machine.accel, vng=guest.machine.argv,
-                            guest_cmdline=guest.machine.cmdline(),
-                            guest_capabilities=guest.capabilities,
-                            deadline_scale=(scale := session.deadline_scale()),
-                            test_timeout_effective=run.test_timeout * scale,
-                            transport="shared" if guest.staged == session.staged else "push")
+        out.manifest.update(guest_manifest(session))
         with phase("tests", timings):
             bar = progress.Progress("tests")
             try:
@@ -234,13 +219,39 @@ def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
         out.complete = True
     finally:
         session.close(now=not out.complete)
-        _guest_figures(out, guest)
+        guest_figures(out, guest)
         out.save()
     if counters is not None:
         with phase("coverage", timings):
             out.manifest["coverage"] = report.write(out.path / "coverage", counters, req, bres)
         out.save()
     return out
+
+
+def run_manifest(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
+                 timings: dict) -> dict:
+    """What a run directory records of its kernel and request before the guest
+    boots (the CLI's runs and the pytest view's alike)."""
+    return dict(started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                source=req.source.to_json(), tree=str(req.tree),
+                series_hash=req.series_hash,
+                series=req.series.to_json() if req.series else None,
+                guest_programs=guestprogs.sources_digest(),
+                source_commit=_head_commit(req.source),
+                profiles=list(req.profiles), kernel_release=bres.kernel_release,
+                config_requested="" if req.prebuilt else req.requested_config().digest(),
+                config_sha256=_sha256(bres.dotconfig), build_dir=str(bres.build_dir),
+                timings=timings, host=hostinfo.describe(), repeat=run.repeat,
+                test_timeout=run.test_timeout)
+
+
+def guest_manifest(session: "Session") -> dict:
+    """What a run directory records of the booted guest."""
+    guest, scale = session.guest, session.deadline_scale()
+    return dict(accel=guest.machine.accel, vng=guest.machine.argv,
+                guest_cmdline=guest.machine.cmdline(), guest_capabilities=guest.capabilities,
+                deadline_scale=scale, test_timeout_effective=session.run.test_timeout * scale,
+                transport="shared" if guest.staged == session.staged else "push")
 
 
 def _head_commit(src: source.KernelSource) -> str:
@@ -284,12 +295,12 @@ def _run_programs(run: RunRequest, session: "Session", progs, out: results.Run,
                 out.add(res)
                 live_line(res)
             raise KeyboardInterrupt from None
-        _guest_figures(out, session.guest)
+        guest_figures(out, session.guest)
         if run.exitfirst and any(t.failed for t in out.tests):
             return
 
 
-def _guest_figures(out: results.Run, guest: Guest) -> None:
+def guest_figures(out: results.Run, guest: Guest) -> None:
     out.manifest.update(reboots=guest.reboots, boot_seconds=guest.boot_seconds,
                         guest_seconds=round(guest.guest_seconds, 2),
                         quiet_vm_deaths=guest.quiet_deaths)

@@ -14,6 +14,13 @@ others report the results it left. Each group is an xdist_group, and under
 -n this plugin makes --dist loadgroup the default, so a group stays on one
 worker while the groups are shared out. (With an explicit --dist load the
 results stay right, but a group may run on both workers.)
+
+Each session (each xdist worker) also writes a run directory as `rwp-harness
+run` does, rwp-results/pytest-<time>-<id>/ (results.json, junit.xml, KTAP,
+console log, manifest), so `rwp-harness compare` and `report --kcidb` read
+the pytest view's runs too, and --rwp-kcidb FILE writes the KCIDB document at
+the end. A worker is given only some of the items, so a worker's run plans
+only the items it ran: its not-run list stays empty.
 """
 
 import os
@@ -25,7 +32,9 @@ from harness import pipeline
 from harness.coverage import profile, report
 from harness.coverage.counters import Counters
 from harness.errors import HarnessError
+from harness.phases import phase
 from harness.parse.verdicts import Status, TestResult, test_id
+from harness.report import kcidb, results
 from harness.requests import TEST_TIMEOUT_S, KernelRequest, Request, RunRequest, SourceRequest
 from harness.run import guestprogs
 from harness.run.batch import BatchInterrupted
@@ -48,7 +57,14 @@ def pytest_addoption(parser):
                 help="run each item as its own guest command, not in batches")
     g.addoption("--rwp-coverage", action="store_true",
                 help="a gcov kernel; the RWP line coverage of the items run goes to "
-                     "rwp-results/pytest-coverage-WORKER/ (see --coverage)")
+                     "the run directory's coverage/ (see --coverage)")
+    g.addoption("--rwp-results-dir", type=Path, default=None, metavar="DIR",
+                help=f"parent of the run directory (default: ./{results.DEFAULT_RESULTS})")
+    g.addoption("--rwp-kcidb", type=Path, default=None, metavar="FILE",
+                help="write the run as a KCIDB v5 document at the end (under -n: "
+                     "FILE-gwK.json per worker)")
+    g.addoption("--rwp-kcidb-origin", default="rwp", metavar="NAME",
+                help="origin prefix of every KCIDB id (default: rwp)")
     g.addoption("--rwp-test-timeout", type=float, default=None,
                 help=f"deadline per test unless the test sets its own (default: "
                      f"{TEST_TIMEOUT_S:g}, multiplied by the guest's measured slowdown)")
@@ -82,6 +98,18 @@ def pytest_unconfigure(config):
         session.close()
 
 
+def pytest_collection_finish(session):
+    # An xdist worker collects every item but runs only those it is given.
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        session.config.stash[_SESSION].planned = [
+            test_id(i.program.name, i.subtest) for i in session.items if isinstance(i, GuestItem)]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        session.config.stash[_SESSION].interrupted = True
+
+
 def pytest_collect_file(file_path: Path, parent):
     guest = guestprogs.GUEST_DIR
     if file_path.parent.parent == guest and file_path.parent.name in ("c", "py"):
@@ -103,6 +131,10 @@ class GuestSession:
         self.counters: Counters | None = None
         self.error: str | None = None
         self.results: dict[str, TestResult] = {}
+        self.timings: dict = {}
+        self.out: results.Run | None = None
+        self.planned: list[str] = []       # known without xdist only
+        self.interrupted = False
 
     def request(self) -> Request:
         opt = self.config.getoption
@@ -122,8 +154,8 @@ class GuestSession:
         """The kernel the items run on, built (or found in the cache) once."""
         if self.build_result is None:
             req = self.request()
-            self.build_request = pipeline.build_request(req.source, req.kernel, {})
-            self.build_result = pipeline.do_build(self.build_request, {})
+            self.build_request = pipeline.build_request(req.source, req.kernel, self.timings)
+            self.build_result = pipeline.do_build(self.build_request, self.timings)
         return self.build_result
 
     def booted(self) -> pipeline.Session:
@@ -134,12 +166,21 @@ class GuestSession:
             if self.session is None:
                 req = self.request()
                 bres = self.kernel()
-                worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-                out = Path(self.config.rootpath) / "rwp-results"
+                base = self.config.getoption("--rwp-results-dir") or \
+                    Path(self.config.rootpath) / results.DEFAULT_RESULTS
+                self.out = out = results.Run(results.new_run_dir(base, "pytest"))
+                out.keep_build_artifacts(bres.log, bres.dotconfig)
+                out.planned = list(self.planned)
+                out.manifest.update(pipeline.run_manifest(req.run, self.build_request, bres,
+                                                          self.timings),
+                                    pytest_worker=_worker())
                 if req.kernel.coverage:
-                    self.counters = Counters(self._coverage_dir() / "counters")
-                self.session = pipeline.Session(req.run, bres, out / f"pytest-console-{worker}.log",
+                    self.counters = Counters(out.path / "coverage" / "counters")
+                self.session = pipeline.Session(req.run, bres, out.console_log,
                                                 counters=self.counters)
+                with phase("boot", self.timings):
+                    self.session.guest.console()
+                out.manifest.update(pipeline.guest_manifest(self.session))
             self.session.guest.console()
         except HarnessError as e:
             self.error = f"{type(e).__name__}: {e}"
@@ -156,24 +197,44 @@ class GuestSession:
             try:
                 for res in session.results(item.program, members or [item.subtest]):
                     self.results[res.test_id] = res
+                    self.out.add(res)
             except BatchInterrupted as e:
                 self.results.update((r.test_id, r) for r in e.results)
+                for r in e.results:
+                    self.out.add(r)
+                self.interrupted = True
                 raise KeyboardInterrupt from None
         return self.results.pop(tid)
 
-    def _coverage_dir(self) -> Path:
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        return Path(self.config.rootpath) / "rwp-results" / f"pytest-coverage-{worker}"
-
     def close(self) -> None:
         if self.session is not None:
-            self.session.close()
+            self.session.close(now=self.interrupted)
+        out = self.out
+        if out is None:
+            return
+        out.complete = not self.interrupted
+        pipeline.guest_figures(out, self.session.guest)
+        out.manifest["timings"] = self.timings
+        out.save()
         if self.counters is not None and self.counters.dumps:
             try:
-                report.write(self._coverage_dir(), self.counters, self.build_request,
-                             self.build_result)
+                out.manifest["coverage"] = report.write(out.path / "coverage", self.counters,
+                                                        self.build_request, self.build_result)
+                out.save()
             except HarnessError as e:
                 print(f"rwp-harness: coverage: {e}")
+        dest = self.config.getoption("--rwp-kcidb")
+        if dest is not None:
+            if _worker() != "main":
+                dest = dest.with_name(f"{dest.stem}-{_worker()}{dest.suffix}")
+            try:
+                kcidb.write(out.path, dest, self.config.getoption("--rwp-kcidb-origin"))
+            except HarnessError as e:
+                print(f"rwp-harness: KCIDB: {e}")
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 def _cpus_per_vm() -> int:

@@ -22,9 +22,12 @@ from harness.parse.verdicts import Status, TestResult, capped, split_test_id
 DEFAULT_RESULTS = "rwp-results"
 
 
-def new_run_dir(base: Path | None = None) -> Path:
+def new_run_dir(base: Path | None = None, kind: str = "") -> Path:
+    """A new directory under base named for the time: <kind>-<date>-<time>-<id>
+    (bench, bisect, mutate, pytest; a plain run has no kind)."""
     base = Path(base or os.environ.get("RWP_HARNESS_RESULTS") or DEFAULT_RESULTS)
-    name = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    name = (f"{kind}-" if kind else "") + time.strftime("%Y%m%d-%H%M%S") + "-" + \
+        secrets.token_hex(3)
     path = base.expanduser().resolve() / name
     try:
         path.mkdir(parents=True, exist_ok=False)
