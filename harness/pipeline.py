@@ -242,7 +242,7 @@ def run_manifest(run: RunRequest, req: build.BuildRequest, bres: build.BuildResu
                 config_requested="" if req.prebuilt else req.requested_config().digest(),
                 config_sha256=_sha256(bres.dotconfig), build_dir=str(bres.build_dir),
                 timings=timings, host=hostinfo.describe(), repeat=run.repeat,
-                test_timeout=run.test_timeout)
+                test_timeout=run.test_timeout, select=list(run.select), suites=list(run.suites))
 
 
 def guest_manifest(session: "Session") -> dict:

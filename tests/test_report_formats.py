@@ -111,6 +111,24 @@ def test_compare_lists_each_kind_of_change():
     assert c.regressed and not c.incomplete
 
 
+def test_tests_outside_a_selected_runs_selection_did_not_vanish(tmp_path):
+    """A mutant's or bisect step's run selects a few programs: the rest of
+    the baseline was not asked for, and a test the selection names but the run
+    lost still vanished."""
+    new = _doc("base.json")
+    new["manifest"]["select"] = ["c/rwp_basic::"]
+    new["tests"] = [t for t in new["tests"] if t["id"].startswith("c/rwp_basic::")
+                    and t["id"] != "c/rwp_basic::sync_write_fault"]
+    c = compare.compare(compare.load(DATA / "base.json"),
+                        compare.load(_run_dir(tmp_path, "sel", new)))
+    assert [r.test for r in c.vanished] == ["c/rwp_basic::sync_write_fault"]
+    outside = [t["id"] for t in _doc("base.json")["tests"]
+               if not t["id"].startswith("c/rwp_basic::")]
+    assert outside and c.unselected == len(outside)
+    assert ("select", "", "c/rwp_basic::") in [(r.test, r.before, r.after) for r in c.manifest]
+    assert f"{len(outside)} outside the new run's selection" in compare.text(c)
+
+
 def test_compare_exit_statuses(tmp_path):
     base, new = str(DATA / "base.json"), str(DATA / "new.json")
     res = rwp("compare", base, new)

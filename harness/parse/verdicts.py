@@ -36,6 +36,12 @@ def split_test_id(tid: str) -> tuple[str, str]:
     return (program, sub) if sep else (tid, "")
 
 
+def selected_by(tid: str, patterns) -> bool:
+    """-k's rule: a test is selected when its id contains any pattern (no
+    patterns: every test)."""
+    return not patterns or any(p in tid for p in patterns)
+
+
 def capped(text: str, cap: int = OUTPUT_CAP) -> str:
     if len(text) <= cap:
         return text

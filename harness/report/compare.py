@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.errors import BadInput
-from harness.parse.verdicts import BAD, Status, test_id
+from harness.parse.verdicts import BAD, Status, selected_by, test_id
 from harness.report import results
 
 _BAD = {s.value for s in BAD}
@@ -35,6 +35,7 @@ class RunView:
     splats: dict[str, list[str]] = field(default_factory=dict)  # test id -> splat titles
     manifest: dict[str, str] = field(default_factory=dict)     # flattened, for differences
     not_run: list[str] = field(default_factory=list)
+    select: list[str] = field(default_factory=list)            # the run's -k patterns
 
 
 def load(path: Path) -> RunView:
@@ -52,11 +53,14 @@ def load(path: Path) -> RunView:
         view.durations[tid] = float(t.get("duration") or 0.0)
         view.splats[tid] = [s["title"] for s in t.get("splats", [])]
     view.manifest = _flat_manifest(doc.get("manifest") or {})
+    view.select = list((doc.get("manifest") or {}).get("select") or [])
     return view
 
 
 def _flat_manifest(m: dict) -> dict[str, str]:
     flat = {k: str(m[k]) for k in _MANIFEST_KEYS if m.get(k) not in (None, "")}
+    if m.get("select"):
+        flat["select"] = " ".join(m["select"])
     src = m.get("source") or {}
     if src.get("identity"):
         flat["source"] = str(src["identity"])
@@ -130,6 +134,7 @@ class Comparison:
     vanished: list[Change] = field(default_factory=list)     # after = "" or "not run"
     new_splats: list[Change] = field(default_factory=list)   # after = the splat's title
     timings: list[Change] = field(default_factory=list)      # before/after in seconds
+    unselected: int = 0             # base tests outside the new run's -k selection
     manifest: list[Change] = field(default_factory=list)     # test = the manifest key
     not_run: list[str] = field(default_factory=list)
 
@@ -172,8 +177,12 @@ def compare(base: RunView, new: RunView, ratio: float = 2.0, min_seconds: float 
         if max(a, b) >= min_seconds and (min(a, b) == 0 or max(a, b) / min(a, b) > ratio):
             c.timings.append(Change(tid, f"{b:.2f}", f"{a:.2f}"))
     not_run = set(new.not_run)
+    # A test the new run's -k left out did not vanish: it was not asked for
+    # (a mutant's run, a bisect step's selection).
+    gone = [t for t in base.statuses if t not in new.statuses]
     c.vanished = [Change(t, base.statuses[t], "not run" if t in not_run else "")
-                  for t in base.statuses if t not in new.statuses]
+                  for t in gone if selected_by(t, new.select)]
+    c.unselected = len(gone) - len(c.vanished)
     # A JUnit file has no manifest: nothing to say of it.
     keys = set(base.manifest) | set(new.manifest) if base.manifest and new.manifest else set()
     for key in sorted(keys):
@@ -215,5 +224,6 @@ def text(c: Comparison) -> str:
     if c.incomplete:
         verdict += f"; the new run is incomplete ({len(c.not_run)} test(s) not run)"
     lines.append(f"{verdict}, {len(c.fixes)} fix(es), {len(c.added)} new, "
-                 f"{len(c.vanished)} vanished, {len(c.new_splats)} new splat(s)")
+                 f"{len(c.vanished)} vanished, {len(c.new_splats)} new splat(s)"
+                 + (f", {c.unselected} outside the new run's selection" if c.unselected else ""))
     return "\n".join(lines)

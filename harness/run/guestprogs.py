@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness import cache
 from harness.errors import BuildError
-from harness.parse.verdicts import test_id
+from harness.parse.verdicts import selected_by, test_id
 from harness.tools import require, run_group
 
 GUEST_DIR = Path(__file__).resolve().parents[2] / "guest"
@@ -161,8 +161,7 @@ def select(progs: list[GuestProgram], patterns: list[str]) -> list[GuestProgram]
         return progs
     chosen = []
     for p in progs:
-        subs = tuple(s for s in p.subtests
-                     if any(pat in test_id(p.name, s) for pat in patterns))
+        subs = tuple(s for s in p.subtests if selected_by(test_id(p.name, s), patterns))
         if subs:
             chosen.append(GuestProgram(p.name, p.lang, p.source, subs, p.timeouts, p.declared,
                                        p.records))
