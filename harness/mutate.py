@@ -92,6 +92,9 @@ class MutationRun:
     # The guest programs' digest the control ran: a mutant run with other
     # programs would be judged against tests the control never passed.
     programs: str = ""
+    # The requested kernel config's digest: the control of another config
+    # (a fragment edited between a run and its --resume) judges nothing.
+    config: str = ""
     mutants: list[MutantResult] = field(default_factory=list)
     stopped: str = ""
     interrupted: bool = False
@@ -116,7 +119,8 @@ class MutationRun:
         if doc.get("base") != base:
             raise BadInput(f"--resume {out}: it mutated {str(doc.get('base'))[:12]}, "
                            f"not {base[:12]}")
-        run = cls(base, doc["control"], doc.get("control_seconds", 0.0), doc.get("programs", ""))
+        run = cls(base, doc["control"], doc.get("control_seconds", 0.0), doc.get("programs", ""),
+                  doc.get("config", ""))
         if run.programs != guestprogs.sources_digest():
             run.control, run.programs = {}, ""
         for m in doc["mutants"]:
@@ -125,7 +129,8 @@ class MutationRun:
         return run
 
     def to_json(self) -> dict:
-        return {"base": self.base, "programs": self.programs, "control": self.control,
+        return {"base": self.base, "programs": self.programs, "config": self.config,
+                "control": self.control,
                 "control_seconds": round(self.control_seconds, 1),
                 "mutants": [m.to_json() for m in self.mutants],
                 "counts": {v.value: self.count(v) for v in Verdict},
@@ -255,9 +260,14 @@ def _run(req, mutants, progress, executed, repo, base_default, src) -> tuple[Mut
                                   req.kernel.profiles, req.kernel.fragments, req.kernel.jobs,
                                   build_root=bisect.build_dir(src))
 
+    config = breq().requested_config().digest()
+    if result.control and result.config != config:
+        progress(f"[mutate] the kernel config changed since the judged mutants' control "
+                 f"({result.config or 'not recorded'} -> {config}): running the control again")
+        result.control = {}
     try:
         if not result.control:
-            if result.mutants:
+            if result.mutants and result.programs != guestprogs.sources_digest():
                 progress("[mutate] the guest programs changed since the judged mutants' "
                          "control: running the control again")
             _control(req, breq(), out, result, progress)
@@ -298,6 +308,7 @@ def _control(req, breq, out: Path, result: MutationRun, progress) -> None:
         raise ControlFailed(f"the unmutated tree ({result.base[:12]}) does not pass: {why}")
     result.control = {t.test_id: t.status.value for t in run.tests}
     result.programs = programs
+    result.config = breq.requested_config().digest()
     progress(f"[mutate] control: {len(run.tests)} tests as expected in "
              f"{result.control_seconds:.0f}s")
 

@@ -24,7 +24,7 @@ from harness.phases import phase
 from harness.report import hostinfo, results
 from harness.requests import KernelRequest, RunRequest, SourceRequest
 from harness.run import batch, deadlines, guestprogs, runner
-from harness.run.guest import Guest
+from harness.run.guest import Guest, cpus_online
 from harness.vm import qemu
 
 
@@ -164,6 +164,15 @@ class Session:
         vmreq = vm_request(run, bres, console_log)
         self.guest = Guest(lambda: qemu.boot(vmreq), self.staged, run.transport)
 
+    def cpu_shortfall(self) -> str | None:
+        """Why the guest has fewer CPUs than asked for, if it has: its race tests
+        then interleave only at the scheduler's pace."""
+        online = cpus_online(self.guest.capabilities)
+        if online is None or online >= self.run.cpus:
+            return None
+        return (f"the guest has {online} CPU(s) online of the {self.run.cpus} asked for "
+                f"(a kernel without ACPI finds no other CPU): race tests run on one CPU")
+
     def deadline_scale(self) -> float:
         """How much longer than the default this guest's tests may take (run/deadlines.py);
         known once the guest has booted."""
@@ -205,6 +214,8 @@ def run_tests(run: RunRequest, req: build.BuildRequest, bres: build.BuildResult,
             with progress.elapsed("boot"):
                 guest.console()
         out.manifest.update(guest_manifest(session))
+        if (short := session.cpu_shortfall()):
+            print(f"[boot] warning: {short}", file=sys.stderr)
         with phase("tests", timings):
             bar = progress.Progress("tests")
             try:
@@ -249,6 +260,7 @@ def guest_manifest(session: "Session") -> dict:
     """What a run directory records of the booted guest."""
     guest, scale = session.guest, session.deadline_scale()
     return dict(accel=guest.machine.accel, vng=guest.machine.argv,
+                cpus_online=cpus_online(guest.capabilities),
                 guest_cmdline=guest.machine.cmdline(), guest_capabilities=guest.capabilities,
                 deadline_scale=scale, test_timeout_effective=session.run.test_timeout * scale,
                 transport="shared" if guest.staged == session.staged else "push")

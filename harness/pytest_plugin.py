@@ -181,6 +181,8 @@ class GuestSession:
                 with phase("boot", self.timings):
                     self.session.guest.console()
                 out.manifest.update(pipeline.guest_manifest(self.session))
+                if (short := self.session.cpu_shortfall()):
+                    print(f"rwp-harness: warning: {short}")
             self.session.guest.console()
         except HarnessError as e:
             self.error = f"{type(e).__name__}: {e}"

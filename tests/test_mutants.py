@@ -242,6 +242,26 @@ def test_guest_programs_changed_under_a_run_stop_it_and_a_resume_reruns_the_cont
     assert json.loads((out / "mutate.json").read_text())["programs"] == "bbb"
 
 
+def test_a_resume_with_another_kernel_config_reruns_the_control(fake_loop):
+    tree, req = fake_loop
+    ms = [_m("killed", "\treturn 0;", "\treturn 1;")]
+    result, out = mutate.run_mutations(req, ms, progress=lambda s: None)
+    doc = json.loads((out / "mutate.json").read_text())
+    assert doc["config"] and doc["config"] == result.config
+    doc["config"] = "0123456789ab"          # as if a fragment changed since
+    (out / "mutate.json").write_text(json.dumps(doc))
+    said = []
+    again = dataclasses.replace(req, mutate=dataclasses.replace(req.mutate, resume=out))
+    result, _ = mutate.run_mutations(again, ms, progress=said.append)
+    assert any("kernel config changed since the judged mutants' control (0123456789ab ->"
+               in line for line in said)
+    assert any(line.startswith("[mutate] control:") for line in said)
+    assert result.config != "0123456789ab"
+    said.clear()
+    mutate.run_mutations(again, ms, progress=said.append)      # same config: the control stands
+    assert not any("control" in line for line in said)
+
+
 def test_a_control_that_fails_stops_before_any_mutant(fake_loop):
     tree, req = fake_loop
     (tree / "mm/userfaultfd.c").write_text(SOURCE.replace("return 0;", "return 1;"))

@@ -52,6 +52,9 @@ class FakeSession:
             done.append(res)
             yield res
 
+    def cpu_shortfall(self):
+        return None
+
     def close(self, now=False):
         self.closed = "now" if now else "clean"
 

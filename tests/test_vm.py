@@ -9,7 +9,7 @@ from harness.kernel import kconfig
 from harness.parse import splats
 from harness.parse.verdicts import Status
 from harness.run import guestprogs, runner
-from harness.run.guest import PUSH_ROOT
+from harness.run.guest import PUSH_ROOT, cpus_online
 
 from helpers import harness_argv
 
@@ -34,6 +34,13 @@ def test_guest_capabilities_are_probed(guest_session):
     caps = guest_session.booted().guest.capabilities
     assert caps["kernel"] == guest_session.kernel().kernel_release
     assert int(caps["uffd_features"], 16) != 0 and "error" not in caps
+
+
+def test_the_guest_has_every_cpu_it_was_given(guest_session):
+    """Race tests need a second CPU: a kernel without ACPI found only the boot CPU."""
+    session = guest_session.booted()
+    assert cpus_online(session.guest.capabilities) == session.run.cpus == 2
+    assert session.cpu_shortfall() is None
 
 
 def test_programs_pushed_over_the_console_give_the_same_results(guest_session):

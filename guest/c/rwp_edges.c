@@ -110,48 +110,6 @@ static void blocked_with(int fd, struct accessor *a, __u64 flags, void *addr)
 	CHECK(!__atomic_load_n(&a->done, __ATOMIC_ACQUIRE), "the access finished while protected");
 }
 
-/* A thread that writes one byte and reports SIGSEGV instead of dying. */
-struct segv_writer {
-	pthread_t thread;
-	volatile char *addr;
-	volatile int done, segv;
-};
-
-static __thread sigjmp_buf segv_env;
-
-static void on_segv(int sig)
-{
-	siglongjmp(segv_env, sig);
-}
-
-static void *segv_writer_fn(void *arg)
-{
-	struct segv_writer *w = arg;
-
-	if (sigsetjmp(segv_env, 1) == 0)
-		*w->addr = 'z';
-	else
-		w->segv = 1;
-	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
-/* Writes 'z' at addr from another thread; 1 if it raised SIGSEGV, 0 if it succeeded. */
-static int write_segv(void *addr)
-{
-	struct sigaction sa = { .sa_handler = on_segv, .sa_flags = SA_NODEFER }, old;
-	struct segv_writer w = { .addr = addr };
-
-	CHECK(sigaction(SIGSEGV, &sa, &old) == 0, "sigaction");
-	errno = pthread_create(&w.thread, NULL, segv_writer_fn, &w);
-	CHECK(errno == 0, "pthread_create");
-	CHECK(WAIT_UNTIL(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE), RWP_WAIT_MS),
-	      "the write to %p blocked", addr);
-	pthread_join(w.thread, NULL);
-	sigaction(SIGSEGV, &old, NULL);
-	return w.segv;
-}
-
 /* ---- SCM_RIGHTS ---- */
 
 static void send_fd(int sock, int fd)

@@ -1329,6 +1329,86 @@ RWP_TEST(concurrent_protect_fault_resolve)
 	}
 }
 
+/*
+ * D18 helper: touches its unit once per round, r->delay spins after the
+ * monitor starts the round, and says whether the touch took a page fault.
+ */
+struct racer {
+	pthread_t thread;
+	volatile char *addr;
+	long go, done, stop;		/* rounds started and finished; 1: leave */
+	volatile long delay;		/* spins before the touch, set by the monitor */
+	volatile int last_faulted;
+	long faulted;			/* rounds whose touch faulted */
+};
+
+static void *racer_fn(void *arg)
+{
+	struct racer *r = arg;
+	long round = 0, before;
+
+	for (;;) {
+		/* Counted before the round starts: a syscall would delay the touch. */
+		before = thread_faults();
+		while (__atomic_load_n(&r->go, __ATOMIC_ACQUIRE) == round)
+			if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
+				return NULL;
+		round++;
+		for (volatile long spin = 0; spin < r->delay; spin++)
+			;
+		(void)*r->addr;
+		r->last_faulted = thread_faults() != before;
+		r->faulted += r->last_faulted;
+		__atomic_store_n(&r->done, round, __ATOMIC_RELEASE);
+	}
+}
+
+#define RACE_MS 3000
+#define RACE_ROUNDS 20000
+
+/*
+ * D18: a fault racing a waking resolve, with nobody reading the uffd: the
+ * faulting thread gets through whether the resolve's wake-up finds it queued
+ * or the re-check after it queued sees the resolved entry. The touch's delay
+ * follows the race (later after a touch that faulted, sooner after one that
+ * did not), so most rounds touch while the resolve is under way.
+ */
+RWP_TEST_MEM(fault_racing_resolve_needs_no_reader)
+{
+	int fd;
+	struct mem m = mem_rwp(type, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	struct racer r = { .addr = m.addr };
+	long long end = rwp_now_ns() + RACE_MS * 1000000LL;
+	long round, step;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP("one CPU online: the touch and the resolve would only take turns");
+	errno = pthread_create(&r.thread, NULL, racer_fn, &r);
+	CHECK(errno == 0, "pthread_create");
+	for (round = 1; round <= RACE_ROUNDS && rwp_now_ns() < end; round++) {
+		arm(fd, m.addr, m.unit);
+		__atomic_store_n(&r.go, round, __ATOMIC_RELEASE);
+		disarm(fd, m.addr, m.unit);
+		for (int spin = 0; spin < 100000 && __atomic_load_n(&r.done, __ATOMIC_ACQUIRE) != round;
+		     spin++)
+			;
+		CHECK(WAIT_UNTIL(__atomic_load_n(&r.done, __ATOMIC_ACQUIRE) == round, RWP_WAIT_MS),
+		      "round %ld: the touch is still blocked %d ms after the resolve that woke its "
+		      "range (%ld of %ld rounds faulted, delay %ld): a fault that queued after the "
+		      "wake-up sleeps on a resolved entry", round, RWP_WAIT_MS, r.faulted, round - 1,
+		      r.delay);
+		step = r.delay / 16 + 1;
+		r.delay = r.last_faulted ? r.delay + step : (r.delay > step ? r.delay - step : 0);
+	}
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(r.thread, NULL);
+	rwp_diag("%ld rounds, %ld faulted, final delay %ld spins", round - 1, r.faulted, r.delay);
+	/* Both outcomes of the race, or the test did not straddle it. */
+	CHECK(r.faulted > 0, "no touch faulted in %ld rounds: the race was never run", round - 1);
+	CHECK(r.faulted < round - 1, "every touch faulted: the resolve never won the race");
+	want_quiet(fd, "after the last round");
+}
+
 /* ---- L. privileges ---- */
 
 static int sysctl_get(void)

@@ -238,6 +238,36 @@ RWP_TEST(swap_unprotected_page_silent_anon)
 	      "page 0 after swap-in: present, no uffd bit");
 }
 
+/*
+ * J16: a resolved page of a read-only RWP VMA comes back from swap as it was
+ * before: readable at the cost of one fault, and still not writable
+ */
+RWP_TEST(swap_in_of_resolved_page_keeps_vma_protection_anon)
+{
+	int fd;
+	struct mem m;
+	long faults;
+	char got;
+
+	m = armed_for_swap(MEM_ANON, 1, &fd);
+	disarm(fd, m.addr, m.len);
+	CHECK(mprotect(m.addr, m.len, PROT_READ) == 0, "mprotect(PROT_READ)");
+	page_out(m.addr, m.len);
+	want_bits(m.addr, 1, PM_UFFD_BIT, 0, "swap entry of the resolved page");
+	faults = thread_faults();
+	got = *(volatile char *)m.addr;
+	faults = thread_faults() - faults;
+	CHECK(got == mem_unit_pattern(0), "contents after swap-in: 0x%x", got);
+	/* A second fault would be a PROT_NONE entry without the uffd bit: a NUMA-hinting one. */
+	CHECK(faults == 1, "the read after swap-in took %ld faults, want 1 (the swap-in)", faults);
+	CHECK(pm_bit(m.addr, PM_PRESENT_BIT) && !pm_bit(m.addr, PM_UFFD_BIT),
+	      "after swap-in: present, no uffd bit");
+	CHECK(write_segv(m.addr), "a write to the PROT_READ VMA succeeded after swap-in: "
+	      "the swapped-in entry was made writable");
+	CHECK(*(volatile char *)m.addr == mem_unit_pattern(0), "contents after the refused write");
+	want_quiet(fd, "swap-in of a resolved page");
+}
+
 /* ---- J11-J14: what a protected page in swap goes through ---- */
 
 /* A thread's read of p finishes (no fault left to block it) and returns want. */

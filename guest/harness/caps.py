@@ -50,6 +50,8 @@ def main() -> None:
     caps["hugepage_size"] = meminfo.get("Hugepagesize", "").strip()
     caps["thp_enabled"] = read("/sys/kernel/mm/transparent_hugepage/enabled")
     caps["numa_nodes"] = read("/sys/devices/system/node/online")
+    # A race test on one CPU only interleaves at the scheduler's pace.
+    caps["cpus_online"] = read("/sys/devices/system/cpu/online")
     caps["swap"] = read("/proc/swaps").splitlines()[1:]
     caps["unprivileged_userfaultfd"] = read("/proc/sys/vm/unprivileged_userfaultfd")
     caps["kernel"] = os.uname().release

@@ -12,6 +12,7 @@
 #include "rwp_test.h"
 #include <linux/fs.h>
 #include <linux/memfd.h>
+#include <setjmp.h>
 #include <sys/resource.h>
 
 #define RWP_MEM_NAMES "anon anon_thp shmem shmem_private hugetlb hugetlb_private"
@@ -188,6 +189,59 @@ static inline long thread_minor_faults(void)
 
 	CHECK(getrusage(RUSAGE_THREAD, &ru) == 0, "getrusage");
 	return ru.ru_minflt;
+}
+
+/* All the page faults this thread has taken: one retried after a wake-up counts as major. */
+static inline long thread_faults(void)
+{
+	struct rusage ru;
+
+	CHECK(getrusage(RUSAGE_THREAD, &ru) == 0, "getrusage");
+	return ru.ru_minflt + ru.ru_majflt;
+}
+
+/* ---- a write that may raise SIGSEGV ---- */
+
+/* A thread that writes one byte and reports SIGSEGV instead of dying. */
+struct segv_writer {
+	pthread_t thread;
+	volatile char *addr;
+	volatile int done, segv;
+};
+
+static __thread sigjmp_buf segv_env __attribute__((unused));
+
+static inline void segv_writer_jump(int sig)
+{
+	siglongjmp(segv_env, sig);
+}
+
+static inline void *segv_writer_fn(void *arg)
+{
+	struct segv_writer *w = arg;
+
+	if (sigsetjmp(segv_env, 1) == 0)
+		*w->addr = 'z';
+	else
+		w->segv = 1;
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Writes 'z' at addr from another thread; 1 if it raised SIGSEGV, 0 if it succeeded. */
+static inline int write_segv(void *addr)
+{
+	struct sigaction sa = { .sa_handler = segv_writer_jump, .sa_flags = SA_NODEFER }, old;
+	struct segv_writer w = { .addr = addr };
+
+	CHECK(sigaction(SIGSEGV, &sa, &old) == 0, "sigaction");
+	errno = pthread_create(&w.thread, NULL, segv_writer_fn, &w);
+	CHECK(errno == 0, "pthread_create");
+	CHECK(WAIT_UNTIL(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE), RWP_WAIT_MS),
+	      "the write to %p blocked", addr);
+	pthread_join(w.thread, NULL);
+	sigaction(SIGSEGV, &old, NULL);
+	return w.segv;
 }
 
 /* ---- pagemap ---- */

@@ -189,5 +189,20 @@ def prepare(console: GuestConsole, staged: Staged) -> None:
         raise InfraError(f"guest set-up failed: {res.output.strip()[-300:]}")
 
 
+def cpus_online(caps: dict) -> int | None:
+    """The guest's online CPU count from its cpulist ("0-1,3"), None if unknown."""
+    text = str(caps.get("cpus_online", "")).strip()
+    if not text:
+        return None
+    total = 0
+    try:
+        for part in text.split(","):
+            first, _, last = part.partition("-")
+            total += int(last or first) - int(first) + 1
+    except ValueError:
+        return None
+    return total
+
+
 def probe_capabilities(console: GuestConsole, staged: Staged) -> dict:
     return protocol.capabilities(console.run(staged.helper_command("caps.py"), timeout=60).output)
