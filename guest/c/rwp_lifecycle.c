@@ -1340,6 +1340,7 @@ struct racer {
 	volatile long delay;		/* spins before the touch, set by the monitor */
 	volatile int last_faulted;
 	long faulted;			/* rounds whose touch faulted */
+	volatile long long touched_ns;	/* when the last touch began */
 };
 
 static void *racer_fn(void *arg)
@@ -1356,6 +1357,7 @@ static void *racer_fn(void *arg)
 		round++;
 		for (volatile long spin = 0; spin < r->delay; spin++)
 			;
+		r->touched_ns = rwp_now_ns();
 		(void)*r->addr;
 		r->last_faulted = thread_faults() != before;
 		r->faulted += r->last_faulted;
@@ -1407,6 +1409,90 @@ RWP_TEST_MEM(fault_racing_resolve_needs_no_reader)
 	CHECK(r.faulted > 0, "no touch faulted in %ld rounds: the race was never run", round - 1);
 	CHECK(r.faulted < round - 1, "every touch faulted: the resolve never won the race");
 	want_quiet(fd, "after the last round");
+}
+
+/*
+ * I22 helper: one page or one THP moved into a MISSING|RWP range (MOVE arms
+ * it, I15) while a thread's MISSING fault on it races the move. A MISSING
+ * message is left unanswered: a waiter that queued before the move is woken
+ * by it, and one that queued after must see the armed entry in the re-check
+ * and retry into an RWP fault, which is resolved.
+ */
+static void missing_fault_racing_armed_move(size_t unit)
+{
+	int fd = move_fd();
+	int thp = unit != page_size();
+	char *dst = thp ? map_aligned_anon_thp(unit) : map_anon(unit);
+	char *src = thp ? map_aligned_anon_thp(unit) : map_anon(unit);
+	struct racer r = { .addr = dst + unit / 2 };
+	long long end = rwp_now_ns() + RACE_MS * 1000000LL, t0, t1;
+	long round, step, stale = 0, rwp = 0, inside = 0;
+	struct uffd_msg msg;
+	__s64 moved;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP("one CPU online: the fault and the move would only take turns");
+	ok(uffd_register(fd, dst, unit, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_RWP,
+			 NULL), "REGISTER MISSING|RWP");
+	errno = pthread_create(&r.thread, NULL, racer_fn, &r);
+	CHECK(errno == 0, "pthread_create");
+	for (round = 1; round <= RACE_ROUNDS && rwp_now_ns() < end; round++) {
+		memset(src, 'V', unit);
+		if (thp && round == 1)
+			CHECK(vma_has_anon_thp(src), "the move's source is not a PMD-mapped THP");
+		__atomic_store_n(&r.go, round, __ATOMIC_RELEASE);
+		t0 = rwp_now_ns();
+		ok(uffd_move(fd, dst, src, unit, &moved), "MOVE into the range");
+		t1 = rwp_now_ns();
+		CHECK(moved == (__s64)unit, "round %ld: moved %lld", round, (long long)moved);
+		while (__atomic_load_n(&r.done, __ATOMIC_ACQUIRE) != round) {
+			int n = uffd_read_msg(fd, &msg, 1);
+
+			if (n == 1 && msg.event == UFFD_EVENT_PAGEFAULT) {
+				if (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_RWP) {
+					rwp++;
+					disarm(fd, dst, unit);
+				} else {
+					stale++;
+				}
+			}
+			CHECK(rwp_now_ns() < end + RWP_WAIT_MS * 1000000LL,
+			      "round %ld: the touch is still blocked %d ms after the move armed "
+			      "the page and every RWP fault was resolved (%ld MISSING messages "
+			      "unanswered, %ld RWP faults): a MISSING fault that queued after the "
+			      "move's wake-up sleeps on a present page", round, RWP_WAIT_MS,
+			      stale, rwp);
+		}
+		CHECK(r.addr[0] == 'V', "round %ld: read 0x%x", round, r.addr[0]);
+		/* Aim the next touch at the move: later if it began before, sooner if after. */
+		step = r.delay / 16 + 1;
+		if (r.touched_ns < t0)
+			r.delay += step;
+		else if (r.touched_ns > t1)
+			r.delay = r.delay > step ? r.delay - step : 0;
+		else
+			inside++;
+		CHECK(madvise(dst, unit, MADV_DONTNEED) == 0, "MADV_DONTNEED");
+	}
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(r.thread, NULL);
+	rwp_diag("%ld rounds, %ld touches during the move, %ld MISSING messages left unanswered, "
+		 "%ld RWP faults resolved, final delay %ld spins", round - 1, inside, stale, rwp,
+		 r.delay);
+	CHECK(inside > 0, "no touch began during a move in %ld rounds: the race was never run",
+	      round - 1);
+}
+
+/* I22: a MISSING fault racing an armed MOVE never sleeps on the moved-in page */
+RWP_TEST(missing_fault_racing_armed_move_anon)
+{
+	missing_fault_racing_armed_move(page_size());
+}
+
+/* I22: the same with a whole THP moved in (a PMD armed under the fault) */
+RWP_TEST(missing_fault_racing_armed_move_anon_thp)
+{
+	missing_fault_racing_armed_move(HPAGE_SIZE);
 }
 
 /* ---- L. privileges ---- */
