@@ -9,9 +9,10 @@ ARGS ?=
 
 # What the harness calls on the host. kmod: virtme-ng runs depmod;
 # rsync: headers_install; busybox: virtme-ng's initramfs when it needs one;
-# lcov: genhtml, the HTML of --coverage.
+# lcov: genhtml, the HTML of --coverage; file: virtme-ng reads a kernel
+# image's version and the linking of its init with it.
 DEB_PACKAGES := qemu-system-x86 gcc libc6-dev make flex bison bc libelf-dev libssl-dev \
-	cpio rsync kmod ccache git xz-utils busybox-static python3-venv lcov
+	cpio rsync kmod ccache git xz-utils busybox-static python3-venv lcov file
 
 .PHONY: setup debs kernel check test bench clean distclean
 

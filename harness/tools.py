@@ -31,6 +31,7 @@ PACKAGE_OF = {
     "cpio": "cpio",
     "depmod": "kmod",
     "qemu-system-x86_64": "qemu-system-x86",
+    "file": "file",
     "vng": "virtme-ng (pip, installed by 'make setup')",
 }
 

@@ -457,3 +457,18 @@ def test_guest_commands_quote_every_path():
     line = protocol.bracket("/cache with space/harness/run-one.sh", "tok", 20, cmd,
                             {"RWP_DEADLINE_S": "20"})
     assert line.startswith("sh '/cache with space/harness/run-one.sh' tok 20 env RWP_DEADLINE_S=20 ")
+
+
+def test_a_host_without_file_is_told_the_package_before_the_vm_starts(tmp_path, monkeypatch):
+    """virtme-ng runs file(1) on a kernel it did not build: without it, vng dies with
+    a traceback that read as 'the VM exited before reaching a shell'."""
+    import shutil
+
+    from harness.errors import MissingTool
+    from harness.vm import qemu
+    monkeypatch.setattr(shutil, "which", lambda prog, *a, **k: None if prog == "file" else "/bin/x")
+    image = tmp_path / "vmlinuz"
+    image.write_bytes(b"MZ")
+    with pytest.raises(MissingTool, match=r"'file' not found; install it \(file\)") as e:
+        qemu.boot(qemu.VMRequest(image))
+    assert e.value.status == ExitStatus.MISSING_TOOL

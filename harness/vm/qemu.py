@@ -249,7 +249,9 @@ def choose_accel(req: VMRequest) -> str:
 
 
 def boot(req: VMRequest) -> VM:
-    require("qemu-system-x86_64")
+    # virtme-ng runs file(1) on the kernel image and the init it copies; without
+    # it, a kernel it did not see built (Debian's vmlinuz) fails with a traceback.
+    require("qemu-system-x86_64", "file")
     if not req.bzimage.exists():
         raise InfraError(f"no kernel image at {req.bzimage}; run the build phase first")
     accel, unclear = _accel(req)
