@@ -92,3 +92,13 @@ def test_ci_and_dumb_terminals_get_plain_lines(monkeypatch):
     monkeypatch.delenv("CI")
     monkeypatch.setenv("TERM", "dumb")
     assert not progress.live_terminal(Tty())
+
+
+def test_a_build_of_every_object_is_one_with_nothing_built_or_a_fresh_config(tmp_path):
+    """A bisection directory reconfigured for new fragments recompiles nearly
+    everything: its progress has the expected total, like a first build."""
+    from harness.kernel.build import builds_all
+    assert builds_all(tmp_path, configured=False)          # nothing built yet
+    (tmp_path / "vmlinux").write_bytes(b"")
+    assert not builds_all(tmp_path, configured=False)      # an incremental rebuild
+    assert builds_all(tmp_path, configured=True)           # fragments changed

@@ -85,10 +85,11 @@ def _make(req: BuildRequest, bdir: Path, log: Path, *targets: str) -> int:
 def configure(req: BuildRequest) -> Path:
     """Write and check bdir/.config: tinyconfig, our fragments, olddefconfig."""
     with cache.lock("build"):
-        return _configure(req)
+        return _configure(req)[0]
 
 
-def _configure(req: BuildRequest) -> Path:
+def _configure(req: BuildRequest) -> tuple[Path, bool]:
+    """The build directory's .config for req, and whether it was (re)made now."""
     require(*BUILD_TOOLS)
     cache.require_space()
     want = req.requested_config()
@@ -97,7 +98,7 @@ def _configure(req: BuildRequest) -> Path:
     stamp, dotconfig, log = bdir / "config.ok", bdir / ".config", bdir / "build.log"
     # A fixed build directory (bisection) outlives changes to the fragments.
     if dotconfig.exists() and (cache.read_marker(stamp) or "").strip() == want.digest():
-        return dotconfig
+        return dotconfig, False
     if _make(req, bdir, log, "tinyconfig") != 0:
         raise ConfigError(f"make tinyconfig failed:\n{log_tail(log)}")
     with open(dotconfig, "a") as f:
@@ -108,7 +109,7 @@ def _configure(req: BuildRequest) -> Path:
         print(f"[config] {note}", file=sys.stderr)
     (bdir / "requested.config").write_text(want.text())
     cache.write_atomic(stamp, want.digest() + "\n")
-    return dotconfig
+    return dotconfig, True
 
 
 def build(req: BuildRequest) -> BuildResult:
@@ -146,7 +147,7 @@ def _finished(req: BuildRequest) -> BuildResult | None:
 
 
 def _build(req: BuildRequest) -> BuildResult:
-    dotconfig = _configure(req)
+    dotconfig, configured = _configure(req)
     bdir = dotconfig.parent
     log, stamp = bdir / "build.log", bdir / "build.ok"
     bzimage, headers = _outputs(bdir)
@@ -156,7 +157,7 @@ def _build(req: BuildRequest) -> BuildResult:
     rebuilt = not (done and req.source.immutable)
     if rebuilt:
         stamp.unlink(missing_ok=True)
-        if _make_counted(req, bdir, log) != 0:
+        if _make_counted(req, bdir, log, builds_all(bdir, configured)) != 0:
             raise BuildError(f"kernel build failed (log: {log}):\n{log_tail(log)}")
         if _make(req, bdir, log, "headers_install", f"INSTALL_HDR_PATH={bdir / 'hdr'}") != 0:
             raise BuildError(f"headers_install failed (log: {log}):\n{log_tail(log)}")
@@ -194,10 +195,16 @@ def _expected_objects(req: BuildRequest) -> int:
         return DEFAULT_OBJECTS
 
 
-def _make_counted(req: BuildRequest, bdir: Path, log: Path) -> int:
-    """make bzImage with a live count of the objects compiled. A cold build
-    has a known total; an incremental one only counts."""
-    cold = not (bdir / "vmlinux").exists()
+def builds_all(bdir: Path, configured: bool) -> bool:
+    """Whether make will compile (nearly) every object: nothing built yet, or a
+    config made afresh (fragments changed under a fixed bisection directory),
+    which touches the autoconf header every object includes."""
+    return configured or not (bdir / "vmlinux").exists()
+
+
+def _make_counted(req: BuildRequest, bdir: Path, log: Path, cold: bool) -> int:
+    """make bzImage with a live count of the objects compiled. A build of
+    every object has a known total; an incremental one only counts."""
     counter = progress.LogCounter(log, _OBJECT_LINES)
     total = _expected_objects(req) if cold else None
     with progress.watch("build", lambda: progress.Snapshot.of(counter.poll(), total, "objects")):
