@@ -61,9 +61,19 @@ def describe(name: str, snap: Snapshot, elapsed: float) -> str:
         if 0 < snap.done < snap.total:
             left = f", ~{_duration(elapsed / snap.done * (snap.total - snap.done))} left"
         text = f"{what} ({min(100, snap.done * 100 // snap.total)}%), {_duration(elapsed)}{left}"
-    else:
-        text = f"{snap.done} {snap.unit}, {_duration(elapsed)}".lstrip(", ")
+    elif snap.unit:
+        text = f"{snap.done} {snap.unit}, {_duration(elapsed)}"
+    else:                   # a phase that only has its time
+        text = _duration(elapsed)
     return f"[{name}] {text}" + (f"; {snap.note}" if snap.note else "")
+
+
+def _count(snap: Snapshot) -> str:
+    """The live line's count: "done/total unit", "done unit", or nothing for a
+    phase that only has its time."""
+    if not snap.unit:
+        return ""
+    return f"{snap.done}/{snap.total} {snap.unit}" if snap.total else f"{snap.done} {snap.unit}"
 
 
 class Progress:
@@ -78,14 +88,16 @@ class Progress:
         self._rich = None
         if self.live:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
-                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (BarColumn, Progress as RichProgress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
             console = Console(file=self.stream, force_terminal=True)
-            self._rich = RichProgress(TextColumn(f"[{name}]"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn("{task.fields[unit]}"), TimeElapsedColumn(),
-                                      TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
+            # Not markup: "[build]" would be read as a style tag and vanish.
+            self._rich = RichProgress(TextColumn(f"[{name}]", markup=False), BarColumn(),
+                                      TextColumn("{task.fields[count]}", markup=False),
+                                      TimeElapsedColumn(), TimeRemainingColumn(),
+                                      TextColumn("{task.fields[note]}", markup=False),
                                       console=console, transient=True)
-            self._task = self._rich.add_task(name, total=None, unit="", note="")
+            self._task = self._rich.add_task(name, total=None, count="", note="")
             self._rich.start()
 
     def update(self, snap: Snapshot) -> None:
@@ -94,7 +106,7 @@ class Progress:
             now = time.monotonic()
             if self._rich is not None:
                 self._rich.update(self._task, completed=snap.done, total=snap.total,
-                                  unit=snap.unit, note=snap.note)
+                                  count=_count(snap), note=snap.note)
             elif now - self._printed_at >= PLAIN_EVERY_S:
                 self._printed_at = now
                 print(describe(self.name, snap, now - self.started), file=self.stream,
@@ -136,7 +148,7 @@ def watch(name: str, poll: Callable[[], Snapshot], stream: TextIO | None = None,
 def elapsed(name: str, stream: TextIO | None = None, live: bool | None = None):
     """The line of a phase that says nothing as it goes: only its time."""
     began = time.monotonic()
-    with watch(name, lambda: Snapshot(int(time.monotonic() - began), None, "s"), stream, live):
+    with watch(name, lambda: Snapshot(int(time.monotonic() - began), None, ""), stream, live):
         yield
 
 

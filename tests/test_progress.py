@@ -1,6 +1,7 @@
 """The live progress line: redrawn on a terminal, a plain line at most every
 30 s without one, nothing that fails a phase."""
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -28,8 +29,7 @@ def test_describe_gives_done_total_and_time_left():
         "[build] 250/1000 objects (25%), 1m00s, ~3m00s left"
     assert progress.describe("tests", progress.Snapshot(3, 10, "tests", "3 pass, 0 fail"),
                              5.0) == "[tests] 3/10 tests (30%), 5s, ~11s left; 3 pass, 0 fail"
-    assert progress.describe("boot", progress.Snapshot(12, None, "s"), 12.0) == \
-        "[boot] 12 s, 12s"
+    assert progress.describe("boot", progress.Snapshot(12, None, ""), 12.0) == "[boot] 12s"
     # A total the count outran was a wrong estimate: it is dropped, not shown as 120%.
     assert progress.Snapshot.of(1200, 1000, "objects").total is None
 
@@ -72,6 +72,9 @@ def test_the_line_is_redrawn_on_a_terminal_and_absent_without_one(tmp_path):
     seen = child.before
     assert "[build] done" in seen
     assert "objects" in seen and "/10" in seen and "\x1b[" in seen     # rich redrew it
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen)
+    # The live line names its phase: "[build]" is not taken for a style tag.
+    assert re.search(r"\[build\] \S+ \d+/10 objects", plain), plain[-500:]
     piped = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
                            timeout=30, env={"TERM": "xterm", "PATH": "/usr/bin:/bin",
                                             "PYTHONPATH": child.env["PYTHONPATH"]})
