@@ -39,7 +39,7 @@ def test_guest_capabilities_are_probed(guest_session):
 def test_the_guest_has_every_cpu_it_was_given(guest_session):
     """Race tests need a second CPU: a kernel without ACPI found only the boot CPU."""
     session = guest_session.booted()
-    assert cpus_online(session.guest.capabilities) == session.run.cpus == 2
+    assert cpus_online(session.guest.capabilities) == session.run.cpus
     assert session.cpu_shortfall() is None
 
 
