@@ -129,6 +129,21 @@ def test_tests_outside_a_selected_runs_selection_did_not_vanish(tmp_path):
     assert f"{len(outside)} outside the new run's selection" in compare.text(c)
 
 
+def test_a_regression_is_explained_by_its_checks_message(tmp_path):
+    """A C check prints its expression, then its file, line and message: the
+    message is the reason a reader wants, not the expression."""
+    new = _doc("base.json")
+    failed = next(t for t in new["tests"] if t["id"] == "c/rwp_basic::sync_write_fault")
+    failed.update(status="fail", reason="", diagnostics=[
+        "check failed: WAIT_UNTIL(done == round, RWP_WAIT_MS) (errno 0 Success)",
+        "rwp_lifecycle.c:1397: round 20: the touch is still blocked",
+        "# @@RWPAT 0x401234"])
+    c = compare.compare(compare.load(DATA / "base.json"), compare.load(_run_dir(tmp_path, "n", new)))
+    reasons = {r.test: r.reason for r in c.regressions}
+    assert reasons["c/rwp_basic::sync_write_fault"] == \
+        "rwp_lifecycle.c:1397: round 20: the touch is still blocked"
+
+
 def test_compare_exit_statuses(tmp_path):
     base, new = str(DATA / "base.json"), str(DATA / "new.json")
     res = rwp("compare", base, new)

@@ -12,6 +12,7 @@ errors or is flaky, or a new test that fails. A new run that stopped early
 own outcome, never a regression.
 """
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,13 +49,22 @@ def load(path: Path) -> RunView:
     for t in doc["tests"]:
         tid = t["id"]
         view.statuses[tid] = t["status"]
-        # A failed check's message is its first diagnostic when it gave no reason.
-        view.reasons[tid] = t.get("reason") or next(iter(t.get("diagnostics") or []), "")
+        view.reasons[tid] = t.get("reason") or _check_message(t.get("diagnostics") or [])
         view.durations[tid] = float(t.get("duration") or 0.0)
         view.splats[tid] = [s["title"] for s in t.get("splats", [])]
     view.manifest = _flat_manifest(doc.get("manifest") or {})
     view.select = list((doc.get("manifest") or {}).get("select") or [])
     return view
+
+
+# "rwp_lifecycle.c:1397: round 20: ..." : a check's own message, with its line.
+_AT_LINE = re.compile(r"^[\w./-]+\.(?:c|h|py):\d+: ")
+
+
+def _check_message(diagnostics: list[str]) -> str:
+    """Why a test that gave no reason failed: its check's message (the line
+    that names the file and line), else its first diagnostic."""
+    return next((d for d in diagnostics if _AT_LINE.match(d)), next(iter(diagnostics), ""))
 
 
 def _flat_manifest(m: dict) -> dict[str, str]:
