@@ -433,7 +433,8 @@ RWP_TEST(swap_shared_by_fork_then_child_writes)
  * still maps the swapped-in folio when the parent writes, so the parent's
  * write must raise an RWP write fault and not COW itself an unprotected copy
  * (do_swap_page() skips do_wp_page() for an RWP-restored pte); the child's
- * copy never sees the parent's write
+ * copy never sees the parent's write. The child's read maps the swap-cache
+ * folio the parent's entry still refers to: a read is never a COW
  */
 RWP_TEST(swap_shared_by_fork_child_reads_then_parent_writes)
 {
@@ -449,12 +450,24 @@ RWP_TEST(swap_shared_by_fork_child_reads_then_parent_writes)
 	pid = fork();
 	CHECK(pid >= 0, "fork");
 	if (pid == 0) {
+		uint64_t flags;
+
 		alarm(5);
 		c = *(volatile char *)m.addr;
+		flags = kpageflags_of(m.addr);
+		if (flags == ~0ULL || !((flags >> KPF_SWAPCACHE) & 1))
+			_exit(4);
 		_exit(c == mem_unit_pattern(0) && write(seen[1], "r", 1) == 1 &&
 		      read(done[0], &c, 1) == 1 && m.addr[2] == mem_unit_pattern(0) ? 0 : 3);
 	}
-	CHECK(read(seen[0], &c, 1) == 1, "the child did not read its copy");
+	close(seen[1]);		/* a child that exits early ends the read */
+	close(done[0]);
+	if (read(seen[0], &c, 1) != 1) {
+		CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+		FAIL("the child's read %s (status 0x%x)", WIFEXITED(status) && WEXITSTATUS(status) == 4 ?
+		     "mapped a page outside the swap cache: it copied the folio it should share" :
+		     "did not complete", status);
+	}
 	CHECK(pm_bit(m.addr, PM_UFFD_BIT) && !pm_bit(m.addr, PM_PRESENT_BIT),
 	      "the child's read changed the parent's protected swap entry (0x%llx)",
 	      (unsigned long long)pagemap_entry(m.addr));

@@ -371,6 +371,21 @@ static inline uint64_t pfn_of(void *addr)
 	return pagemap_entry(addr) & PFN_MASK;
 }
 
+#define KPF_SWAPCACHE 14
+
+/* The kernel's flags of the page frame at addr (/proc/kpageflags, root only); ~0 if unreadable. */
+static inline uint64_t kpageflags_of(void *addr)
+{
+	uint64_t pfn = pfn_of(addr), flags = ~0ULL;
+	int fd = open("/proc/kpageflags", O_RDONLY);
+
+	if (fd >= 0 && pread(fd, &flags, 8, (off_t)(pfn * 8)) != 8)
+		flags = ~0ULL;
+	if (fd >= 0)
+		close(fd);
+	return flags;
+}
+
 static inline int pm_bit(void *addr, int bit)
 {
 	return (int)((pagemap_entry(addr) >> bit) & 1);
