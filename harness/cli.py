@@ -142,7 +142,7 @@ def _add_report_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_kcidb_origin(g) -> None:
-    g.add_argument("--kcidb-origin", default="rwp", metavar="NAME",
+    g.add_argument("--kcidb-origin", default=kcidb.DEFAULT_ORIGIN, metavar="NAME",
                    help="the KCIDB origin, prefix of every object id (default: %(default)s)")
 
 

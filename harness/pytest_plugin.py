@@ -63,7 +63,7 @@ def pytest_addoption(parser):
     g.addoption("--rwp-kcidb", type=Path, default=None, metavar="FILE",
                 help="write the run as a KCIDB v5 document at the end (under -n: "
                      "FILE-gwK.json per worker)")
-    g.addoption("--rwp-kcidb-origin", default="rwp", metavar="NAME",
+    g.addoption("--rwp-kcidb-origin", default=kcidb.DEFAULT_ORIGIN, metavar="NAME",
                 help="origin prefix of every KCIDB id (default: rwp)")
     g.addoption("--rwp-test-timeout", type=float, default=None,
                 help=f"deadline per test unless the test sets its own (default: "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness.coverage import profile
 from harness.errors import BadInput
+from harness.report.kcidb import DEFAULT_ORIGIN as KCIDB_ORIGIN
 
 DEFAULT_KERNEL = "7.3"
 DEFAULT_SUITES = ("c", "py")
@@ -132,7 +133,7 @@ class ReportRequest:
     """What a run writes or prints besides its run directory."""
     baseline: Path | None = None         # check --baseline: compared at the end
     kcidb: Path | None = None            # --kcidb FILE: the run as a KCIDB document
-    kcidb_origin: str = "rwp"
+    kcidb_origin: str = KCIDB_ORIGIN
 
     def check(self) -> None:
         if self.baseline is not None and not self.baseline.exists():
@@ -201,7 +202,7 @@ def from_args(args) -> Request:
     if kernel.jobs < 1:
         raise BadInput(f"--jobs must be at least 1, got {kernel.jobs}")
     report = ReportRequest(_get(args, "baseline"), _get(args, "kcidb"),
-                           _get(args, "kcidb_origin", "rwp"))
+                           _get(args, "kcidb_origin", KCIDB_ORIGIN))
     source.check()
     run.check()
     report.check()

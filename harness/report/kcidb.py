@@ -26,6 +26,7 @@ from harness.parse.verdicts import Status, split_test_id
 from harness.report import results
 
 SCHEMA_VERSION = {"major": 5, "minor": 3}
+DEFAULT_ORIGIN = "rwp"            # every id's prefix unless --kcidb-origin says
 _EXCERPT_CAP = 16384                    # the schema's maxLength of log_excerpt
 STATUS = {Status.PASS.value: "PASS", Status.FAIL.value: "FAIL", Status.ERROR.value: "ERROR",
           Status.SKIP.value: "SKIP", Status.FLAKY.value: "FAIL", Status.XFAIL.value: "DONE",
@@ -131,7 +132,7 @@ def _test(t: dict, run_dir: Path, origin: str, build_id: str, env: dict) -> dict
     return out
 
 
-def document(doc: dict, run_dir: Path, origin: str = "rwp") -> dict:
+def document(doc: dict, run_dir: Path, origin: str = DEFAULT_ORIGIN) -> dict:
     m = doc.get("manifest") or {}
     checkout = _checkout(m, origin)
     build = _build(m, run_dir, origin, checkout["id"])
@@ -155,7 +156,7 @@ def validate(kdoc: dict) -> None:
         raise InvalidDocument(f"the KCIDB document does not validate at {where}: {e.message}")
 
 
-def write(run_dir: Path, dest: Path, origin: str = "rwp") -> dict:
+def write(run_dir: Path, dest: Path, origin: str = DEFAULT_ORIGIN) -> dict:
     """The saved run in run_dir as a validated KCIDB document at dest."""
     run_dir = Path(run_dir)
     kdoc = document(results.read_document(run_dir),
