@@ -252,24 +252,27 @@ def _finish(req: Request, run: results.Run, baseline: compare.RunView | None) ->
     return ExitStatus.OK if run.ok else ExitStatus.TESTS_FAILED
 
 
-def cmd_run(args, req: Request, timings) -> int:
+def _tests(args, req: Request, timings, build_it: bool) -> int:
+    """run and check are one pipeline: check builds the kernel, run boots the
+    one already built."""
     if args.list:
         return _list(req)
     pipeline.check_inputs(req.run)
     baseline = _baseline(req)
-    breq, bres = pipeline.kernel(req.source, req.kernel, timings, build_it=False)
-    return _finish(req, pipeline.run_tests(req.run, breq, bres, timings), baseline)
+    breq, bres = pipeline.kernel(req.source, req.kernel, timings, build_it=build_it)
+    run = pipeline.run_tests(req.run, breq, bres, timings)
+    if build_it:
+        print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()),
+              file=sys.stderr)
+    return _finish(req, run, baseline)
+
+
+def cmd_run(args, req: Request, timings) -> int:
+    return _tests(args, req, timings, build_it=False)
 
 
 def cmd_check(args, req: Request, timings) -> int:
-    if args.list:
-        return _list(req)
-    pipeline.check_inputs(req.run)
-    baseline = _baseline(req)
-    breq, bres = pipeline.kernel(req.source, req.kernel, timings, build_it=True)
-    run = pipeline.run_tests(req.run, breq, bres, timings)
-    print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()), file=sys.stderr)
-    return _finish(req, run, baseline)
+    return _tests(args, req, timings, build_it=True)
 
 
 def cmd_bisect(args, req: Request, timings) -> int:
@@ -307,29 +310,30 @@ def _list(req: Request) -> int:
 
 
 def _add_mutate_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("mutation")
-    g.add_argument("--mutations", action="append", type=Path, metavar="PATH",
-                   help="a TOML file of mutants, or a directory of *.toml and one-hunk "
-                        "*.patch files (repeatable; default: kernel-mutations/curated.toml)")
-    g.add_argument("--only", action="append", default=[], metavar="ID",
-                   help="run only the mutants whose id contains ID (repeatable)")
-    g.add_argument("--generate", type=Path, metavar="FILE|DIR",
-                   help="write candidate mutants of the source's RWP lines and exit: to "
-                        "FILE.toml, or as one-hunk patches into a new directory FILE; see "
-                        "harness/mutants/operators.py")
-    g.add_argument("--coverage-run", type=Path, metavar="DIR",
-                   help="a run directory of `check --coverage` on the same tree: each "
-                        "mutant then says whether the tests executed its lines")
-    g.add_argument("--by-coverage", action="store_true",
-                   help="with --coverage-run: run each mutant with only the programs whose "
-                        "counters executed its lines; one no program executed survives "
-                        "without a run")
-    g.add_argument("--resume", type=Path, metavar="DIR",
-                   help="go on with the mutate-* report in DIR: the mutants it judged are "
-                        "kept, the others run (the same tree, the same selection)")
-    g.add_argument("--base", metavar="REF",
-                   help="the commit to mutate in the git repository given as --kernel-src "
-                        "(default: its HEAD; a package: its own commit)")
+    which = p.add_argument_group("mutation: which mutants")
+    which.add_argument("--mutations", action="append", type=Path, metavar="PATH",
+                       help="a TOML file of mutants, or a directory of *.toml and one-hunk "
+                            "*.patch files (repeatable; default: kernel-mutations/curated.toml)")
+    which.add_argument("--only", action="append", default=[], metavar="ID",
+                       help="run only the mutants whose id contains ID (repeatable)")
+    which.add_argument("--generate", type=Path, metavar="FILE|DIR",
+                       help="write candidate mutants of the source's RWP lines and exit: to "
+                            "FILE.toml, or as one-hunk patches into a new directory FILE; see "
+                            "harness/mutants/operators.py")
+    how = p.add_argument_group("mutation: how they run")
+    how.add_argument("--base", metavar="REF",
+                     help="the commit to mutate in the git repository given as --kernel-src "
+                          "(default: its HEAD; a package: its own commit)")
+    how.add_argument("--coverage-run", type=Path, metavar="DIR",
+                     help="a run directory of `check --coverage` on the same tree: each "
+                          "mutant then says whether the tests executed its lines")
+    how.add_argument("--by-coverage", action="store_true",
+                     help="with --coverage-run: run each mutant with only the programs whose "
+                          "counters executed its lines; one no program executed survives "
+                          "without a run")
+    how.add_argument("--resume", type=Path, metavar="DIR",
+                     help="go on with the mutate-* report in DIR: the mutants it judged are "
+                          "kept, the others run (the same tree, the same selection)")
 
 
 def _add_coverage_args(p: argparse.ArgumentParser) -> None:

@@ -5,6 +5,9 @@ import sys
 
 import pytest
 
+from harness.parse.renamed import MOVED
+from harness.parse.verdicts import current_id, former_id
+from harness.parse import verdicts
 from harness.run import guestprogs
 
 
@@ -51,3 +54,28 @@ def test_memory_type_lists_agree():
     [py_types] = [ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
                   and any(getattr(t, "id", "") == "MEM_TYPES" for t in n.targets)]
     assert list(py_types) == guestprogs._mem_types()
+
+
+def test_a_moved_tests_old_id_still_selects_it():
+    """rwp_edges' tests now live in the programs of their contract areas:
+    -k with an old id (or the old program's name) still finds them."""
+    chosen = guestprogs.select(guestprogs.discover(), ["c/rwp_edges::zero_page_is_protected"])
+    assert [(p.name, p.subtests) for p in chosen] == [
+        ("c/rwp_contract", ("zero_page_is_protected",))]
+    moved = guestprogs.select(guestprogs.discover(), ["rwp_edges"])
+    names = {verdicts.test_id(p.name, s) for p in moved for s in p.subtests}
+    assert {former_id(t).split("::")[0] for t in names} == {"c/rwp_edges", "py/rwp_edges"}
+    assert len({t.split("__", 1)[0] for t in names}) == \
+        sum(old.endswith("/rwp_edges") for old, _ in MOVED)
+
+
+def test_the_table_of_moved_tests_matches_the_programs():
+    """Each moved test is in the program the table names, and no program still
+    holds a test under its old id (the alias would then hide it)."""
+    progs = {p.name: {s.split("__", 1)[0] for s in p.subtests} for p in guestprogs.discover()}
+    for (old, name), new in MOVED.items():
+        assert name in progs[new], f"{name} is not in {new}"
+        assert name not in progs.get(old, set()), f"{old} still has {name}"
+    assert current_id("c/rwp_edges::write_to_prot_read_rwp_vma__hugetlb") == \
+        "c/rwp_contract::write_to_prot_read_rwp_vma__hugetlb"
+    assert current_id("c/rwp_basic::sync_read_fault") == "c/rwp_basic::sync_read_fault"

@@ -209,3 +209,17 @@ def test_junit_files_compare_like_results(tmp_path):
     for bad in ("empty.xml", "torn.xml"):
         with pytest.raises(compare.BadInput):
             compare.load(tmp_path / bad)
+
+
+def test_a_baseline_from_before_a_test_moved_compares_under_its_new_id(tmp_path):
+    """A baseline made when zero_page_is_protected was in rwp_edges: the new
+    run has it in rwp_contract, and the comparison sees one test, unchanged."""
+    base, new = _doc("base.json"), _doc("base.json")
+    row = {"id": "c/rwp_edges::zero_page_is_protected", "status": "pass", "duration": 0.1}
+    base["tests"].append(dict(row))
+    new["tests"].append(dict(row, id="c/rwp_contract::zero_page_is_protected", status="fail"))
+    c = compare.compare(compare.load(_run_dir(tmp_path, "base", base)),
+                        compare.load(_run_dir(tmp_path, "new", new)))
+    assert [(r.test, r.before, r.after) for r in c.regressions] == [
+        ("c/rwp_contract::zero_page_is_protected", "pass", "fail")]
+    assert not c.vanished and not c.added

@@ -18,12 +18,10 @@
 #define IDLE_BITMAP "/sys/kernel/mm/page_idle/bitmap"
 static size_t ps;
 
+/* The clock of rwp_ktap.h, as a double: the figures are rates and ratios. */
 static double now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
+	return (double)rwp_now_ns();
 }
 
 static void report(const char *name, const char *method, double value, const char *unit)
@@ -69,12 +67,7 @@ static char *populated(size_t len)
 
 static int wp_range(int fd, void *addr, size_t len, int protect)
 {
-	struct uffdio_writeprotect wp = {
-		.range = { .start = (unsigned long)addr, .len = len },
-		.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
-	};
-
-	return ioctl(fd, UFFDIO_WRITEPROTECT, &wp) ? -errno : 0;
+	return uffd_writeprotect(fd, addr, len, protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0);
 }
 
 /* ---- the sync handler: resolves each fault so the faulting thread resumes ---- */
@@ -118,8 +111,7 @@ static void handler_start(struct handler *h, int fd, enum kind kind)
 	h->kind = kind;
 	h->stop = 0;
 	h->handled = 0;
-	errno = pthread_create(&h->thread, NULL, handle, h);
-	CHECK(errno == 0, "pthread_create");
+	thread_start(&h->thread, handle, h);
 }
 
 /* Every timed access must have been a fault the handler resolved. */
@@ -252,40 +244,49 @@ static void report_rate(const char *name, const char *method, size_t len, double
 	report(name, method, ((double)len / (1 << 30)) / (ns / 1e9), "GiB/s");
 }
 
-static void bench_protect(char *p, size_t len)
+static int rwp_set(int fd, char *p, size_t len, int protect)
+{
+	return uffd_rwprotect(fd, p, len, protect ? UFFDIO_RWPROTECT_MODE_RWP : 0);
+}
+
+static int wp_set(int fd, char *p, size_t len, int protect)
+{
+	return wp_range(fd, p, len, protect);
+}
+
+static int mprotect_set(int fd, char *p, size_t len, int protect)
+{
+	(void)fd;
+	return mprotect(p, len, protect ? PROT_NONE : PROT_READ | PROT_WRITE) ? -errno : 0;
+}
+
+/* Times one protect and one resolve of the whole range with set(). */
+static void time_protect(const char *method, int (*set)(int, char *, size_t, int), int fd, char *p,
+			 size_t len)
 {
 	double t0, t1, t2;
-	int fd;
 
-	fd = uffd_new(UFFD_FEATURE_RWP);
-	ok(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_RWP, NULL), "register RWP");
 	t0 = now_ns();
-	ok(uffd_rwprotect(fd, p, len, UFFDIO_RWPROTECT_MODE_RWP), "protect");
+	ok(set(fd, p, len, 1), "protect");
 	t1 = now_ns();
-	ok(uffd_rwprotect(fd, p, len, 0), "resolve");
+	ok(set(fd, p, len, 0), "resolve");
 	t2 = now_ns();
-	report_rate("protect_throughput", "rwp", len, t1 - t0);
-	report_rate("resolve_throughput", "rwp", len, t2 - t1);
-	close(fd);
+	report_rate("protect_throughput", method, len, t1 - t0);
+	report_rate("resolve_throughput", method, len, t2 - t1);
+}
 
+static void bench_protect(char *p, size_t len)
+{
+	int fd = uffd_new(UFFD_FEATURE_RWP);
+
+	ok(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_RWP, NULL), "register RWP");
+	time_protect("rwp", rwp_set, fd, p, len);
+	close(fd);
 	fd = uffd_new(0);
 	ok(uffd_register(fd, p, len, UFFDIO_REGISTER_MODE_WP, NULL), "register WP");
-	t0 = now_ns();
-	ok(wp_range(fd, p, len, 1), "write-protect");
-	t1 = now_ns();
-	ok(wp_range(fd, p, len, 0), "un-write-protect");
-	t2 = now_ns();
-	report_rate("protect_throughput", "uffd_wp", len, t1 - t0);
-	report_rate("resolve_throughput", "uffd_wp", len, t2 - t1);
+	time_protect("uffd_wp", wp_set, fd, p, len);
 	close(fd);
-
-	t0 = now_ns();
-	CHECK(mprotect(p, len, PROT_NONE) == 0, "mprotect none");
-	t1 = now_ns();
-	CHECK(mprotect(p, len, PROT_READ | PROT_WRITE) == 0, "mprotect rw");
-	t2 = now_ns();
-	report_rate("protect_throughput", "mprotect", len, t1 - t0);
-	report_rate("resolve_throughput", "mprotect", len, t2 - t1);
+	time_protect("mprotect", mprotect_set, -1, p, len);
 }
 
 /* ---- 4: find the touched pages of a region where every other page was touched ---- */

@@ -6,18 +6,10 @@
  */
 #include "rwp_mem.h"
 
-#define NPAGES 4
-
-/* NPAGES of anon memory with known contents (mem_unit_pattern), registered for RWP. */
+/* NUNITS of anon memory with known contents (mem_unit_pattern), registered for RWP. */
 static struct mem basic_range(int *uffd, __u64 features)
 {
-	return mem_rwp(MEM_ANON, NPAGES, uffd, features, UFFDIO_REGISTER_MODE_RWP);
-}
-
-static void protect(int uffd, struct mem *m)
-{
-	ok(uffd_rwprotect(uffd, m->addr, m->len, UFFDIO_RWPROTECT_MODE_RWP),
-	   "UFFDIO_RWPROTECT MODE_RWP");
+	return mem_rwp(MEM_ANON, NUNITS, uffd, features, UFFDIO_REGISTER_MODE_RWP);
 }
 
 /* A1 */
@@ -53,20 +45,20 @@ RWP_TEST(rwprotect_populated_keeps_contents)
 {
 	int uffd;
 	struct mem r = basic_range(&uffd, 0);
-	uint64_t pfn[NPAGES];
+	uint64_t pfn[NUNITS];
 	size_t i;
 
-	for (i = 0; i < NPAGES; i++)
+	for (i = 0; i < NUNITS; i++)
 		CHECK((pfn[i] = pfn_of(r.addr + i * page_size())) != 0, "page %zu has no PFN", i);
-	protect(uffd, &r);
-	want_bits(r.addr, NPAGES, PM_PRESENT_BIT, 1, "protected pages stay present");
-	want_bits(r.addr, NPAGES, PM_UFFD_BIT, 1, "protected pages carry the uffd bit");
-	for (i = 0; i < NPAGES; i++)
+	arm(uffd, r.addr, r.len);
+	want_bits(r.addr, NUNITS, PM_PRESENT_BIT, 1, "protected pages stay present");
+	want_bits(r.addr, NUNITS, PM_UFFD_BIT, 1, "protected pages carry the uffd bit");
+	for (i = 0; i < NUNITS; i++)
 		CHECK(pfn_of(r.addr + i * page_size()) == pfn[i], "page %zu moved to another frame "
 		      "when protected", i);
 	ok(uffd_rwprotect(uffd, r.addr, r.len, 0), "UFFDIO_RWPROTECT resolve");
-	want_bits(r.addr, NPAGES, PM_UFFD_BIT, 0, "resolved pages");
-	for (i = 0; i < NPAGES; i++) {
+	want_bits(r.addr, NUNITS, PM_UFFD_BIT, 0, "resolved pages");
+	for (i = 0; i < NUNITS; i++) {
 		CHECK(r.addr[i * page_size() + 7] == mem_unit_pattern(i),
 		      "page %zu holds 0x%x after protect and resolve", i,
 		      r.addr[i * page_size() + 7]);
@@ -86,7 +78,7 @@ static void sync_fault(int write)
 	int n;
 	__u64 want_flags = UFFD_PAGEFAULT_FLAG_RWP | (write ? UFFD_PAGEFAULT_FLAG_WRITE : 0);
 
-	protect(uffd, &r);
+	arm(uffd, r.addr, r.len);
 	accessor_start(&acc, target + 100, write, 'Z');
 	n = uffd_read_msg(uffd, &msg, RWP_WAIT_MS);
 	CHECK(n == 1, "no fault message within %d ms (read returned %d)", RWP_WAIT_MS, n);
@@ -127,7 +119,7 @@ RWP_TEST(async_resolves_without_message)
 	struct uffd_msg msg;
 	char *p1 = r.addr + page_size();
 
-	protect(uffd, &r);
+	arm(uffd, r.addr, r.len);
 	CHECK(p1[5] == mem_unit_pattern(1), "async read returned 0x%x", p1[5]);
 	p1[6] = 'Q';
 	CHECK(p1[6] == 'Q', "async write lost");

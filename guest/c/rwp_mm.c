@@ -16,7 +16,7 @@
 #define MADV_COLLAPSE 25
 #endif
 #define MPOL_MF_MOVE (1 << 1)
-#define HPAGE_NR (HPAGE_SIZE / 4096)
+#define HPAGE_NR (HPAGE_SIZE / 4096)	/* x86-64 and arm64 with 4K pages */
 #define SPLIT_CTL "/sys/kernel/debug/split_huge_pages"
 #define NUMA_SYSCTL "/proc/sys/kernel/numa_balancing"
 #define NUMA_DEBUGFS "/sys/kernel/debug/sched/numa_balancing/"
@@ -65,23 +65,6 @@ static void require_two_nodes(void)
 /* ---- pagemap ---- */
 
 /* ---- uffd ---- */
-
-/*
- * A read of p from another thread must raise an RWP fault for the page (or
- * huge page) at base; once resolved, it must read want.
- */
-static void read_faults(int fd, char *p, unsigned long base, size_t len, char want)
-{
-	struct accessor acc;
-
-	accessor_start(&acc, p, 0, 0);
-	want_fault(fd, UFFD_PAGEFAULT_FLAG_RWP, base);
-	CHECK(!__atomic_load_n(&acc.done, __ATOMIC_ACQUIRE), "the read finished before the resolve");
-	disarm(fd, (void *)base, len);
-	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the reader did not resume after the resolve");
-	if (acc.value != want)
-		FAIL("read 0x%x at %p after the resolve, want 0x%x", acc.value, (void *)p, want);
-}
 
 /*
  * Reads p from a thread: is it still protected, i.e. did the read raise an RWP
@@ -140,12 +123,12 @@ RWP_TEST(swap_out_keeps_protection_anon)
 	size_t ps = page_size();
 	long long in0;
 
-	m = armed_for_swap(MEM_ANON, 4, &fd);
+	m = armed_for_swap(MEM_ANON, NUNITS, &fd);
 	page_out(m.addr, m.len);
-	want_bits(m.addr, 4, PM_UFFD_BIT, 1, "swap entries of protected pages");
-	want_bits(m.addr, 4, PM_PRESENT_BIT, 0, "swapped pages");
+	want_bits(m.addr, NUNITS, PM_UFFD_BIT, 1, "swap entries of protected pages");
+	want_bits(m.addr, NUNITS, PM_PRESENT_BIT, 0, "swapped pages");
 	in0 = vmstat("pswpin");
-	read_faults(fd, m.addr + ps + 5, (unsigned long)m.addr + ps, ps, mem_unit_pattern(1));
+	read_blocks_until_resolved(fd, m.addr + ps + 5, (unsigned long)m.addr + ps, ps, mem_unit_pattern(1));
 	want_grown("pswpin", in0);
 	CHECK(pm_bit(m.addr + ps, PM_PRESENT_BIT) && !pm_bit(m.addr + ps, PM_SWAP_BIT),
 	      "page 1 should be swapped in after the resolved read");
@@ -176,10 +159,10 @@ RWP_TEST(swap_in_async_resolves_anon)
 	size_t ps = page_size();
 
 	require_swap(NULL, 0, NULL);
-	m = mem_rwp(MEM_ANON, 4, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP);
+	m = mem_rwp(MEM_ANON, NUNITS, &fd, UFFD_FEATURE_RWP_ASYNC, UFFDIO_REGISTER_MODE_RWP);
 	arm(fd, m.addr, m.len);
 	page_out(m.addr, m.len);
-	want_bits(m.addr, 4, PM_UFFD_BIT, 1, "swap entries of protected pages");
+	want_bits(m.addr, NUNITS, PM_UFFD_BIT, 1, "swap entries of protected pages");
 	CHECK(m.addr[ps + 9] == mem_unit_pattern(1), "read 0x%x", m.addr[ps + 9]);
 	m.addr[2 * ps] = 'W';
 	want_quiet(fd, "async accesses");
@@ -201,12 +184,12 @@ RWP_TEST(swap_out_keeps_protection_anon_thp)
 	m = armed_for_swap(MEM_ANON_THP, 1, &fd);
 	page_out(m.addr, m.len);
 	want_bits(m.addr, HPAGE_NR, PM_UFFD_BIT, 1, "swap entries of the protected THP");
-	read_faults(fd, m.addr + 77 * ps + 1, (unsigned long)m.addr + 77 * ps, ps,
+	read_blocks_until_resolved(fd, m.addr + 77 * ps + 1, (unsigned long)m.addr + 77 * ps, ps,
 		    mem_unit_pattern(0));
 	/* The fault resolved one 4K page, not the whole former THP. */
 	CHECK(pm_bit(m.addr + 78 * ps, PM_UFFD_BIT) && pm_bit(m.addr + 76 * ps, PM_UFFD_BIT),
 	      "the neighbours of the resolved page lost their protection");
-	read_faults(fd, m.addr + 400 * ps, (unsigned long)m.addr + 400 * ps, ps, mem_unit_pattern(0));
+	read_blocks_until_resolved(fd, m.addr + 400 * ps, (unsigned long)m.addr + 400 * ps, ps, mem_unit_pattern(0));
 	want_quiet(fd, "after the resolved faults");
 }
 
@@ -219,7 +202,7 @@ RWP_TEST(swap_unprotected_page_silent_anon)
 	struct page_region r[4];
 	long n;
 
-	m = armed_for_swap(MEM_ANON, 4, &fd);
+	m = armed_for_swap(MEM_ANON, NUNITS, &fd);
 	disarm(fd, m.addr, 2 * ps);
 	page_out(m.addr, m.len);
 	want_bits(m.addr, 2, PM_UFFD_BIT, 0, "swap entries of resolved pages");
@@ -262,7 +245,7 @@ RWP_TEST(swap_in_of_resolved_page_keeps_vma_protection_anon)
 	CHECK(faults == 1, "the read after swap-in took %ld faults, want 1 (the swap-in)", faults);
 	CHECK(pm_bit(m.addr, PM_PRESENT_BIT) && !pm_bit(m.addr, PM_UFFD_BIT),
 	      "after swap-in: present, no uffd bit");
-	CHECK(write_segv(m.addr), "a write to the PROT_READ VMA succeeded after swap-in: "
+	CHECK(access_signal(m.addr, 1, NULL) == SIGSEGV, "a write to the PROT_READ VMA succeeded after swap-in: "
 	      "the swapped-in entry was made writable");
 	CHECK(*(volatile char *)m.addr == mem_unit_pattern(0), "contents after the refused write");
 	want_quiet(fd, "swap-in of a resolved page");
@@ -310,7 +293,7 @@ RWP_TEST(swapped_protection_dropped_by_resolve_unregister_close)
 			want_quiet(fd, how[h]);
 			CHECK(pm_bit(m.addr + ps, PM_SWAP_BIT) && pm_bit(m.addr + ps, PM_UFFD_BIT),
 			      "%s of page 0 changed page 1", how[h]);
-			read_faults(fd, m.addr + ps + 1, (unsigned long)m.addr + ps, ps,
+			read_blocks_until_resolved(fd, m.addr + ps + 1, (unsigned long)m.addr + ps, ps,
 				    mem_unit_pattern(1));
 			close(fd);
 		} else {
@@ -375,7 +358,74 @@ RWP_TEST(fork_of_swapped_protected_page)
 	      WEXITSTATUS(status) & 2 ? "" : " without the uffd bit");
 	close((int)msg.arg.fork.ufd);
 	CHECK(pm_bit(m.addr + ps, PM_UFFD_BIT), "the parent's swap entry lost its protection");
-	read_faults(fd, m.addr + ps + 2, (unsigned long)m.addr + ps, ps, mem_unit_pattern(1));
+	read_blocks_until_resolved(fd, m.addr + ps + 2, (unsigned long)m.addr + ps, ps, mem_unit_pattern(1));
+}
+
+/*
+ * A protected swap entry shared by fork: the child's first touch of the page
+ * is touch(), which returns NULL or what went wrong; the parent's entry must
+ * stay a protected swap entry, and the parent's own write must fault
+ * (upstream's rwp-swap-cow), not COW itself a silent copy. The child then
+ * exits 0 if its copy is still as intact() wants it.
+ */
+static void swap_shared_by_fork(const char *(*touch)(char *p), int (*intact)(const char *p))
+{
+	int fd, status, report[2], release[2];
+	struct mem m = armed_for_swap(MEM_ANON, 1, &fd);
+	char why[200] = "";
+	pid_t pid;
+
+	page_out(m.addr, m.len);
+	CHECK(pipe(report) == 0 && pipe(release) == 0, "pipe");
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		const char *err;
+		char c;
+
+		alarm(5);
+		err = touch(m.addr);
+		if (write(report[1], err ? err : "", err ? strlen(err) : 1) < 0 || err)
+			_exit(3);
+		_exit(read(release[0], &c, 1) == 1 && intact(m.addr) ? 0 : 3);
+	}
+	close(report[1]);		/* a child that dies early ends the read */
+	close(release[0]);
+	if (read(report[0], why, sizeof(why) - 1) <= 0 || why[0]) {
+		CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+		FAIL("the child's first touch %s (status 0x%x)", why[0] ? why : "did not complete",
+		     status);
+	}
+	CHECK(pm_bit(m.addr, PM_UFFD_BIT) && !pm_bit(m.addr, PM_PRESENT_BIT),
+	      "the child's touch changed the parent's protected swap entry (0x%llx)",
+	      (unsigned long long)pagemap_entry(m.addr));
+	access_blocks_until_resolved(fd, m.addr + 2, 1, 'P', (unsigned long)m.addr, page_size());
+	CHECK(m.addr[0] == mem_unit_pattern(0) && m.addr[2] == 'P',
+	      "the parent's page after its write: 0x%x 0x%x, want 0x%x 'P'", m.addr[0], m.addr[2],
+	      mem_unit_pattern(0));
+	CHECK(write(release[1], "r", 1) == 1, "release the child");
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "the child's copy changed under the parent's write (status 0x%x)", status);
+	want_quiet(fd, "after the parent's resolved fault");
+}
+
+static const char *child_writes(char *p)
+{
+	/*
+	 * The first touch must be this write (a write swap-in of a shared entry,
+	 * COWed at once: do_swap_page()'s !rwp_restore branch); without the
+	 * volatile store and the barrier gcc loads p[1] first, and the swap-in is
+	 * a read.
+	 */
+	*(volatile char *)p = 'C';
+	__asm__ volatile("" ::: "memory");
+	return p[0] == 'C' && p[1] == mem_unit_pattern(0) ? NULL : "wrote into the wrong data";
+}
+
+static int child_write_kept(const char *p)
+{
+	return p[0] == 'C';
 }
 
 /*
@@ -385,47 +435,25 @@ RWP_TEST(fork_of_swapped_protected_page)
  */
 RWP_TEST(swap_shared_by_fork_then_child_writes)
 {
-	int fd, status, wrote[2], done[2];
-	struct mem m = armed_for_swap(MEM_ANON, 1, &fd);
-	struct accessor acc;
-	pid_t pid;
-	char c;
+	swap_shared_by_fork(child_writes, child_write_kept);
+}
 
-	page_out(m.addr, m.len);
-	CHECK(pipe(wrote) == 0 && pipe(done) == 0, "pipe");
-	fflush(stdout);
-	pid = fork();
-	CHECK(pid >= 0, "fork");
-	if (pid == 0) {
-		alarm(5);
-		/*
-		 * The first touch must be this write (a write swap-in of a shared
-		 * entry, COWed at once: do_swap_page()'s !rwp_restore branch); without
-		 * the volatile store and the barrier gcc loads addr[1] first, and the
-		 * swap-in is a read.
-		 */
-		*(volatile char *)m.addr = 'C';
-		__asm__ volatile("" ::: "memory");
-		_exit(m.addr[0] == 'C' && m.addr[1] == mem_unit_pattern(0) &&
-		      write(wrote[1], "w", 1) == 1 && read(done[0], &c, 1) == 1 &&
-		      m.addr[0] == 'C' ? 0 : 3);
-	}
-	CHECK(read(wrote[0], &c, 1) == 1, "the child did not write its copy");
-	CHECK(pm_bit(m.addr, PM_UFFD_BIT) && !pm_bit(m.addr, PM_PRESENT_BIT),
-	      "the child's write changed the parent's protected swap entry (0x%llx)",
-	      (unsigned long long)pagemap_entry(m.addr));
-	/* The parent's write must fault too (upstream's rwp-swap-cow): not a silent COW. */
-	accessor_start(&acc, m.addr + 2, 1, 'P');
-	want_fault(fd, UFFD_PAGEFAULT_FLAG_RWP | UFFD_PAGEFAULT_FLAG_WRITE, (unsigned long)m.addr);
-	disarm(fd, m.addr, page_size());
-	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the parent's writer did not resume");
-	CHECK(m.addr[0] == mem_unit_pattern(0) && m.addr[2] == 'P',
-	      "the parent's page after its write: 0x%x 0x%x (the child wrote 'C' at 0)", m.addr[0],
-	      m.addr[2]);
-	CHECK(write(done[1], "r", 1) == 1, "release the child");
-	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	      "the child's write of its copy failed (status 0x%x)", status);
-	want_quiet(fd, "after the parent's resolved fault");
+/* The read maps the swap-cache folio the parent's entry still refers to: a read is never a COW. */
+static const char *child_reads(char *p)
+{
+	uint64_t flags;
+
+	if (*(volatile char *)p != mem_unit_pattern(0))
+		return "read the wrong data";
+	flags = kpageflags_of(p);
+	if (flags == ~0ULL || !((flags >> KPF_SWAPCACHE) & 1))
+		return "mapped a page outside the swap cache: it copied the folio it should share";
+	return NULL;
+}
+
+static int child_copy_unchanged(const char *p)
+{
+	return p[2] == mem_unit_pattern(0);
 }
 
 /*
@@ -433,54 +461,11 @@ RWP_TEST(swap_shared_by_fork_then_child_writes)
  * still maps the swapped-in folio when the parent writes, so the parent's
  * write must raise an RWP write fault and not COW itself an unprotected copy
  * (do_swap_page() skips do_wp_page() for an RWP-restored pte); the child's
- * copy never sees the parent's write. The child's read maps the swap-cache
- * folio the parent's entry still refers to: a read is never a COW
+ * copy never sees the parent's write
  */
 RWP_TEST(swap_shared_by_fork_child_reads_then_parent_writes)
 {
-	int fd, status, seen[2], done[2];
-	struct mem m = armed_for_swap(MEM_ANON, 1, &fd);
-	struct accessor acc;
-	pid_t pid;
-	char c;
-
-	page_out(m.addr, m.len);
-	CHECK(pipe(seen) == 0 && pipe(done) == 0, "pipe");
-	fflush(stdout);
-	pid = fork();
-	CHECK(pid >= 0, "fork");
-	if (pid == 0) {
-		uint64_t flags;
-
-		alarm(5);
-		c = *(volatile char *)m.addr;
-		flags = kpageflags_of(m.addr);
-		if (flags == ~0ULL || !((flags >> KPF_SWAPCACHE) & 1))
-			_exit(4);
-		_exit(c == mem_unit_pattern(0) && write(seen[1], "r", 1) == 1 &&
-		      read(done[0], &c, 1) == 1 && m.addr[2] == mem_unit_pattern(0) ? 0 : 3);
-	}
-	close(seen[1]);		/* a child that exits early ends the read */
-	close(done[0]);
-	if (read(seen[0], &c, 1) != 1) {
-		CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
-		FAIL("the child's read %s (status 0x%x)", WIFEXITED(status) && WEXITSTATUS(status) == 4 ?
-		     "mapped a page outside the swap cache: it copied the folio it should share" :
-		     "did not complete", status);
-	}
-	CHECK(pm_bit(m.addr, PM_UFFD_BIT) && !pm_bit(m.addr, PM_PRESENT_BIT),
-	      "the child's read changed the parent's protected swap entry (0x%llx)",
-	      (unsigned long long)pagemap_entry(m.addr));
-	accessor_start(&acc, m.addr + 2, 1, 'P');
-	want_fault(fd, UFFD_PAGEFAULT_FLAG_RWP | UFFD_PAGEFAULT_FLAG_WRITE, (unsigned long)m.addr);
-	disarm(fd, m.addr, page_size());
-	CHECK(accessor_wait(&acc, RWP_WAIT_MS), "the parent's writer did not resume");
-	CHECK(m.addr[0] == mem_unit_pattern(0) && m.addr[2] == 'P',
-	      "the parent's page after its write: 0x%x 0x%x", m.addr[0], m.addr[2]);
-	CHECK(write(done[1], "d", 1) == 1, "release the child");
-	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	      "the child's copy changed under the parent's write (status 0x%x)", status);
-	want_quiet(fd, "after the parent's resolved fault");
+	swap_shared_by_fork(child_reads, child_copy_unchanged);
 }
 
 /*
@@ -511,7 +496,7 @@ RWP_TEST(move_swapped_page_into_rwp_range)
 	CHECK(moved == (__s64)ps, "moved %lld", (long long)moved);
 	CHECK(pm_bit(dst.addr, PM_SWAP_BIT) && pm_bit(dst.addr, PM_UFFD_BIT),
 	      "the moved swap entry is not armed (0x%llx)", (unsigned long long)pagemap_entry(dst.addr));
-	read_faults(fd, dst.addr + 5, (unsigned long)dst.addr, ps, 'M');
+	read_blocks_until_resolved(fd, dst.addr + 5, (unsigned long)dst.addr, ps, 'M');
 	want_quiet(fd, "after the resolved fault");
 }
 
@@ -537,19 +522,19 @@ static void swapoff_body(void *arg)
 {
 	struct swapdev *s = arg;
 	int fd;
-	struct mem m = mem_rwp(MEM_ANON, 4, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	struct mem m = mem_rwp(MEM_ANON, NUNITS, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	size_t ps = page_size();
 
 	arm(fd, m.addr, m.len);
 	disarm(fd, m.addr, ps);
 	page_out(m.addr, m.len);
 	CHECK(swapoff(s->dev) == 0, "swapoff %s", s->dev);
-	want_bits(m.addr, 4, PM_PRESENT_BIT, 1, "after swapoff (present)");
+	want_bits(m.addr, NUNITS, PM_PRESENT_BIT, 1, "after swapoff (present)");
 	want_bits(m.addr + ps, 3, PM_UFFD_BIT, 1, "protected pages after swapoff");
 	CHECK(!pm_bit(m.addr, PM_UFFD_BIT), "the resolved page gained the uffd bit in swapoff");
 	CHECK(m.addr[1] == mem_unit_pattern(0), "resolved page contents");
 	want_quiet(fd, "swapoff and the read of a resolved page");
-	read_faults(fd, m.addr + 2 * ps + 2, (unsigned long)m.addr + 2 * ps, ps,
+	read_blocks_until_resolved(fd, m.addr + 2 * ps + 2, (unsigned long)m.addr + 2 * ps, ps,
 		    mem_unit_pattern(2));
 }
 
@@ -609,7 +594,7 @@ RWP_TEST_MEM(migration_keeps_protection)
 		CHECK(page_uffd_bit(m.addr + i * m.unit), "unit %d lost its uffd bit", i);
 	}
 	CHECK(page_uffd_bit(m.addr + m.unit - page_size()), "last 4K of unit 0 lost its uffd bit");
-	read_faults(fd, m.addr + m.unit + 11, (unsigned long)m.addr + m.unit,
+	read_blocks_until_resolved(fd, m.addr + m.unit + 11, (unsigned long)m.addr + m.unit,
 		    mem_is_huge(type) ? m.unit : page_size(), mem_unit_pattern(1));
 	want_quiet(fd, "after the resolved fault");
 }
@@ -637,10 +622,10 @@ RWP_TEST(thp_split_keeps_protection_anon_thp)
 	want_grown("thp_split_page", split0);
 	want_bits(m.addr, HPAGE_NR, PM_PRESENT_BIT, 1, "after the split (present)");
 	want_bits(m.addr, HPAGE_NR, PM_UFFD_BIT, 1, "after the split (uffd bit)");
-	read_faults(fd, m.addr + 5 * ps, (unsigned long)m.addr + 5 * ps, ps, mem_unit_pattern(0));
+	read_blocks_until_resolved(fd, m.addr + 5 * ps, (unsigned long)m.addr + 5 * ps, ps, mem_unit_pattern(0));
 	CHECK(page_uffd_bit(m.addr + 4 * ps) && page_uffd_bit(m.addr + 6 * ps),
 	      "resolving one 4K page resolved its neighbours");
-	read_faults(fd, m.addr + 511 * ps + 9, (unsigned long)m.addr + 511 * ps, ps,
+	read_blocks_until_resolved(fd, m.addr + 511 * ps + 9, (unsigned long)m.addr + 511 * ps, ps,
 		    mem_unit_pattern(0));
 	want_quiet(fd, "after the resolved faults");
 }
@@ -675,8 +660,8 @@ RWP_TEST(thp_split_zero_subpage_keeps_protection_anon_thp)
 	CHECK(scan_pages(m.addr + 4 * ps, ps, PAGE_IS_PFNZERO, 0, r, 2) == 0,
 	      "a subpage with data became the zero page");
 	want_bits(m.addr, HPAGE_NR, PM_UFFD_BIT, 1, "after the split (uffd bit)");
-	read_faults(fd, m.addr + 300 * ps + 7, (unsigned long)m.addr + 300 * ps, ps, 0);
-	read_faults(fd, m.addr + 4 * ps + 1, (unsigned long)m.addr + 4 * ps, ps, mem_unit_pattern(0));
+	read_blocks_until_resolved(fd, m.addr + 300 * ps + 7, (unsigned long)m.addr + 300 * ps, ps, 0);
+	read_blocks_until_resolved(fd, m.addr + 4 * ps + 1, (unsigned long)m.addr + 4 * ps, ps, mem_unit_pattern(0));
 	CHECK(page_uffd_bit(m.addr + 3 * ps), "resolving page 300 resolved page 3");
 	want_quiet(fd, "after the resolved faults");
 }
@@ -717,59 +702,67 @@ RWP_TEST(huge_zero_page_split_keeps_protection)
 	want_bits(p + 6 * ps, HPAGE_NR - 6, PM_UFFD_BIT, 1, "pages after the resolved one");
 	CHECK(p[5 * ps] == 0, "the resolved page reads nonzero");
 	want_quiet(fd, "a read of the resolved page");
-	read_faults(fd, p + 300 * ps + 3, (unsigned long)p + 300 * ps, ps, 0);
+	read_blocks_until_resolved(fd, p + 300 * ps + 3, (unsigned long)p + 300 * ps, ps, 0);
 	want_quiet(fd, "after the resolved fault");
+}
+
+/*
+ * An armed anon THP whose page k is resolved (or dropped by MADV_DONTNEED)
+ * must split, every other page keeping its uffd bit (and, dropped, only page
+ * k leaving).
+ */
+static struct mem thp_changed_at(int *fd, size_t k, int drop)
+{
+	size_t ps = page_size();
+	uint64_t *e = calloc(HPAGE_NR, 8);
+	struct mem m;
+
+	CHECK(e != NULL, "calloc");
+	m = mem_rwp(MEM_ANON_THP, 1, fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	arm(*fd, m.addr, m.len);
+	if (drop)
+		CHECK(madvise(m.addr + k * ps, ps, MADV_DONTNEED) == 0, "MADV_DONTNEED");
+	else
+		disarm(*fd, m.addr + k * ps, ps);
+	CHECK(!vma_has_anon_thp(m.addr), "the PMD is still mapped after a 4K %s",
+	      drop ? "MADV_DONTNEED" : "resolve");
+	pagemap_range(m.addr, HPAGE_NR, e);
+	for (size_t i = 0; i < HPAGE_NR; i++) {
+		int uffd = (e[i] >> PM_UFFD_BIT) & 1, present = (e[i] >> PM_PRESENT_BIT) & 1;
+
+		if (uffd != (i != k) || (drop && present != (i != k)))
+			FAIL("page %zu: pagemap 0x%llx after %s page %zu only", i,
+			     (unsigned long long)e[i], drop ? "dropping" : "resolving", k);
+	}
+	free(e);
+	return m;
 }
 
 /* J6: resolving one 4K page of a protected THP splits the PMD and keeps the other 511 protected */
 RWP_TEST(partial_resolve_splits_thp_anon_thp)
 {
 	int fd;
-	struct mem m;
+	struct mem m = thp_changed_at(&fd, 7, 0);
 	size_t ps = page_size();
-	uint64_t *e = calloc(HPAGE_NR, 8);
 
-	CHECK(e != NULL, "calloc");
-	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
-	arm(fd, m.addr, m.len);
-	disarm(fd, m.addr + 7 * ps, ps);
-	CHECK(!vma_has_anon_thp(m.addr), "the PMD is still mapped after a 4K resolve");
-	pagemap_range(m.addr, HPAGE_NR, e);
-	for (size_t i = 0; i < HPAGE_NR; i++)
-		if (((e[i] >> PM_UFFD_BIT) & 1) != (i != 7))
-			FAIL("page %zu: uffd bit %d after resolving page 7 only", i,
-			     (int)((e[i] >> PM_UFFD_BIT) & 1));
 	CHECK(m.addr[7 * ps + 1] == mem_unit_pattern(0), "resolved page contents");
 	want_quiet(fd, "read of the resolved page");
-	read_faults(fd, m.addr + 8 * ps, (unsigned long)m.addr + 8 * ps, ps, mem_unit_pattern(0));
-	free(e);
+	read_blocks_until_resolved(fd, m.addr + 8 * ps, (unsigned long)m.addr + 8 * ps, ps,
+				   mem_unit_pattern(0));
 }
 
 /* J6: MADV_DONTNEED of one 4K page splits a protected THP; the other 511 PTEs stay protected */
 RWP_TEST(dontneed_splits_thp_keeps_protection_anon_thp)
 {
 	int fd;
-	struct mem m;
+	struct mem m = thp_changed_at(&fd, 10, 1);
 	size_t ps = page_size();
-	uint64_t *e = calloc(HPAGE_NR, 8);
 
-	CHECK(e != NULL, "calloc");
-	m = mem_rwp(MEM_ANON_THP, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
-	arm(fd, m.addr, m.len);
-	CHECK(madvise(m.addr + 10 * ps, ps, MADV_DONTNEED) == 0, "MADV_DONTNEED");
-	CHECK(!vma_has_anon_thp(m.addr), "the PMD is still mapped after a 4K MADV_DONTNEED");
-	pagemap_range(m.addr, HPAGE_NR, e);
-	for (size_t i = 0; i < HPAGE_NR; i++) {
-		int want = i != 10;
-
-		if ((int)((e[i] >> PM_UFFD_BIT) & 1) != want || (int)((e[i] >> PM_PRESENT_BIT) & 1) != want)
-			FAIL("page %zu: pagemap 0x%llx after dropping page 10 only", i,
-			     (unsigned long long)e[i]);
-	}
-	read_faults(fd, m.addr + 11 * ps, (unsigned long)m.addr + 11 * ps, ps, mem_unit_pattern(0));
-	read_faults(fd, m.addr + 9 * ps, (unsigned long)m.addr + 9 * ps, ps, mem_unit_pattern(0));
+	read_blocks_until_resolved(fd, m.addr + 11 * ps, (unsigned long)m.addr + 11 * ps, ps,
+				   mem_unit_pattern(0));
+	read_blocks_until_resolved(fd, m.addr + 9 * ps, (unsigned long)m.addr + 9 * ps, ps,
+				   mem_unit_pattern(0));
 	want_quiet(fd, "after the resolved faults");
-	free(e);
 }
 
 /* ---- J7, J8: collapse ---- */
@@ -777,13 +770,10 @@ RWP_TEST(dontneed_splits_thp_keeps_protection_anon_thp)
 /* 2 MiB of anon at a 2 MiB boundary, filled with 4K pages (THP stays off: enabled=madvise). */
 static char *map_collapsible(int *fd)
 {
-	char *raw = mmap(NULL, 2 * HPAGE_SIZE, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *p;
 
 	require_rwp();
-	CHECK(raw != MAP_FAILED, "mmap");
-	p = (char *)(((unsigned long)raw + HPAGE_SIZE - 1) & ~(HPAGE_SIZE - 1));
+	p = map_aligned(HPAGE_SIZE, HPAGE_SIZE, PROT_READ | PROT_WRITE);
 	for (size_t i = 0; i < HPAGE_NR; i++)
 		p[i * page_size()] = (char)('A' + i % 26);
 	if (vma_has_anon_thp(p))
@@ -805,7 +795,7 @@ RWP_TEST(collapse_refused_over_protected_anon)
 	CHECK(!vma_has_anon_thp(p), "a THP appeared");
 	want_bits(p, 8, PM_UFFD_BIT, 1, "protected pages after the refused collapse");
 	want_bits(p + 8 * page_size(), HPAGE_NR - 8, PM_UFFD_BIT, 0, "unprotected pages");
-	read_faults(fd, p + 3 * page_size(), (unsigned long)p + 3 * page_size(), page_size(),
+	read_blocks_until_resolved(fd, p + 3 * page_size(), (unsigned long)p + 3 * page_size(), page_size(),
 		    'A' + 3);
 }
 
@@ -850,7 +840,7 @@ RWP_TEST(collapse_with_hole_busy_anon)
 RWP_TEST(collapse_drops_protection_shmem)
 {
 	int fd, mfd;
-	char *raw, *p;
+	char *p;
 	long long c0 = vmstat("thp_collapse_alloc"), huge0 = kb_field("/proc/meminfo", NULL, "ShmemHugePages");
 	size_t ps = page_size();
 	int r, e;
@@ -859,9 +849,7 @@ RWP_TEST(collapse_drops_protection_shmem)
 	mfd = memfd_create("j8", MFD_CLOEXEC);
 	CHECK(mfd >= 0, "memfd_create");
 	CHECK(ftruncate(mfd, HPAGE_SIZE) == 0, "ftruncate");
-	raw = mmap(NULL, 2 * HPAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(raw != MAP_FAILED, "reserve");
-	p = (char *)(((unsigned long)raw + HPAGE_SIZE - 1) & ~(HPAGE_SIZE - 1));
+	p = map_aligned(HPAGE_SIZE, HPAGE_SIZE, PROT_NONE);
 	CHECK(mmap(p, HPAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mfd, 0) == p,
 	      "mmap memfd at a 2 MiB boundary");
 	for (size_t i = 0; i < HPAGE_NR; i++)
@@ -893,12 +881,10 @@ RWP_TEST(collapse_drops_protection_shmem)
 RWP_TEST(swap_out_drops_protection_shmem)
 {
 	int fd;
-	struct mem m;
+	struct mem m = armed_for_swap(MEM_SHMEM, NUNITS, &fd);
+	long long out0 = vmstat("pswpout");
 	size_t ps = page_size();
-	long long out0;
 
-	m = armed_for_swap(MEM_SHMEM, 4, &fd);
-	out0 = vmstat("pswpout");
 	/* A reclaimed shmem page leaves no PTE: smaps' Swap line tells it is out. */
 	if (!WAIT_UNTIL(madvise(m.addr, m.len, MADV_PAGEOUT) == 0 &&
 			kb_field("/proc/self/smaps", m.addr, "Swap") >= 16, RWP_WAIT_MS))
@@ -906,7 +892,7 @@ RWP_TEST(swap_out_drops_protection_shmem)
 		     "MADV_PAGEOUT, want 16", kb_field("/proc/self/smaps", m.addr, "Swap"),
 		     RWP_WAIT_MS);
 	want_grown("pswpout", out0);
-	want_bits(m.addr, 4, PM_PRESENT_BIT, 0, "after MADV_PAGEOUT (unmapped)");
+	want_bits(m.addr, NUNITS, PM_PRESENT_BIT, 0, "after MADV_PAGEOUT (unmapped)");
 	FINDING("J5: try_to_unmap_one() clears file PTEs and only uffd-wp gets a marker "
 		"(memory.c:1705-1724, rmap.c:2340-2345); rst 386-389 says protection is "
 		"preserved across reclaim",
@@ -915,27 +901,6 @@ RWP_TEST(swap_out_drops_protection_shmem)
 }
 
 /* ---- J9: NUMA balancing ---- */
-
-struct saved {
-	const char *path;
-	char value[64];
-	int have;
-};
-
-static struct saved numa_saved[3] = {
-	{ .path = NUMA_SYSCTL },
-	{ .path = NUMA_DEBUGFS "scan_delay_ms" },
-	{ .path = NUMA_DEBUGFS "scan_period_min_ms" },
-};
-
-static void numa_restore(void *arg)
-{
-	(void)arg;
-	for (int i = 0; i < 3; i++)
-		if (numa_saved[i].have && write_text(numa_saved[i].path, numa_saved[i].value))
-			printf("# could not restore %s to %s\n", numa_saved[i].path,
-			       numa_saved[i].value);
-}
 
 #define NUMA_PAGES 64
 
@@ -997,8 +962,7 @@ static void numa_body(void *arg)
 	 * sit on its own node (folio_can_map_prot_numa()): a second thread
 	 * makes it mark them all.
 	 */
-	errno = pthread_create(&idle, NULL, idle_thread, NULL);
-	CHECK(errno == 0, "pthread_create");
+	thread_start(&idle, idle_thread, NULL);
 	if (type == MEM_ANON) {
 		arm(fd, m.addr + half, half);
 	} else {
@@ -1039,7 +1003,7 @@ static void numa_body(void *arg)
 	for (size_t i = 0; i < npages / 2; i++)
 		CHECK(m.addr[i * ps + 1] == mem_unit_pattern(type == MEM_ANON ? i : 0),
 		      "resolved page %zu contents", i);
-	read_faults(fd, m.addr + half + 3 * ps, (unsigned long)m.addr + half + 3 * ps, ps,
+	read_blocks_until_resolved(fd, m.addr + half + 3 * ps, (unsigned long)m.addr + half + 3 * ps, ps,
 		    type == MEM_ANON ? mem_unit_pattern(npages / 2 + 3) : mem_unit_pattern(0));
 	want_quiet(fd, "after the resolved fault");
 }
@@ -1047,20 +1011,24 @@ static void numa_body(void *arg)
 /* NUMA balancing made to scan soon and often over the body for type, then restored. */
 static void numa_scanned_over(enum mem_type type)
 {
+	struct setting knobs[] = {
+		{ .path = NUMA_SYSCTL },
+		{ .path = NUMA_DEBUGFS "scan_delay_ms" },
+		{ .path = NUMA_DEBUGFS "scan_period_min_ms" },
+		{ 0 },
+	};
+
 	require_rwp();
 	require_two_nodes();
 	if (access(NUMA_SYSCTL, W_OK))
 		SKIP("no %s (CONFIG_NUMA_BALANCING off)", NUMA_SYSCTL);
-	for (int i = 0; i < 3; i++)
-		numa_saved[i].have = !read_text(numa_saved[i].path, numa_saved[i].value,
-						sizeof(numa_saved[i].value));
-	CHECK(numa_saved[0].have, "read %s", NUMA_SYSCTL);
+	CHECK(setting_read(&knobs[0]) == 0, "read %s", NUMA_SYSCTL);
 	/* Scan soon and often: TCG is slow and the test has a deadline. */
-	if (numa_saved[1].have)
-		write_text(numa_saved[1].path, "50");
-	if (numa_saved[2].have)
-		write_text(numa_saved[2].path, "100");
-	run_then_restore(numa_body, &type, numa_restore, NULL);
+	if (setting_read(&knobs[1]) == 0)
+		write_text(knobs[1].path, "50");
+	if (setting_read(&knobs[2]) == 0)
+		write_text(knobs[2].path, "100");
+	run_then_restore(numa_body, &type, settings_restore, knobs);
 }
 
 /* J9: NUMA balancing scans an RWP VMA without RWP messages and without touching protected PTEs */
@@ -1076,21 +1044,6 @@ RWP_TEST(numa_balancing_no_rwp_faults_split_thp)
 }
 
 /* ---- J10: mTHP ---- */
-
-static char mthp_old[64];
-
-static void mthp_restore(void *arg)
-{
-	(void)arg;
-	/* The file shows "always [inherit] madvise never": write the bracketed word. */
-	char *lb = strchr(mthp_old, '['), *rb = lb ? strchr(lb, ']') : NULL;
-
-	if (lb && rb) {
-		*rb = '\0';
-		if (write_text(MTHP_64K "enabled", lb + 1))
-			printf("# could not restore " MTHP_64K "enabled to %s\n", lb + 1);
-	}
-}
 
 /* A per-size counter of 64K mTHP (these exist without CONFIG_VM_EVENT_COUNTERS). */
 static long long mthp_stat(const char *name)
@@ -1110,13 +1063,7 @@ static long long mthp_faults(void)
 /* 1 MiB of untouched anon at a 64K boundary, so a 64K mTHP fits every slot. */
 static char *map_64k_aligned(void)
 {
-	size_t len = 1 << 20;
-	char *raw = mmap(NULL, 2 * len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	char *p;
-
-	CHECK(raw != MAP_FAILED, "mmap");
-	p = (char *)(((unsigned long)raw + 0xffff) & ~0xffffUL);
-	return p;
+	return map_aligned(1 << 20, 0x10000, PROT_READ | PROT_WRITE);
 }
 
 static void mthp_body(void *arg)
@@ -1146,14 +1093,22 @@ static void mthp_body(void *arg)
 	      !page_uffd_bit(armed + 3 * ps), "a 4K resolve changed its neighbours");
 }
 
+/* Runs body with 64K mTHP enabled=always, then puts the old setting back. */
+static void mthp_enable_then(void (*body)(void *))
+{
+	struct setting enabled[] = { { .path = MTHP_64K "enabled" }, { 0 } };
+
+	if (setting_read(&enabled[0]))
+		SKIP("no %s (no 64K mTHP on this kernel)", MTHP_64K "enabled");
+	ok(write_text(MTHP_64K "enabled", "always"), "enable 64K mTHP");
+	run_then_restore(body, NULL, settings_restore, enabled);
+}
+
 /* J10: first-touch faults in an armed VMA allocate order-0 pages even with 64K mTHP enabled */
 RWP_TEST(mthp_not_used_in_armed_vma_anon)
 {
 	require_rwp();
-	if (read_text(MTHP_64K "enabled", mthp_old, sizeof(mthp_old)))
-		SKIP("no %s (no 64K mTHP on this kernel)", MTHP_64K "enabled");
-	ok(write_text(MTHP_64K "enabled", "always"), "enable 64K mTHP");
-	run_then_restore(mthp_body, NULL, mthp_restore, NULL);
+	mthp_enable_then(mthp_body);
 }
 
 static void read_all(char *p, size_t len)
@@ -1209,10 +1164,7 @@ RWP_TEST(mthp_swapin_order0_in_armed_vma_anon)
 {
 	require_rwp();
 	require_swap(NULL, 0, NULL);
-	if (read_text(MTHP_64K "enabled", mthp_old, sizeof(mthp_old)))
-		SKIP("no %s (no 64K mTHP on this kernel)", MTHP_64K "enabled");
-	ok(write_text(MTHP_64K "enabled", "always"), "enable 64K mTHP");
-	run_then_restore(mthp_swapin_body, NULL, mthp_restore, NULL);
+	mthp_enable_then(mthp_swapin_body);
 }
 
 RWP_MAIN

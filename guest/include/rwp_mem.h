@@ -25,6 +25,8 @@ static const char *const mem_names[MEM_NTYPES] = {
 };
 
 #define HPAGE_SIZE (2UL << 20)
+/* A test's usual range: the unit it touches has a neighbour on each side, and one more. */
+#define NUNITS 4
 
 #define RWP_TEST_MEM(fn)						\
 	static void fn(int type);					\
@@ -63,34 +65,58 @@ static inline void mem_fill(struct mem *m)
 		memset(m->addr + i * m->unit, mem_unit_pattern(i), m->unit);
 }
 
-/* Does smaps say the VMA containing addr holds at least one anon THP? */
-static inline int vma_has_anon_thp(void *addr)
+/*
+ * The value of a "Key: value" line of a /proc file, without its newline,
+ * into buf: in smaps, of the VMA holding addr (addr NULL: the whole file, as
+ * for meminfo). Returns whether the line was there.
+ */
+static inline int proc_field(const char *path, void *addr, const char *key, char *buf, size_t len)
 {
 	unsigned long a = (unsigned long)addr, lo, hi;
-	char line[256];
-	FILE *f = fopen("/proc/self/smaps", "r");
-	int inside = 0, found = 0;
+	char line[512];
+	size_t klen = strlen(key);
+	int inside = !addr, found = 0;
+	FILE *f = fopen(path, "r");
 
-	if (!f)
-		return 0;
+	CHECK(f != NULL, "open %s", path);
 	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+		if (addr && sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
 			inside = lo <= a && a < hi;
-		else if (inside && !strncmp(line, "AnonHugePages:", 14))
-			found = atol(line + 14) >= 2048;
+		} else if (inside && !strncmp(line, key, klen) && line[klen] == ':') {
+			snprintf(buf, len, "%s", line + klen + 1 + strspn(line + klen + 1, " \t"));
+			buf[strcspn(buf, "\n")] = '\0';
+			found = 1;
+		}
 	}
 	fclose(f);
 	return found;
 }
 
+/* Does smaps say the VMA containing addr holds at least one anon THP? */
+static inline int vma_has_anon_thp(void *addr)
+{
+	char v[64];
+
+	return proc_field("/proc/self/smaps", addr, "AnonHugePages", v, sizeof(v)) &&
+	       atol(v) >= 2048;
+}
+
+/*
+ * len bytes of private anon memory with prot, starting at an align boundary
+ * (a power of two): PROT_NONE reserves room to mmap or mremap onto.
+ */
+static inline char *map_aligned(size_t len, size_t align, int prot)
+{
+	char *raw = mmap(NULL, len + align, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	CHECK(raw != MAP_FAILED, "mmap %zu bytes to align to 0x%zx", len + align, align);
+	return (char *)(((unsigned long)raw + align - 1) & ~(align - 1));
+}
+
 static inline char *map_aligned_anon_thp(size_t len)
 {
-	char *raw = mmap(NULL, len + HPAGE_SIZE, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	char *p;
+	char *p = map_aligned(len, HPAGE_SIZE, PROT_READ | PROT_WRITE);
 
-	CHECK(raw != MAP_FAILED, "mmap for THP");
-	p = (char *)(((unsigned long)raw + HPAGE_SIZE - 1) & ~(HPAGE_SIZE - 1));
 	CHECK(madvise(p, len, MADV_HUGEPAGE) == 0, "MADV_HUGEPAGE");
 	return p;
 }
@@ -200,48 +226,65 @@ static inline long thread_faults(void)
 	return ru.ru_minflt + ru.ru_majflt;
 }
 
-/* ---- a write that may raise SIGSEGV ---- */
+/* ---- an access that may raise a signal ---- */
 
-/* A thread that writes one byte and reports SIGSEGV instead of dying. */
-struct segv_writer {
+/* A thread that touches one byte and reports SIGSEGV or SIGBUS instead of dying. */
+struct toucher {
 	pthread_t thread;
 	volatile char *addr;
-	volatile int done, segv;
+	int write;
+	volatile int done, sig;
+	siginfo_t info;
 };
 
-static __thread sigjmp_buf segv_env __attribute__((unused));
+static __thread sigjmp_buf toucher_env __attribute__((unused));
+static __thread siginfo_t toucher_info __attribute__((unused));
 
-static inline void segv_writer_jump(int sig)
+static inline void toucher_jump(int sig, siginfo_t *si, void *uc)
 {
-	siglongjmp(segv_env, sig);
+	(void)uc;
+	toucher_info = *si;
+	siglongjmp(toucher_env, sig);
 }
 
-static inline void *segv_writer_fn(void *arg)
+static inline void *toucher_fn(void *arg)
 {
-	struct segv_writer *w = arg;
+	struct toucher *t = arg;
+	int sig = sigsetjmp(toucher_env, 1);
 
-	if (sigsetjmp(segv_env, 1) == 0)
-		*w->addr = 'z';
-	else
-		w->segv = 1;
-	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	if (sig == 0 && t->write)
+		*t->addr = 'z';
+	else if (sig == 0)
+		(void)*t->addr;
+	t->sig = sig;
+	t->info = toucher_info;
+	__atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
-/* Writes 'z' at addr from another thread; 1 if it raised SIGSEGV, 0 if it succeeded. */
-static inline int write_segv(void *addr)
+/*
+ * Reads addr (or writes 'z' there) from another thread, so that an access
+ * which blocks fails the test instead of hanging it. Returns the signal the
+ * access raised, SIGSEGV or SIGBUS (its siginfo in *info when info is given),
+ * or 0 if it succeeded.
+ */
+static inline int access_signal(void *addr, int write, siginfo_t *info)
 {
-	struct sigaction sa = { .sa_handler = segv_writer_jump, .sa_flags = SA_NODEFER }, old;
-	struct segv_writer w = { .addr = addr };
+	struct sigaction sa = { .sa_sigaction = toucher_jump, .sa_flags = SA_SIGINFO | SA_NODEFER };
+	struct sigaction old_segv, old_bus;
+	struct toucher t = { .addr = addr, .write = write };
 
-	CHECK(sigaction(SIGSEGV, &sa, &old) == 0, "sigaction");
-	errno = pthread_create(&w.thread, NULL, segv_writer_fn, &w);
-	CHECK(errno == 0, "pthread_create");
-	CHECK(WAIT_UNTIL(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE), RWP_WAIT_MS),
-	      "the write to %p blocked", addr);
-	pthread_join(w.thread, NULL);
-	sigaction(SIGSEGV, &old, NULL);
-	return w.segv;
+	CHECK(sigaction(SIGSEGV, &sa, &old_segv) == 0 && sigaction(SIGBUS, &sa, &old_bus) == 0,
+	      "sigaction");
+	thread_start(&t.thread, toucher_fn, &t);
+	CHECK(WAIT_UNTIL(__atomic_load_n(&t.done, __ATOMIC_ACQUIRE), RWP_WAIT_MS),
+	      "the %s of %p blocked", write ? "write" : "read", addr);
+	pthread_join(t.thread, NULL);
+	sigaction(SIGSEGV, &old_segv, NULL);
+	sigaction(SIGBUS, &old_bus, NULL);
+	if (info)
+		*info = t.info;
+	return t.sig;
 }
 
 /* ---- pagemap ---- */
@@ -333,24 +376,11 @@ static inline long scan_pages(void *start, size_t len, __u64 category, int inver
 /* A "Key:   N kB" line of /proc/meminfo, or of smaps for the VMA holding addr. */
 static inline long long kb_field(const char *path, void *addr, const char *key)
 {
-	unsigned long a = (unsigned long)addr, lo, hi;
-	char line[256];
-	size_t klen = strlen(key);
-	long long v = -1;
-	int inside = !addr;
-	FILE *f = fopen(path, "r");
+	char v[64];
 
-	CHECK(f != NULL, "open %s", path);
-	while (fgets(line, sizeof(line), f)) {
-		if (addr && sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
-			inside = lo <= a && a < hi;
-		else if (inside && !strncmp(line, key, klen) && line[klen] == ':')
-			v = atoll(line + klen + 1);
-	}
-	fclose(f);
-	if (v < 0)
-		FAIL("%s has no %s line", path, key);
-	return v;
+	if (!proc_field(path, addr, key, v, sizeof(v)))
+		FAIL("%s has no %s line%s", path, key, addr ? " for the VMA" : "");
+	return atoll(v);
 }
 
 /* ---- pagemap of a range ---- */

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 /*
@@ -19,6 +20,9 @@
  * UAPI; defining them lets the same program run there and skip, instead of
  * failing to compile.
  */
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY		1
+#endif
 #ifndef UFFD_FEATURE_WP_ASYNC
 #define UFFD_FEATURE_WP_ASYNC		(1ULL << 15)
 #endif
@@ -292,6 +296,14 @@ static inline void want_quiet(int fd, const char *when)
 		     (unsigned long long)msg.arg.pagefault.address);
 }
 
+/* ---- threads ---- */
+
+static inline void thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	errno = pthread_create(t, NULL, fn, arg);
+	CHECK(errno == 0, "pthread_create");
+}
+
 /* ---- a thread that touches one byte, so the test can act as the handler ---- */
 
 struct accessor {
@@ -323,8 +335,7 @@ static inline void accessor_start(struct accessor *a, void *addr, int write, cha
 	a->value = value;
 	a->tid = 0;
 	a->done = 0;
-	errno = pthread_create(&a->thread, NULL, accessor_fn, a);
-	CHECK(errno == 0, "pthread_create");
+	thread_start(&a->thread, accessor_fn, a);
 }
 
 /* Wait up to timeout_ms for the access to complete; returns whether it did. */
@@ -334,6 +345,53 @@ static inline int accessor_wait(struct accessor *a, int timeout_ms)
 		return 0;
 	pthread_join(a->thread, NULL);
 	return 1;
+}
+
+/* ---- an access blocked on an RWP fault ---- */
+
+/* The next message is a fault with flags at addr, and access a is still blocked. */
+static inline void want_blocked(int fd, struct accessor *a, __u64 flags, unsigned long addr)
+{
+	want_fault(fd, flags, addr);
+	CHECK(!__atomic_load_n(&a->done, __ATOMIC_ACQUIRE), "the access finished while protected");
+}
+
+/* Starts a reader of p and sees it block with an RWP fault at fault_addr. */
+static inline void reader_blocked(int fd, struct accessor *a, void *p, unsigned long fault_addr)
+{
+	accessor_start(a, p, 0, 0);
+	want_blocked(fd, a, UFFD_PAGEFAULT_FLAG_RWP, fault_addr);
+}
+
+/*
+ * An access of p from another thread (a read, or a write of value) blocks with
+ * an RWP fault at fault_addr; resolving the len-aligned block holding
+ * fault_addr (len: a page, or a THP or hugetlb unit) lets it finish.
+ */
+static inline struct accessor access_blocks_until_resolved(int fd, void *p, int write, char value,
+							     unsigned long fault_addr, size_t len)
+{
+	struct accessor a;
+
+	CHECK(len && !(len & (len - 1)), "resolve length %zu is not a power of two", len);
+	accessor_start(&a, p, write, value);
+	want_blocked(fd, &a, UFFD_PAGEFAULT_FLAG_RWP | (write ? UFFD_PAGEFAULT_FLAG_WRITE : 0),
+		     fault_addr);
+	disarm(fd, (void *)(fault_addr & ~(len - 1)), len);
+	CHECK(accessor_wait(&a, RWP_WAIT_MS), "the %s of %p did not resume after the resolve",
+	      write ? "write" : "read", p);
+	return a;
+}
+
+/* The same for a read, which must return want (or ANY_BYTE). */
+#define ANY_BYTE 0x100
+static inline void read_blocks_until_resolved(int fd, void *p, unsigned long fault_addr,
+					      size_t len, int want)
+{
+	struct accessor a = access_blocks_until_resolved(fd, p, 0, 0, fault_addr, len);
+
+	CHECK(want == ANY_BYTE || a.value == (char)want, "read 0x%x at %p after the resolve, want 0x%x",
+	      a.value & 0xff, p, want & 0xff);
 }
 
 /* ---- /proc and /sys ---- */
@@ -386,6 +444,98 @@ static inline int write_text(const char *path, const char *text)
 }
 
 /*
+ * A system-wide knob (a sysctl, a sysfs or debugfs file) a test changes:
+ * setting_read() keeps its value, settings_restore() writes every kept value
+ * back. A file that lists its choices as "a [b] c" keeps the bracketed one.
+ */
+struct setting {
+	const char *path;
+	char value[256];
+	int saved;
+};
+
+/* 0, or -errno if the file cannot be read. */
+static inline int setting_read(struct setting *s)
+{
+	char *lb, *rb;
+	int err = read_text(s->path, s->value, sizeof(s->value));
+
+	if (err)
+		return err;
+	lb = strchr(s->value, '[');
+	rb = lb ? strchr(lb, ']') : NULL;
+	if (lb && rb) {
+		*rb = '\0';
+		memmove(s->value, lb + 1, strlen(lb + 1) + 1);
+	}
+	s->saved = 1;
+	return 0;
+}
+
+/* The restore of run_then_restore() for an array of settings ended by a NULL path. */
+static inline void settings_restore(void *arg)
+{
+	for (struct setting *s = arg; s->path; s++)
+		if (s->saved && write_text(s->path, s->value))
+			printf("# could not restore %s to %s\n", s->path, s->value);
+}
+
+/* ---- processes ---- */
+
+/* Waits up to ms for pid; returns 1 with *status, or 0 if it is still running. */
+static inline int wait_pid_ms(pid_t pid, int *status, int ms)
+{
+	pid_t r = 0;
+
+	WAIT_UNTIL((r = waitpid(pid, status, WNOHANG)) != 0, ms);
+	CHECK(r == 0 || r == pid, "waitpid %d", pid);
+	return r == pid;
+}
+
+static inline void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Passes fd to the process at the other end of a unix socket (SCM_RIGHTS). */
+static inline void send_fd(int sock, int fd)
+{
+	char data = 'F', cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { &data, 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			      .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	CHECK(sendmsg(sock, &msg, 0) == 1, "sendmsg SCM_RIGHTS");
+}
+
+/* The fd the other end passed, waiting RWP_WAIT_MS at most. */
+static inline int recv_fd(int sock)
+{
+	char data, cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &data, 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			      .msg_controllen = sizeof(cbuf) };
+	struct pollfd pfd = { .fd = sock, .events = POLLIN };
+	struct cmsghdr *c;
+	int fd;
+
+	CHECK(poll(&pfd, 1, RWP_WAIT_MS) == 1, "no fd from the other process within %d ms",
+	      RWP_WAIT_MS);
+	CHECK(recvmsg(sock, &msg, 0) == 1, "recvmsg");
+	c = CMSG_FIRSTHDR(&msg);
+	CHECK(c && c->cmsg_type == SCM_RIGHTS, "no SCM_RIGHTS in the message");
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+/*
  * fork() from a thread: with UFFD_FEATURE_EVENT_FORK it blocks until the FORK
  * message is read, so the test reads it meanwhile, then forker_join()s. The
  * child runs child(arg), which ends it with _exit().
@@ -413,8 +563,7 @@ static void *rwp_forker_fn(void *p)
 static inline void forker_start(struct forker *f)
 {
 	fflush(stdout);
-	errno = pthread_create(&f->thread, NULL, rwp_forker_fn, f);
-	CHECK(errno == 0, "pthread_create for fork()");
+	thread_start(&f->thread, rwp_forker_fn, f);
 }
 
 static inline pid_t forker_join(struct forker *f)

@@ -18,6 +18,8 @@ from ktest import Skip, test
 
 MEM_TYPES = ("anon", "anon_thp", "shmem", "shmem_private", "hugetlb", "hugetlb_private")
 HPAGE = 2 << 20
+# A test's usual range: the unit it touches has a neighbour on each side, and one more.
+NUNITS = 4
 PAGE = mmap.PAGESIZE
 MFD_HUGETLB = 0x4
 MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT = 4, 14, 21

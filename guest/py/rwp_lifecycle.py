@@ -1,7 +1,7 @@
 """The RWP contract over a mapping's life, from Python (docs/contract.md areas I, K, L).
 
 An independent check, through guest/py/uffd.py and ctypes, of a subset of
-what guest/c/rwp_lifecycle.c tests: mremap, fork, kernel-mode accesses and
+what guest/c/rwp_lifecycle.c tests: mremap, fork, MOVE, kernel-mode accesses and
 unprivileged use. Each test names its contract ids in its docstring.
 """
 
@@ -16,9 +16,11 @@ import threading
 import ktest
 import uffd
 from ktest import test
-from memtypes import HPAGE, WAIT_S, Mem, is_huge, pattern, registered, require_rwp, test_mem, uffd_bit
+from faults import want_fault, want_quiet
+from memtypes import HPAGE, MADV_DONTNEED, NUNITS, PAGE, SWAPPED, WAIT_S, Mem, bit, is_huge, page_out
+from memtypes import madvise, pagemap, pattern, registered, require_rwp, require_swap, test_mem, uffd_bit
+from memtypes import wait_until
 
-NUNITS = 4
 USER_MODE_ONLY = 1
 MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 NOBODY = 65534
@@ -46,19 +48,6 @@ def present(addr: int) -> bool:
 
 def fault_address(m: Mem, addr: int) -> int:
     return addr & ~((HPAGE if is_huge(m.type) else uffd.PAGE_SIZE) - 1)
-
-
-def expect_fault(u: uffd.Uffd, flags: int, address: int) -> None:
-    msg = u.read_msg(WAIT_S)
-    assert msg is not None, f"no fault message within {WAIT_S} s"
-    assert msg.event == uffd.EVENT_PAGEFAULT, f"event {msg.event:#x}"
-    assert (msg.flags, msg.address) == (flags, address), \
-        f"fault flags {msg.flags:#x} at {msg.address:#x}, want {flags:#x} at {address:#x}"
-
-
-def expect_no_message(u: uffd.Uffd, when: str) -> None:
-    msg = u.read_msg(0)
-    assert msg is None, f"{when}: unexpected message (event {msg.event:#x}, flags {msg.flags:#x})"
 
 
 class Call(threading.Thread):
@@ -90,7 +79,7 @@ def mremap_without_event_unprotects(t: str):
     for i in range(NUNITS):
         assert not uffd_bit(to + i * m.unit), f"unit {i} kept the uffd bit"
         assert uffd.peek(to + i * m.unit + 3) == pattern(i), f"unit {i} contents"
-    expect_no_message(u, "accesses after the move")
+    want_quiet(u, "accesses after the move")
     try:
         u.rwprotect(to, m.length, uffd.RWPROTECT_MODE_RWP)
     except OSError as e:
@@ -118,11 +107,11 @@ def fork_without_event_child_unaffected(t: str):
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, \
         f"child status {status:#x} (exit 2: uffd bit; 3: data; 4: page tables copied)"
-    expect_no_message(u, "the child's access")
+    want_quiet(u, "the child's access")
     assert uffd_bit(m.at(1)), "the parent lost its protection"
     acc = uffd.Accessor(m.at(1), False)
     acc.start()
-    expect_fault(u, uffd.PAGEFAULT_FLAG_RWP, fault_address(m, m.at(1)))
+    want_fault(u, uffd.PAGEFAULT_FLAG_RWP, fault_address(m, m.at(1)))
     u.rwprotect(m.at(1), m.unit, 0)
     assert acc.done.wait(WAIT_S), "the parent's reader did not resume"
 
@@ -134,7 +123,7 @@ def pipe_read_into_protected_buffer_waits(t: str):
     r, w = os.pipe()
     os.write(w, b"pipedata")
     call = Call(_libc.read, r, m.at(2, 8), 8)
-    expect_fault(u, uffd.PAGEFAULT_FLAG_RWP | uffd.PAGEFAULT_FLAG_WRITE,
+    want_fault(u, uffd.PAGEFAULT_FLAG_RWP | uffd.PAGEFAULT_FLAG_WRITE,
                  fault_address(m, m.at(2)))
     assert not call.done.wait(0.1), "read() completed into a protected buffer"
     u.rwprotect(m.at(2), m.unit, 0)
@@ -153,8 +142,44 @@ def user_mode_only_kernel_write_efaults(t: str):
     assert call.done.wait(WAIT_S), "write() blocked on a user-mode-only uffd"
     assert call.ret == -1 and call.err == errno.EFAULT, \
         f"write returned {call.ret} ({uffd.errno_name(call.err)}), want EFAULT"
-    expect_no_message(u, "kernel-mode access")
+    want_quiet(u, "kernel-mode access")
     assert uffd_bit(m.at(1)), "the failed kernel access unprotected the unit"
+
+
+@test
+def move_out_of_rwp_source():
+    """I17: a protected swapped page MOVEd into a non-RWP VMA arrives without the uffd bit"""
+    require_swap()
+    if not uffd.kernel_features() & uffd.FEATURE_MOVE:
+        raise ktest.Skip("kernel does not advertise UFFD_FEATURE_MOVE")
+    u, src = registered("anon", 2, uffd.FEATURE_MOVE, protect=True)
+    dst = Mem("anon", 2)
+    assert madvise(dst.addr, dst.length, MADV_DONTNEED) == 0, "MADV_DONTNEED dst"
+    # MOVE wants its destination registered with the same uffd: MISSING, not RWP.
+    u.register(dst.addr, dst.length, uffd.REGISTER_MODE_MISSING)
+    page_out(src.at(1), PAGE)
+    assert uffd_bit(src.at(1)), "the swapped source page lost its uffd bit"
+    moved = 0
+
+    def try_move() -> bool:
+        nonlocal moved
+        try:
+            moved = u.move(dst.at(1), src.at(1), PAGE)
+        except OSError as e:
+            if e.errno in (errno.EBUSY, errno.EAGAIN):
+                return False     # still in the swap cache for a while
+            raise
+        return True
+
+    assert wait_until(try_move), "MOVE of the swapped page stayed EBUSY"
+    assert moved == PAGE, f"moved {moved}"
+    assert bit(pagemap(dst.at(1))[0], SWAPPED), f"dst page 1 is not a swap entry ({pagemap(dst.at(1))[0]:#x})"
+    marked = uffd_bit(dst.at(1))
+    assert uffd.peek(dst.at(1)) == ord("b"), "dst page 1 contents"
+    want_quiet(u, "the read of the moved page raised a message")
+    ktest.finding("I17: move_swap_pte() keeps the source's swap-PTE uffd bit "
+                  "(uffd.c:1449-1455), so the page lands in a non-RWP VMA still marked",
+                  not marked, "the swapped page arrived with the uffd bit in a non-RWP VMA")
 
 
 def as_nobody(fn, sysctl_value: int) -> int:
@@ -199,7 +224,7 @@ def _unprivileged_checks() -> None:
     u.rwprotect(region.addr, region.length, uffd.RWPROTECT_MODE_RWP)
     acc = uffd.Accessor(region.addr, False)
     acc.start()
-    expect_fault(u, uffd.PAGEFAULT_FLAG_RWP, region.addr)
+    want_fault(u, uffd.PAGEFAULT_FLAG_RWP, region.addr)
     u.rwprotect(region.addr, region.length, 0)
     assert acc.done.wait(WAIT_S) and acc.value == ord("a"), "the reader did not resume"
 

@@ -14,6 +14,7 @@ import os
 import ktest
 import uffd
 from ktest import Skip, test
+from faults import read_blocks_until_resolved, want_quiet
 from memtypes import HPAGE, PAGE, PRESENT, SWAPPED, WAIT_S, Mem, anon_thp_at, bit, grew, madvise
 from memtypes import page_out, pagemap, pattern, registered, require_rwp, require_swap, smaps_field
 from memtypes import MADV_PAGEOUT, aligned_memfd, uffd_bit, vmstat, wait_until
@@ -25,20 +26,6 @@ SPLIT_CTL = "/sys/kernel/debug/split_huge_pages"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
-
-
-def read_faults(u: uffd.Uffd, addr: int, base: int, want: int) -> None:
-    """A read of addr raises an RWP fault at base; after resolving 4K it reads want."""
-    acc = uffd.Accessor(addr, False)
-    acc.start()
-    msg = u.read_msg(WAIT_S)
-    assert msg is not None, f"no fault message within {WAIT_S} s"
-    assert (msg.event, msg.flags, msg.address) == (uffd.EVENT_PAGEFAULT, uffd.PAGEFAULT_FLAG_RWP, base), \
-        f"event {msg.event:#x} flags {msg.flags:#x} at {msg.address:#x}, want an RWP fault at {base:#x}"
-    assert not acc.done.is_set(), "the read finished before the resolve"
-    u.rwprotect(base, PAGE, 0)
-    assert acc.done.wait(WAIT_S), "the reader did not resume"
-    assert acc.value == want, f"read {acc.value:#x}, want {want:#x}"
 
 
 def still_protected(u: uffd.Uffd, addr: int, want: int, what: str) -> bool:
@@ -59,11 +46,6 @@ def still_protected(u: uffd.Uffd, addr: int, want: int, what: str) -> bool:
     return had_bit and msg is not None and (msg.flags, msg.address) == (uffd.PAGEFAULT_FLAG_RWP, base)
 
 
-def quiet(u: uffd.Uffd, when: str) -> None:
-    msg = u.read_msg(0)
-    assert msg is None, f"{when}: unexpected message (flags {msg.flags:#x} at {msg.address:#x})"
-
-
 @test
 def swap_round_trip_keeps_protection():
     """J1: a protected anon page goes to swap with its uffd bit and faults when swapped back in"""
@@ -74,12 +56,12 @@ def swap_round_trip_keeps_protection():
     for i, e in enumerate(pagemap(m.addr, 4)):
         assert bit(e, 57) and not bit(e, PRESENT), f"swapped page {i}: entry {e:#x}"
     in0 = vmstat("pswpin")
-    read_faults(u, m.at(1, 17), m.at(1), ord("b"))
+    read_blocks_until_resolved(u, m.at(1, 17), m.at(1), PAGE, ord("b"))
     assert grew("pswpin", in0), "pswpin did not grow"
     e = pagemap(m.at(1))[0]
     assert bit(e, PRESENT) and not bit(e, SWAPPED), f"page 1 not swapped in: {e:#x}"
     assert bit(pagemap(m.at(2))[0], SWAPPED) and uffd_bit(m.at(2)), "page 2 changed"
-    quiet(u, "after the resolved fault")
+    want_quiet(u, "after the resolved fault")
 
 
 @test
@@ -91,7 +73,7 @@ def swap_async_resolves_silently():
     page_out(m.addr, m.length)
     assert uffd_bit(m.at(3)), "swap entry lost the uffd bit"
     assert uffd.peek(m.at(3, 1)) == ord("d"), "contents after swap-in"
-    quiet(u, "async access")
+    want_quiet(u, "async access")
     e = pagemap(m.at(3))[0]
     assert bit(e, PRESENT) and not bit(e, 57), f"page 3 after the access: {e:#x}"
     assert uffd_bit(m.at(2)), "an untouched page lost its protection"
@@ -108,7 +90,7 @@ def swap_unprotected_page_silent():
     assert not uffd_bit(m.addr) and not uffd_bit(m.at(1)), "swap entries gained the uffd bit"
     uffd.poke(m.at(1), ord("Z"))
     assert uffd.peek(m.addr) == ord("a"), "contents after swap-in"
-    quiet(u, "accesses to unprotected swapped pages")
+    want_quiet(u, "accesses to unprotected swapped pages")
 
 
 @test
@@ -188,7 +170,7 @@ def migration_keeps_protection():
     assert grew("pgmigrate_success", mig0), "pgmigrate_success did not grow"
     for i in range(2):
         assert bit(pagemap(m.at(i))[0], PRESENT) and uffd_bit(m.at(i)), f"page {i} after migration"
-    read_faults(u, m.at(0, 3), m.addr, ord("a"))
+    read_blocks_until_resolved(u, m.at(0, 3), m.addr, PAGE, ord("a"))
 
 
 @test
@@ -208,7 +190,7 @@ def thp_split_keeps_protection():
     entries = pagemap(m.addr, HPAGE // PAGE)
     bad = [i for i, e in enumerate(entries) if not (bit(e, PRESENT) and bit(e, 57))]
     assert not bad, f"{len(bad)} pages lost presence or the uffd bit, first {bad[0]}"
-    read_faults(u, m.at(0, 9 * PAGE), m.at(0, 9 * PAGE), ord("a"))
+    read_blocks_until_resolved(u, m.at(0, 9 * PAGE), m.at(0, 9 * PAGE), PAGE, ord("a"))
     assert uffd_bit(m.at(0, 10 * PAGE)), "resolving one page resolved its neighbour"
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from harness.parse import splats as splatmod
+from harness.parse.renamed import MOVED
 
 
 class Status(str, Enum):
@@ -36,10 +37,35 @@ def split_test_id(tid: str) -> tuple[str, str]:
     return (program, sub) if sep else (tid, "")
 
 
+def _name(sub: str) -> str:
+    """A subtest's test name: a memory-typed one (name__anon) without its type."""
+    return sub.split("__", 1)[0]
+
+
+_FORMER = {(new, name): old for (old, name), new in MOVED.items()}
+
+
+def current_id(tid: str) -> str:
+    """The id a test has today, given one it had before it moved (renamed.py)."""
+    program, sub = split_test_id(tid)
+    new = MOVED.get((program, _name(sub)))
+    return test_id(new, sub) if new else tid
+
+
+def former_id(tid: str) -> str | None:
+    """The id a test had before it moved, or None."""
+    program, sub = split_test_id(tid)
+    old = _FORMER.get((program, _name(sub)))
+    return test_id(old, sub) if old else None
+
+
 def selected_by(tid: str, patterns) -> bool:
-    """-k's rule: a test is selected when its id contains any pattern (no
-    patterns: every test)."""
-    return not patterns or any(p in tid for p in patterns)
+    """-k's rule: a test is selected when its id, or the id it had before it
+    moved, contains any pattern (no patterns: every test)."""
+    if not patterns:
+        return True
+    former = former_id(tid)
+    return any(p in tid or (former is not None and p in former) for p in patterns)
 
 
 def capped(text: str, cap: int = OUTPUT_CAP) -> str:

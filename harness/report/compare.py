@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.errors import BadInput
-from harness.parse.verdicts import BAD, Status, selected_by, test_id
+from harness.parse.verdicts import BAD, Status, current_id, selected_by, test_id
 from harness.report import results
 
 _BAD = {s.value for s in BAD}
@@ -45,9 +45,10 @@ def load(path: Path) -> RunView:
                                  and (path / "junit.xml").exists()):
         return _from_junit(path / "junit.xml" if path.is_dir() else path, str(path))
     doc = results.read_document(path)
-    view = RunView(str(path), not_run=list(doc.get("not_run") or []))
+    # A baseline from before a test moved names it by its old id (renamed.py).
+    view = RunView(str(path), not_run=[current_id(t) for t in doc.get("not_run") or []])
     for t in doc["tests"]:
-        tid = t["id"]
+        tid = current_id(t["id"])
         view.statuses[tid] = t["status"]
         view.reasons[tid] = t.get("reason") or _check_message(t.get("diagnostics") or [])
         view.durations[tid] = float(t.get("duration") or 0.0)
@@ -90,7 +91,7 @@ def _junit_id(case: ET.Element) -> str:
             parts = parts[:-1]
         if len(parts) >= 2 and parts[-2] in ("c", "py"):
             cls = f"{parts[-2]}/{parts[-1]}"
-    return test_id(cls, name)
+    return current_id(test_id(cls, name))
 
 
 def _junit_status(case: ET.Element) -> tuple[str, str]:
