@@ -1193,11 +1193,14 @@ static void shmem_thp_body(void *arg)
 /* C16: RWPROTECT of a PMD-mapped shmem THP must leave it protected */
 RWP_TEST(shmem_thp_protect_keeps_protection)
 {
-	struct setting thp[] = { { .path = SHMEM_THP }, { 0 } };
+	struct setting thp[] = { { .path = SHMEM_THP, .choice = 1 }, { 0 } };
+	int err;
 
 	require_rwp();
-	if (setting_read(&thp[0]))
+	err = setting_read(&thp[0]);
+	if (err == -ENOENT)
 		SKIP("no %s (no shmem THP)", SHMEM_THP);
+	CHECK(!err, "cannot read the choice in %s (%d)", SHMEM_THP, err);
 	if (!strcmp(thp[0].value, "never") || !strcmp(thp[0].value, "deny"))
 		ok(write_text(SHMEM_THP, "advise"), "set shmem_enabled=advise");
 	run_then_restore(shmem_thp_body, NULL, settings_restore, thp);

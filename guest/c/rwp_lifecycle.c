@@ -1793,11 +1793,14 @@ RWP_TEST(race_fork_mremap_with_faults)
 
 static int sysctl_get(void)
 {
-	char v[16];
+	char v[16], *end;
+	long n;
 
 	if (read_text(SYSCTL_UNPRIV, v, sizeof(v)))
 		SKIP("no %s (CONFIG_SYSCTL off?)", SYSCTL_UNPRIV);
-	return atoi(v);
+	n = strtol(v, &end, 10);
+	CHECK(end != v && *end == '\0', "read %s: \"%s\"", SYSCTL_UNPRIV, v);
+	return (int)n;
 }
 
 /* Write v to the sysctl: 0 or -errno. */

@@ -1096,7 +1096,7 @@ static void mthp_body(void *arg)
 /* Runs body with 64K mTHP enabled=always, then puts the old setting back. */
 static void mthp_enable_then(void (*body)(void *))
 {
-	struct setting enabled[] = { { .path = MTHP_64K "enabled" }, { 0 } };
+	struct setting enabled[] = { { .path = MTHP_64K "enabled", .choice = 1 }, { 0 } };
 
 	if (setting_read(&enabled[0]))
 		SKIP("no %s (no 64K mTHP on this kernel)", MTHP_64K "enabled");

@@ -377,6 +377,9 @@ static inline struct accessor access_blocks_until_resolved(int fd, void *p, int 
 	accessor_start(&a, p, write, value);
 	want_blocked(fd, &a, UFFD_PAGEFAULT_FLAG_RWP | (write ? UFFD_PAGEFAULT_FLAG_WRITE : 0),
 		     fault_addr);
+	/* A thread woken without a resolve would finish in this time: it must not. */
+	CHECK(!accessor_wait(&a, 100), "the %s of %p finished before the resolve",
+	      write ? "write" : "read", p);
 	disarm(fd, (void *)(fault_addr & ~(len - 1)), len);
 	CHECK(accessor_wait(&a, RWP_WAIT_MS), "the %s of %p did not resume after the resolve",
 	      write ? "write" : "read", p);
@@ -446,15 +449,17 @@ static inline int write_text(const char *path, const char *text)
 /*
  * A system-wide knob (a sysctl, a sysfs or debugfs file) a test changes:
  * setting_read() keeps its value, settings_restore() writes every kept value
- * back. A file that lists its choices as "a [b] c" keeps the bracketed one.
+ * back. A choice file lists its choices as "a [b] c": its value is the
+ * bracketed one.
  */
 struct setting {
 	const char *path;
+	int choice;
 	char value[256];
 	int saved;
 };
 
-/* 0, or -errno if the file cannot be read. */
+/* 0, or -errno if the file cannot be read (-EINVAL: a choice file without a choice). */
 static inline int setting_read(struct setting *s)
 {
 	char *lb, *rb;
@@ -462,9 +467,11 @@ static inline int setting_read(struct setting *s)
 
 	if (err)
 		return err;
-	lb = strchr(s->value, '[');
-	rb = lb ? strchr(lb, ']') : NULL;
-	if (lb && rb) {
+	if (s->choice) {
+		lb = strchr(s->value, '[');
+		rb = lb ? strchr(lb, ']') : NULL;
+		if (!rb)
+			return -EINVAL;
 		*rb = '\0';
 		memmove(s->value, lb + 1, strlen(lb + 1) + 1);
 	}

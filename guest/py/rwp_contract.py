@@ -181,16 +181,16 @@ def register_sysv_shm_hugetlb():
     addr = sysv_attach(HPAGE, SHM_HUGETLB)
     try:
         u.register(addr, HPAGE, uffd.REGISTER_MODE_MISSING)
-        refused = 0
+        missing_errno = 0
     except OSError as e:
-        refused = e.errno
+        missing_errno = e.errno
     # Anything but the known EINVAL is a new behaviour, not the finding.
-    assert refused in (0, errno.EINVAL), f"REG(MISSING): {uffd.errno_name(refused)}"
+    assert missing_errno in (0, errno.EINVAL), f"REG(MISSING): {uffd.errno_name(missing_errno)}"
     ktest.finding("B10: shm_vm_ops (ipc/shm.c:683-693) has no .uffd_ops, so vma_can_userfault() "
                   "refuses a SHM_HUGETLB VMA that is_vm_hugetlb_page() accepted before the "
                   "vm_uffd_ops conversion (uffd.c:83-88, 2221-2223); rst 105-107 and 319-320 "
                   "promise hugetlbfs",
-                  refused == 0, "REG(MISSING) on a SHM_HUGETLB segment was refused")
+                  missing_errno == 0, "REG(MISSING) on a SHM_HUGETLB segment was refused")
 
 
 # ---- C. UFFDIO_RWPROTECT ----
