@@ -63,8 +63,7 @@ REPO = Path(__file__).resolve().parent.parent
 def _timed(argv: list[str], cwd: Path | None = None, env: dict | None = None,
            timeout: float = 7200) -> tuple[float, subprocess.CompletedProcess]:
     began = time.monotonic()
-    res = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                         stdin=subprocess.DEVNULL, timeout=timeout)
+    res = run_group(argv, cwd=cwd, env=env, timeout=timeout)
     return time.monotonic() - began, res
 
 

@@ -44,11 +44,12 @@ def require(*programs: str) -> None:
 
 
 def run_group(argv: Sequence, cwd: Path | None = None, env: dict | None = None,
-              log: Path | None = None) -> subprocess.CompletedProcess:
+              log: Path | None = None, timeout: float | None = None
+              ) -> subprocess.CompletedProcess:
     """The one way the harness runs a host program: an argument list, no stdin,
     output captured as text (or appended to log), in its own process group,
-    which is killed whole if the harness is interrupted (make's and QEMU's
-    children included)."""
+    which is killed whole if the harness is interrupted or timeout passes
+    (make's and QEMU's children included; subprocess.TimeoutExpired is raised)."""
     argv = [str(a) for a in argv]
     out = None
     if log is not None:
@@ -63,7 +64,7 @@ def run_group(argv: Sequence, cwd: Path | None = None, env: dict | None = None,
                                 text=out is None, errors="replace" if out is None else None,
                                 start_new_session=True)
         try:
-            stdout, stderr = proc.communicate()
+            stdout, stderr = proc.communicate(timeout=timeout)
         except BaseException:
             kill_group(proc.pid)
             proc.wait()

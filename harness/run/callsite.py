@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from harness.parse import protocol
+from harness.tools import run_group
 
 _ADDR = re.compile(r"^0x[0-9a-f]+$")
 
@@ -22,10 +23,9 @@ def frames(binary: Path, addresses: list[int]) -> list[tuple[str, str]]:
     if not addresses:
         return []
     try:
-        res = subprocess.run(["addr2line", "-a", "-f", "-i", "-e", str(binary),
-                              # A return address points after its call: the call is one byte before.
-                              *[hex(a - 1) for a in addresses]],
-                             capture_output=True, text=True, timeout=30)
+        res = run_group(["addr2line", "-a", "-f", "-i", "-e", str(binary),
+                         # A return address points after its call: the call is one byte before.
+                         *[hex(a - 1) for a in addresses]], timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return []
     if res.returncode != 0:
