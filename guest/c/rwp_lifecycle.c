@@ -450,6 +450,33 @@ RWP_TEST(no_spurious_fault_after_fork_or_mremap)
 	want_quiet(fd, "reads of the moved range");
 }
 
+/*
+ * K9: the same for a protected PMD-mapped THP: fork without EVENT_FORK gives
+ * the child an accessible PMD (copy_huge_pmd() normalises it), not one left
+ * PAGE_NONE that a NUMA-hinting fault would open on the first read
+ */
+RWP_TEST(no_spurious_fault_after_fork_anon_thp)
+{
+	int fd, status;
+	struct mem m = mem_rwp(MEM_ANON_THP, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	pid_t pid;
+
+	arm(fd, m.addr, m.len);
+	CHECK(vma_has_anon_thp(m.addr), "precondition: the protected THP is no longer PMD-mapped");
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		long f = faults_reading(m.addr, m.len / page_size());
+
+		_exit(f > 100 ? 100 : (int)f);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status), "child status 0x%x", status);
+	CHECK(WEXITSTATUS(status) == 0, "the child took %d minor faults reading its copy of a "
+	      "protected THP", WEXITSTATUS(status));
+	want_quiet(fd, "the child's reads");
+}
+
 /* I1: without EVENT_FORK the child's copy is not registered and not protected */
 RWP_TEST(fork_without_event_child_unprotected)
 {
