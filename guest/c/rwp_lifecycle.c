@@ -558,21 +558,22 @@ RWP_TEST_MEM(mremap_with_event_moves_protection)
 }
 
 /*
- * I8: an anon THP range moved by mremap without EVENT_REMAP, one unit of it
- * protected: only the protected PMD is normalised; the units that were never
+ * I8: a range moved by mremap without EVENT_REMAP, one unit of it protected:
+ * only the protected entries are normalised; the units that were never
  * protected keep their write permission, so their first write takes no fault
  */
-RWP_TEST(mremap_keeps_unprotected_thp_writable_anon_thp)
+RWP_TEST_MEM(mremap_keeps_unprotected_units_writable)
 {
 	int fd;
-	struct mem m = mem_rwp(MEM_ANON_THP, NUNITS, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	struct mem m = mem_rwp(type, NUNITS, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	char *to = map_aligned(m.len, HPAGE_SIZE, PROT_NONE), *got;
 	long f0, faults;
 
 	arm(fd, m.addr + m.unit, m.unit);
 	got = mremap(m.addr, m.len, m.len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
 	CHECK(got == to, "mremap to %p returned %p", (void *)to, (void *)got);
-	CHECK(vma_has_anon_thp(to), "precondition: the moved range holds no PMD-mapped THP");
+	CHECK(type != MEM_ANON_THP || vma_has_anon_thp(to),
+	      "precondition: the moved range holds no PMD-mapped THP");
 	CHECK(!page_uffd_bit(to + m.unit), "the moved protected unit kept the uffd bit");
 	thread_minor_faults();		/* its own pages are faulted in now, not below */
 	f0 = thread_minor_faults();

@@ -666,6 +666,43 @@ RWP_TEST(thp_split_zero_subpage_keeps_protection_anon_thp)
 	want_quiet(fd, "after the resolved faults");
 }
 
+/* 2 MiB of RWP-registered anon memory that a read has mapped to the huge zero page. */
+static char *huge_zero_page_rwp(int *fd)
+{
+	struct page_region r[2];
+	char use_zero[16];
+	char *p;
+
+	require_rwp();
+	if (read_text("/sys/kernel/mm/transparent_hugepage/use_zero_page", use_zero,
+		      sizeof(use_zero)) || strcmp(use_zero, "1"))
+		SKIP("the huge zero page is off (use_zero_page: %s)", use_zero);
+	p = map_aligned_anon_thp(HPAGE_SIZE);
+	*fd = uffd_new(UFFD_FEATURE_RWP);
+	ok(uffd_register(*fd, p, HPAGE_SIZE, UFFDIO_REGISTER_MODE_RWP, NULL), "UFFDIO_REGISTER");
+	CHECK(*(volatile char *)p == 0, "a fresh anonymous page reads nonzero");
+	CHECK(scan_pages(p, HPAGE_SIZE, PAGE_IS_HUGE | PAGE_IS_PFNZERO, 0, r, 2) == 1 &&
+	      r[0].end - r[0].start == HPAGE_SIZE,
+	      "precondition: a read of an unpopulated MADV_HUGEPAGE range did not map the "
+	      "huge zero page");
+	return p;
+}
+
+/* Minor faults taken by reading the first byte of every 4K page of the 2 MiB at p but page skip. */
+static long faults_reading_huge(const char *p, size_t skip)
+{
+	volatile char sink = 0;
+	long f0;
+
+	thread_minor_faults();		/* its own pages are faulted in now, not below */
+	f0 = thread_minor_faults();
+	for (size_t i = 0; i < HPAGE_NR; i++)
+		if (i != skip)
+			sink += p[i * page_size()];
+	(void)sink;
+	return thread_minor_faults() - f0;
+}
+
 /*
  * J6: a protected huge zero page split by a 4K resolve leaves the other 511
  * zero-page PTEs protected (__split_huge_zero_page_pmd(), huge_memory.c:3175-3177)
@@ -674,22 +711,9 @@ RWP_TEST(huge_zero_page_split_keeps_protection)
 {
 	struct page_region r[2];
 	size_t ps = page_size();
-	char use_zero[16];
-	char *p;
 	int fd;
+	char *p = huge_zero_page_rwp(&fd);
 
-	require_rwp();
-	if (read_text("/sys/kernel/mm/transparent_hugepage/use_zero_page", use_zero,
-		      sizeof(use_zero)) || strcmp(use_zero, "1"))
-		SKIP("the huge zero page is off (use_zero_page: %s)", use_zero);
-	p = map_aligned_anon_thp(HPAGE_SIZE);
-	fd = uffd_new(UFFD_FEATURE_RWP);
-	ok(uffd_register(fd, p, HPAGE_SIZE, UFFDIO_REGISTER_MODE_RWP, NULL), "UFFDIO_REGISTER");
-	CHECK(*(volatile char *)p == 0, "a fresh anonymous page reads nonzero");
-	CHECK(scan_pages(p, HPAGE_SIZE, PAGE_IS_HUGE | PAGE_IS_PFNZERO, 0, r, 2) == 1 &&
-	      r[0].end - r[0].start == HPAGE_SIZE,
-	      "precondition: a read of an unpopulated MADV_HUGEPAGE range did not map the "
-	      "huge zero page");
 	arm(fd, p, HPAGE_SIZE);
 	CHECK(scan_pages(p, HPAGE_SIZE, PAGE_IS_HUGE | PAGE_IS_PFNZERO, 0, r, 2) == 1,
 	      "protecting the huge zero page unmapped it");
@@ -736,6 +760,42 @@ static struct mem thp_changed_at(int *fd, size_t k, int drop)
 	}
 	free(e);
 	return m;
+}
+
+/*
+ * J6: a huge zero page never protected in an RWP VMA, split by a 4K
+ * MADV_DONTNEED, leaves the other 511 zero-page PTEs readable without a fault
+ */
+RWP_TEST(unprotected_huge_zero_page_split_stays_readable)
+{
+	int fd;
+	char *p = huge_zero_page_rwp(&fd);
+	long faults;
+
+	CHECK(madvise(p + 5 * page_size(), page_size(), MADV_DONTNEED) == 0, "MADV_DONTNEED");
+	faults = faults_reading_huge(p, 5);
+	CHECK(faults == 0, "reading the 511 pages of a split, never protected huge zero page "
+	      "took %ld faults, want 0", faults);
+	want_quiet(fd, "reads of the split huge zero page");
+}
+
+/*
+ * J6: a THP never protected in an RWP VMA, split by a 4K MADV_DONTNEED,
+ * leaves its other 511 pages accessible: no fault on their first read
+ */
+RWP_TEST(unprotected_thp_split_stays_accessible_anon_thp)
+{
+	int fd;
+	struct mem m = mem_rwp(MEM_ANON_THP, 1, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	long faults;
+
+	CHECK(madvise(m.addr + 7 * page_size(), page_size(), MADV_DONTNEED) == 0,
+	      "MADV_DONTNEED");
+	CHECK(!vma_has_anon_thp(m.addr), "the PMD is still mapped after a 4K MADV_DONTNEED");
+	faults = faults_reading_huge(m.addr, 7);
+	CHECK(faults == 0, "reading the 511 pages of a split, never protected THP took %ld "
+	      "faults, want 0", faults);
+	want_quiet(fd, "reads of the split THP");
 }
 
 /* J6: resolving one 4K page of a protected THP splits the PMD and keeps the other 511 protected */
