@@ -524,6 +524,7 @@ static void swapoff_body(void *arg)
 	int fd;
 	struct mem m = mem_rwp(MEM_ANON, NUNITS, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	size_t ps = page_size();
+	long f0, faults;
 
 	arm(fd, m.addr, m.len);
 	disarm(fd, m.addr, ps);
@@ -532,7 +533,12 @@ static void swapoff_body(void *arg)
 	want_bits(m.addr, NUNITS, PM_PRESENT_BIT, 1, "after swapoff (present)");
 	want_bits(m.addr + ps, 3, PM_UFFD_BIT, 1, "protected pages after swapoff");
 	CHECK(!pm_bit(m.addr, PM_UFFD_BIT), "the resolved page gained the uffd bit in swapoff");
+	thread_minor_faults();		/* its own pages are faulted in now, not below */
+	f0 = thread_minor_faults();
 	CHECK(m.addr[1] == mem_unit_pattern(0), "resolved page contents");
+	/* swapoff mapped it present and readable: its read takes no fault */
+	faults = thread_minor_faults() - f0;
+	CHECK(faults == 0, "the read of the resolved page after swapoff took %ld faults", faults);
 	want_quiet(fd, "swapoff and the read of a resolved page");
 	read_blocks_until_resolved(fd, m.addr + 2 * ps + 2, (unsigned long)m.addr + 2 * ps, ps,
 		    mem_unit_pattern(2));
