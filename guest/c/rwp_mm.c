@@ -568,21 +568,17 @@ static long move_pages(int count, void **pages, const int *nodes, int *status, i
 	return syscall(__NR_move_pages, 0, (unsigned long)count, pages, nodes, status, flags);
 }
 
-/* J4: moving protected pages to the other NUMA node keeps the uffd bit and the RWP fault */
-RWP_TEST_MEM(migration_keeps_protection)
+/* Moves both units of m (two of them) to the other NUMA node, checked. */
+static void move_units_to_other_node(struct mem *m)
 {
 	enum { N = 2 };
-	int fd, node[N], status[N];
+	int node[N], status[N];
 	void *pages[N];
-	struct mem m;
 	long long mig0;
 	long r;
 
-	require_two_nodes();
-	m = mem_rwp(type, N, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
-	arm(fd, m.addr, m.len);
 	for (int i = 0; i < N; i++)
-		pages[i] = m.addr + i * m.unit;
+		pages[i] = m->addr + i * m->unit;
 	CHECK(move_pages(N, pages, NULL, status, 0) == 0, "move_pages query");
 	for (int i = 0; i < N; i++) {
 		CHECK(status[i] >= 0, "unit %d: node query gave %d", i, status[i]);
@@ -595,6 +591,19 @@ RWP_TEST_MEM(migration_keeps_protection)
 		CHECK(status[i] == node[i], "unit %d is on node %d after the move, want %d", i,
 		      status[i], node[i]);
 	want_grown("pgmigrate_success", mig0);
+}
+
+/* J4: moving protected pages to the other NUMA node keeps the uffd bit and the RWP fault */
+RWP_TEST_MEM(migration_keeps_protection)
+{
+	enum { N = 2 };
+	int fd;
+	struct mem m;
+
+	require_two_nodes();
+	m = mem_rwp(type, N, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	arm(fd, m.addr, m.len);
+	move_units_to_other_node(&m);
 	for (int i = 0; i < N; i++) {
 		CHECK(pm_bit(m.addr + i * m.unit, PM_PRESENT_BIT), "unit %d not present", i);
 		CHECK(page_uffd_bit(m.addr + i * m.unit), "unit %d lost its uffd bit", i);
@@ -603,6 +612,34 @@ RWP_TEST_MEM(migration_keeps_protection)
 	read_blocks_until_resolved(fd, m.addr + m.unit + 11, (unsigned long)m.addr + m.unit,
 		    mem_is_huge(type) ? m.unit : page_size(), mem_unit_pattern(1));
 	want_quiet(fd, "after the resolved fault");
+}
+
+/*
+ * J4: a unit never protected, moved to the other node beside a protected one,
+ * comes back accessible: its first reads take no fault
+ */
+RWP_TEST_MEM(migration_keeps_unprotected_unit_accessible)
+{
+	volatile char sink = 0;
+	long f0, faults;
+	struct mem m;
+	int fd;
+
+	require_two_nodes();
+	m = mem_rwp(type, 2, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
+	arm(fd, m.addr, m.unit);
+	move_units_to_other_node(&m);
+	CHECK(page_uffd_bit(m.addr), "the protected unit lost its uffd bit");
+	CHECK(!page_uffd_bit(m.addr + m.unit), "the unprotected unit gained the uffd bit");
+	thread_minor_faults();		/* its own pages are faulted in now, not below */
+	f0 = thread_minor_faults();
+	for (size_t off = 0; off < m.unit; off += page_size())
+		sink += m.addr[m.unit + off];
+	(void)sink;
+	faults = thread_minor_faults() - f0;
+	CHECK(faults == 0, "reading the moved, never protected unit took %ld faults, want 0",
+	      faults);
+	want_quiet(fd, "reads of the moved unprotected unit");
 }
 
 /* ---- J6: THP split ---- */
