@@ -64,7 +64,7 @@ def pytest_addoption(parser):
                 help="write the run as a KCIDB v5 document at the end (under -n: "
                      "FILE-gwK.json per worker)")
     g.addoption("--rwp-kcidb-origin", default=kcidb.DEFAULT_ORIGIN, metavar="NAME",
-                help="origin prefix of every KCIDB id (default: rwp)")
+                help=f"origin prefix of every KCIDB id (default: {kcidb.DEFAULT_ORIGIN})")
     g.addoption("--rwp-test-timeout", type=float, default=None,
                 help=f"deadline per test unless the test sets its own (default: "
                      f"{TEST_TIMEOUT_S:g}, multiplied by the guest's measured slowdown)")

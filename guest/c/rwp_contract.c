@@ -482,7 +482,7 @@ RWP_TEST(prot_none_rwp_vma_reregister_and_unregister)
 RWP_TEST(register_missing_or_minor_with_rwp)
 {
 	__u64 ioctls = 0;
-	int fd, mfd;
+	int fd;
 	char *a, *s;
 
 	require_rwp();
@@ -495,10 +495,7 @@ RWP_TEST(register_missing_or_minor_with_rwp)
 	      (unsigned long long)ioctls);
 	CHECK(has_vmflag(a, "um") && has_vmflag(a, "ur"), "VmFlags lack 'um ur'");
 
-	mfd = memfd_create("b5", MFD_CLOEXEC);
-	CHECK(mfd >= 0 && ftruncate(mfd, NUNITS * page_size()) == 0, "memfd");
-	s = mmap(NULL, NUNITS * page_size(), PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-	CHECK(s != MAP_FAILED, "mmap memfd");
+	s = mem_map(MEM_SHMEM, NUNITS).addr;
 	ok(uffd_register(fd, s, NUNITS * page_size(),
 			 UFFDIO_REGISTER_MODE_MINOR | UFFDIO_REGISTER_MODE_RWP, &ioctls),
 	   "REG(shmem, MINOR|RWP)");

@@ -382,29 +382,6 @@ RWP_TEST(fork_event_abandoned_leaves_child_clean)
 	CHECK(!(WEXITSTATUS(status) & 2), "the uffd bit survived the child's access");
 }
 
-/* Minor faults of this process so far. */
-static long minor_faults(void)
-{
-	struct rusage ru;
-
-	CHECK(getrusage(RUSAGE_SELF, &ru) == 0, "getrusage");
-	return ru.ru_minflt;
-}
-
-/* Minor faults taken by reading one byte of each of the n pages at p. */
-static long faults_reading(char *p, size_t n)
-{
-	volatile char sink = 0;
-	long f0;
-
-	minor_faults();			/* its own stack page is faulted in now, not below */
-	f0 = minor_faults();
-	for (size_t i = 0; i < n; i++)
-		sink += p[i * page_size() + 1];
-	(void)sink;
-	return minor_faults() - f0;
-}
-
 /*
  * K9: the first touch of pages that fork copied, or that mremap moved, takes
  * no fault: protected PTEs are normalised for the unregistered copy or moved

@@ -524,7 +524,7 @@ static void swapoff_body(void *arg)
 	int fd;
 	struct mem m = mem_rwp(MEM_ANON, NUNITS, &fd, 0, UFFDIO_REGISTER_MODE_RWP);
 	size_t ps = page_size();
-	long f0, faults;
+	long faults;
 
 	arm(fd, m.addr, m.len);
 	disarm(fd, m.addr, ps);
@@ -533,12 +533,10 @@ static void swapoff_body(void *arg)
 	want_bits(m.addr, NUNITS, PM_PRESENT_BIT, 1, "after swapoff (present)");
 	want_bits(m.addr + ps, 3, PM_UFFD_BIT, 1, "protected pages after swapoff");
 	CHECK(!pm_bit(m.addr, PM_UFFD_BIT), "the resolved page gained the uffd bit in swapoff");
-	thread_minor_faults();		/* its own pages are faulted in now, not below */
-	f0 = thread_minor_faults();
-	CHECK(m.addr[1] == mem_unit_pattern(0), "resolved page contents");
 	/* swapoff mapped it present and readable: its read takes no fault */
-	faults = thread_minor_faults() - f0;
+	faults = faults_reading(m.addr, 1);
 	CHECK(faults == 0, "the read of the resolved page after swapoff took %ld faults", faults);
+	CHECK(m.addr[1] == mem_unit_pattern(0), "resolved page contents");
 	want_quiet(fd, "swapoff and the read of a resolved page");
 	read_blocks_until_resolved(fd, m.addr + 2 * ps + 2, (unsigned long)m.addr + 2 * ps, ps,
 		    mem_unit_pattern(2));
@@ -620,8 +618,7 @@ RWP_TEST_MEM(migration_keeps_protection)
  */
 RWP_TEST_MEM(migration_keeps_unprotected_unit_accessible)
 {
-	volatile char sink = 0;
-	long f0, faults;
+	long faults;
 	struct mem m;
 	int fd;
 
@@ -631,12 +628,7 @@ RWP_TEST_MEM(migration_keeps_unprotected_unit_accessible)
 	move_units_to_other_node(&m);
 	CHECK(page_uffd_bit(m.addr), "the protected unit lost its uffd bit");
 	CHECK(!page_uffd_bit(m.addr + m.unit), "the unprotected unit gained the uffd bit");
-	thread_minor_faults();		/* its own pages are faulted in now, not below */
-	f0 = thread_minor_faults();
-	for (size_t off = 0; off < m.unit; off += page_size())
-		sink += m.addr[m.unit + off];
-	(void)sink;
-	faults = thread_minor_faults() - f0;
+	faults = faults_reading(m.addr + m.unit, m.unit / page_size());
 	CHECK(faults == 0, "reading the moved, never protected unit took %ld faults, want 0",
 	      faults);
 	want_quiet(fd, "reads of the moved unprotected unit");
@@ -731,19 +723,11 @@ static char *huge_zero_page_rwp(int *fd)
 	return p;
 }
 
-/* Minor faults taken by reading the first byte of every 4K page of the 2 MiB at p but page skip. */
-static long faults_reading_huge(const char *p, size_t skip)
+/* The minor faults of reading every 4K page of the 2 MiB at p but page skip. */
+static long faults_reading_huge_but(const char *p, size_t skip)
 {
-	volatile char sink = 0;
-	long f0;
-
-	thread_minor_faults();		/* its own pages are faulted in now, not below */
-	f0 = thread_minor_faults();
-	for (size_t i = 0; i < HPAGE_NR; i++)
-		if (i != skip)
-			sink += p[i * page_size()];
-	(void)sink;
-	return thread_minor_faults() - f0;
+	return faults_reading(p, skip) +
+	       faults_reading(p + (skip + 1) * page_size(), HPAGE_NR - skip - 1);
 }
 
 /*
@@ -816,7 +800,7 @@ RWP_TEST(unprotected_huge_zero_page_split_stays_readable)
 	long faults;
 
 	CHECK(madvise(p + 5 * page_size(), page_size(), MADV_DONTNEED) == 0, "MADV_DONTNEED");
-	faults = faults_reading_huge(p, 5);
+	faults = faults_reading_huge_but(p, 5);
 	CHECK(faults == 0, "reading the 511 pages of a split, never protected huge zero page "
 	      "took %ld faults, want 0", faults);
 	want_quiet(fd, "reads of the split huge zero page");
@@ -835,7 +819,7 @@ RWP_TEST(unprotected_thp_split_stays_accessible_anon_thp)
 	CHECK(madvise(m.addr + 7 * page_size(), page_size(), MADV_DONTNEED) == 0,
 	      "MADV_DONTNEED");
 	CHECK(!vma_has_anon_thp(m.addr), "the PMD is still mapped after a 4K MADV_DONTNEED");
-	faults = faults_reading_huge(m.addr, 7);
+	faults = faults_reading_huge_but(m.addr, 7);
 	CHECK(faults == 0, "reading the 511 pages of a split, never protected THP took %ld "
 	      "faults, want 0", faults);
 	want_quiet(fd, "reads of the split THP");

@@ -217,6 +217,20 @@ static inline long thread_minor_faults(void)
 	return ru.ru_minflt;
 }
 
+/* The minor faults this thread takes reading one byte of each of the n pages at p. */
+static inline long faults_reading(const char *p, size_t n)
+{
+	volatile char sink = 0;
+	long f0;
+
+	thread_minor_faults();		/* its own stack page is faulted in now, not below */
+	f0 = thread_minor_faults();
+	for (size_t i = 0; i < n; i++)
+		sink += p[i * page_size() + 1];
+	(void)sink;
+	return thread_minor_faults() - f0;
+}
+
 /* All the page faults this thread has taken: one retried after a wake-up counts as major. */
 static inline long thread_faults(void)
 {
