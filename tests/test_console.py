@@ -103,6 +103,23 @@ def test_a_shell_that_loses_the_first_lines_is_asked_again(monkeypatch):
         child.close(force=True)
 
 
+def test_a_prompt_that_arrives_with_dashs_ndelay_line_is_seen():
+    # A slow guest hands the prompt and dash's complaint over in one read, so
+    # the prompt is not the last thing received, and no more output follows.
+    # A shell without a prompt of its own: a second prompt would hide the bug.
+    env = dict(os.environ, TERM="dumb")
+    child = pexpect.spawn("bash", ["--norc", "--noprofile", "-c",
+                                   "printf '# sh: turning off NDELAY mode\\r\\n'; "
+                                   "while IFS= read -r line; do eval \"$line\"; done"],
+                          env=env, encoding="utf-8", timeout=20)
+    try:
+        c = GuestConsole(child)
+        c.wait_for_shell(timeout=5)
+        assert c.run("echo answered", timeout=10).output.strip() == "answered"
+    finally:
+        child.close(force=True)
+
+
 def test_sixteen_mib_of_output_is_judged_within_its_deadline(console):
     # pexpect searched the whole buffer on every read: 106 s for this once.
     import time

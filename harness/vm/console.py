@@ -31,7 +31,9 @@ class BootPanic(InfraError):
     """The kernel panicked before the shell came up."""
 
 
-_PROMPT = re.compile(r"[#$] ?$|[#$] \S*$")
+# The prompt ends what has arrived, unless dash's complaint about a
+# non-blocking tty came in the same read: then nothing follows it.
+_PROMPT = re.compile(r"[#$] ?$|[#$] \S*$|[#$] sh: turning off NDELAY mode")
 # Whatever QEMU does after a panic (exit, reboot, hang), the run must not wait
 # for a marker that will never come.
 _PANIC = re.compile(r"Kernel panic - not syncing")
