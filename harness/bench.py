@@ -22,6 +22,9 @@ Rows (each can be run alone with --rows):
   mutate    `rwp-harness mutate` of two mutants (one killed, one equivalent)
             over one program: seconds per mutant and its phases, beside the
             control run of the same selection
+  arm64     the arm64 kernel (--arch arm64): its cold cross build, empty
+            ccache, and its boot to a shell under TCG, beside the x86_64
+            kernel's cold build and boot measured in this invocation
 Writes bench.json, bench.md and bench.png in rwp-results/bench-<time>/.
 Figures only: nothing here passes or fails on a time.
 """
@@ -39,10 +42,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import bisect, cache
+from harness import arch, bisect, cache
 from harness.coverage import profile
 from harness.errors import BadInput, ExitStatus, HarnessError, InfraError
-from harness.fetch import gittree, source
+from harness.fetch import gittree, guestroot, source
 from harness.kernel import build
 from harness.report import results
 from harness.run import guestprogs
@@ -50,7 +53,7 @@ from harness.tools import run_group
 from harness.vm import qemu
 
 ROWS = ("cold", "rebuild", "warm", "boot", "overhead", "parallel", "micro", "debug",
-        "coverage", "mutate")
+        "coverage", "mutate", "arm64")
 TARGETS = {"cold": "<= 270 s and >= 4x faster than vng's default config",
            "rebuild": "<= 90 s", "warm": "<= 1.3x (guest test time + one boot)",
            "boot": "<= 5 s", "overhead": "<= 10 % over bare vng",
@@ -85,24 +88,48 @@ def _fresh_clone(repo: Path, name: str) -> Path:
 
 # ---- rows ----
 
-def _cold_build(args, src: source.KernelSource, profiles: tuple[str, ...] = ()) -> dict:
+def _cold_build(args, src: source.KernelSource, profiles: tuple[str, ...] = (),
+                a: arch.Arch = arch.X86_64) -> dict:
     """A build from nothing, with an empty ccache of its own. It goes into the
     cache's own build directory when that is missing (so that a run after it
     reuses it), else into a scratch one that is removed."""
     with tempfile.TemporaryDirectory(prefix="ccache-", dir=cache.subdir("bench")) as empty:
         req = build.BuildRequest(src, src.path, profiles=profiles, jobs=args.jobs,
-                                 ccache_dir=Path(empty))
+                                 ccache_dir=Path(empty), arch=a)
         keep = not (req.build_dir() / "build.ok").exists()
         if not keep:
             req = dataclasses.replace(req, build_root=cache.subdir("bench") / "cold-build")
         shutil.rmtree(req.build_dir(), ignore_errors=True)    # unfinished, or scratch: cold
         began = time.monotonic()
-        build.build(req)
+        res = build.build(req)
         took = time.monotonic() - began
     bdir = req.build_dir()
-    row = {"seconds": round(took, 1), "objects": _objects(bdir)}
+    row = {"seconds": round(took, 1), "objects": _objects(bdir),
+           "boot_seconds": _boot_seconds(res, a)}
     if not keep:
         shutil.rmtree(bdir, ignore_errors=True)
+    return row
+
+
+def _boot_seconds(res: build.BuildResult, a: arch.Arch) -> float:
+    """Seconds from starting vng to the guest's first shell prompt."""
+    root = None if a.native else guestroot.ensure(a).path
+    machine = qemu.boot(qemu.VMRequest(res.bzimage, arch=a, root=root))
+    try:
+        return round(machine.boot_seconds, 1)
+    finally:
+        machine.stop()
+
+
+def row_arm64(args) -> dict:
+    src = _package(args)
+    row = _cold_build(args, src, a=arch.ARM64)
+    print(f"[bench] cold arm64 build: {row}", file=sys.stderr, flush=True)
+    base = _cold_build(args, src)
+    row.update(baseline_seconds=base["seconds"], baseline_objects=base["objects"],
+               baseline_boot_seconds=base["boot_seconds"],
+               ratio=round(row["seconds"] / base["seconds"], 2),
+               boot_ratio=round(row["boot_seconds"] / base["boot_seconds"], 2))
     return row
 
 
@@ -399,6 +426,13 @@ def markdown(doc: dict) -> str:
         add("cold", f"{c['seconds']} s, {c['objects']} objects",
             f"{c.get('baseline_seconds', '-')} s, {c.get('baseline_objects', '-')} objects",
             f"{c.get('ratio', '-')}x")
+    if "arm64" in r:
+        a = r["arm64"]
+        add("arm64 cold build", f"{a['seconds']} s, {a['objects']} objects",
+            f"x86_64: {a['baseline_seconds']} s, {a['baseline_objects']} objects",
+            f"{a['ratio']}x")
+        add("arm64 boot", f"{a['boot_seconds']} s", f"x86_64: {a['baseline_boot_seconds']} s",
+            f"{a['boot_ratio']}x")
     if "rebuild" in r:
         add("rebuild", f"{r['rebuild']['seconds']} s")
     if "warm" in r:
@@ -523,6 +557,7 @@ ROW_FUNCTIONS = {
     "debug": row_debug,
     "coverage": row_coverage,
     "mutate": lambda args, out, done: row_mutate(args, out / "mutate"),
+    "arm64": lambda args, out, done: row_arm64(args),
 }
 assert tuple(ROW_FUNCTIONS) == ROWS
 

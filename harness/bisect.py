@@ -29,6 +29,7 @@ from enum import Enum
 from pathlib import Path
 
 from harness import cache, pipeline
+from harness.arch import X86_64, Arch
 from harness.errors import BadInput, BuildError, ConfigError, HarnessError, InfraError
 from harness.fetch import gittree, patches, source
 from harness.kernel import build
@@ -174,14 +175,24 @@ def _workspace(repo: Path, home: Path) -> Path:
         # The build directory sits in the tree so kbuild names sources by the
         # relative path '..': compiler command lines are then the same in every
         # clone, and ccache hits across them.
-        with open(src / ".git/info/exclude", "a") as f:
-            f.write(f"/{BUILD_SUBDIR}/\n")
         (home / "origin").write_text(str(repo.resolve()) + "\n")
         cache.write_atomic(home / "ready", "ok\n")
+    _exclude_builds(src)
     (home / "ready").touch()
     _prune(home)
     _clean(src)
     return src
+
+
+def _exclude_builds(src: Path) -> None:
+    """git ignores every architecture's build directory (a clone made before
+    there were two names only the first)."""
+    exclude = src / ".git/info/exclude"
+    line = f"/{BUILD_SUBDIR}*/"
+    have = cache.read_marker(exclude) or ""
+    if line not in have.splitlines():
+        with open(exclude, "a") as f:
+            f.write(line + "\n")
 
 
 def _prune(keep: Path) -> None:
@@ -213,8 +224,9 @@ def bisecting(src: Path) -> bool:
     return bool(git_dir) and (Path(git_dir) / "BISECT_START").exists()
 
 
-def build_dir(src: Path) -> Path:
-    return src / BUILD_SUBDIR
+def build_dir(src: Path, arch: Arch = X86_64) -> Path:
+    # One fixed directory per architecture: a step rebuilds only what changed.
+    return src / (BUILD_SUBDIR if arch == X86_64 else f"{BUILD_SUBDIR}-{arch.name}")
 
 
 def apply_series(src: Path, base: str, series: patches.Series) -> str:
@@ -365,8 +377,9 @@ def _run_bisection(req: Request, repo: Path, origin: str, base_default: str, src
     def breq(commit):
         return build.BuildRequest(step_source(src, commit, origin), src, digest,
                                   req.kernel.profiles, req.kernel.fragments, req.kernel.jobs,
-                                  build_root=build_dir(src),
-                                  gcov_objects=req.kernel.coverage_objects)
+                                  build_root=build_dir(src, req.kernel.arch),
+                                  gcov_objects=req.kernel.coverage_objects,
+                                  arch=req.kernel.arch)
 
     result = BisectResult(good, bad)
     same_as = None

@@ -26,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
-from harness import bisect, cache, mutate, pipeline, requests
+from harness import arch, bisect, cache, mutate, pipeline, requests
 from harness.coverage import profile, summary
 from harness.coverage import report as coverage_report
 from harness.errors import BadInput, ExitStatus, HarnessError
@@ -69,6 +69,10 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fragment", action="append", default=[], type=Path, metavar="FILE",
                    help="your own config fragment, merged last (repeatable)")
     g.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
+    g.add_argument("--arch", choices=tuple(arch.ARCHES), default=arch.DEFAULT,
+                   help="the kernel's architecture; another than the host's is cross-built "
+                        "and boots under TCG on a Debian root of its own (default: "
+                        "%(default)s)")
     g.add_argument("--coverage", action="store_true",
                    help="a gcov kernel (its own build directory) for the objects RWP lives "
                         "in; a run then reports which RWP lines and which lines of the "

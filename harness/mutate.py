@@ -258,7 +258,8 @@ def _run(req, mutants, progress, executed, repo, base_default, src) -> tuple[Mut
     def breq() -> build.BuildRequest:
         return build.BuildRequest(bisect.step_source(src, base, origin), src, digest,
                                   req.kernel.profiles, req.kernel.fragments, req.kernel.jobs,
-                                  build_root=bisect.build_dir(src))
+                                  build_root=bisect.build_dir(src, req.kernel.arch),
+                                  arch=req.kernel.arch)
 
     config = breq().requested_config().digest()
     if result.control and result.config != config:

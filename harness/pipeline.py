@@ -16,6 +16,7 @@ from harness.coverage import counters as counters_
 from harness.coverage import profile, report
 from harness.errors import BadInput, HarnessError
 from harness.fetch import gittree, patches, source
+from harness.fetch import guestroot
 from harness.fetch import prebuilt as prebuilt_
 from harness.kernel import build, kconfig
 from harness.parse import splats
@@ -24,7 +25,7 @@ from harness.phases import phase
 from harness.report import hostinfo, results
 from harness.requests import KernelRequest, RunRequest, SourceRequest
 from harness.run import batch, deadlines, guestprogs, runner
-from harness.run.guest import Guest, cpus_online
+from harness.run.guest import PUSH_ROOT, Guest, cpus_online
 from harness.vm import qemu
 
 
@@ -55,7 +56,7 @@ def build_request(src_req: SourceRequest, kernel: KernelRequest,
         profile.check_sources(kernel.coverage_objects, tree)
     return build.BuildRequest(src, tree, series.digest if series else "", kernel.profiles,
                               kernel.fragments, kernel.jobs, gcov_objects=kernel.coverage_objects,
-                              series=series)
+                              series=series, arch=kernel.arch)
 
 
 def prebuilt(src_req: SourceRequest, kernel: KernelRequest, timings: dict
@@ -128,10 +129,18 @@ def finished_build(req: build.BuildRequest) -> build.BuildResult:
     return build.build(req)
 
 
-def vm_request(run: RunRequest, bres: build.BuildResult,
-               console_log: Path | None) -> qemu.VMRequest:
+def vm_request(run: RunRequest, bres: build.BuildResult, console_log: Path | None,
+               staged: guestprogs.Staged | None = None) -> qemu.VMRequest:
+    """A guest of the host's architecture runs on the host's root; another
+    gets its own (fetch/guestroot.py), with the staged programs shared in."""
+    root, rodirs = None, ()
+    if not bres.arch.native:
+        root = guestroot.ensure(bres.arch).path
+        if staged is not None:
+            rodirs = ((guestroot.PROGRAMS_MOUNT, staged.root),)
     return qemu.VMRequest(bres.bzimage, cpus=run.cpus, memory=run.memory, accel=run.accel,
-                        append=(*bres.boot_args, *run.append), console_log=console_log)
+                          append=(*bres.boot_args, *run.append), console_log=console_log,
+                          arch=bres.arch, root=root, rodirs=rodirs)
 
 
 def check_inputs(run: RunRequest) -> None:
@@ -160,9 +169,10 @@ class Session:
         # A coverage kernel's counters, zeroed before and fetched after each program.
         self.counters = counters
         self.allow = splats.Allowlist.load(run.allowlist)
-        self.staged = guestprogs.stage(bres.headers, peer_tree, programs)
-        vmreq = vm_request(run, bres, console_log)
-        self.guest = Guest(lambda: qemu.boot(vmreq), self.staged, run.transport)
+        self.staged = guestprogs.stage(bres.headers, peer_tree, programs, bres.arch)
+        vmreq = vm_request(run, bres, console_log, self.staged)
+        self.guest = Guest(lambda: qemu.boot(vmreq), self.staged, run.transport,
+                           shared_at=Path(vmreq.rodirs[0][0]) if vmreq.rodirs else None)
 
     def cpu_shortfall(self) -> str | None:
         """Why the guest has fewer CPUs than asked for, if it has: its race tests
@@ -252,8 +262,19 @@ def run_manifest(run: RunRequest, req: build.BuildRequest, bres: build.BuildResu
                 profiles=list(req.profiles), kernel_release=bres.kernel_release,
                 config_requested="" if req.prebuilt else req.requested_config().digest(),
                 config_sha256=_sha256(bres.dotconfig), build_dir=str(bres.build_dir),
-                timings=timings, host=hostinfo.describe(), repeat=run.repeat,
+                timings=timings, host=hostinfo.describe(bres.arch), repeat=run.repeat,
+                arch=_arch_manifest(bres),
                 test_timeout=run.test_timeout, select=list(run.select), suites=list(run.suites))
+
+
+def _arch_manifest(bres: build.BuildResult) -> dict:
+    """The architecture, and what builds and emulates it when it is not the host's."""
+    a = bres.arch
+    out = dict(name=a.name, qemu_machine=a.qemu_machine, cross_compiler=not a.native)
+    if not a.native:
+        root = guestroot.ensure(a)
+        out["guest_root"] = root.describe()
+    return out
 
 
 def guest_manifest(session: "Session") -> dict:
@@ -263,7 +284,7 @@ def guest_manifest(session: "Session") -> dict:
                 cpus_online=cpus_online(guest.capabilities),
                 guest_cmdline=guest.machine.cmdline(), guest_capabilities=guest.capabilities,
                 deadline_scale=scale, test_timeout_effective=session.run.test_timeout * scale,
-                transport="shared" if guest.staged == session.staged else "push")
+                transport="push" if guest.staged.root == PUSH_ROOT else "shared")
 
 
 def _head_commit(src: source.KernelSource) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import pipeline
+from harness import arch, pipeline
 from harness.coverage import profile, report
 from harness.coverage.counters import Counters
 from harness.errors import HarnessError
@@ -36,6 +36,7 @@ from harness.phases import phase
 from harness.parse.verdicts import Status, TestResult, test_id
 from harness.report import kcidb, results
 from harness.requests import TEST_TIMEOUT_S, KernelRequest, Request, RunRequest, SourceRequest
+from harness.requests import check_accel
 from harness.run import guestprogs
 from harness.run.batch import BatchInterrupted
 
@@ -50,6 +51,8 @@ def pytest_addoption(parser):
     g.addoption("--rwp-kernel-version", default="7.3", help="Debian linux-source-X.Y to test")
     g.addoption("--rwp-kernel-src", type=Path, default=None, help="your kernel tree instead")
     g.addoption("--rwp-accel", choices=("auto", "kvm", "tcg"), default="auto")
+    g.addoption("--rwp-arch", choices=tuple(arch.ARCHES), default=arch.DEFAULT,
+                help="the kernel's architecture (another than the host's runs under TCG)")
     g.addoption("--rwp-transport", choices=("auto", "shared", "push"), default="auto")
     g.addoption("--rwp-profile", action="append", default=[], help="extra config profile")
     g.addoption("--rwp-allowlist", type=Path, default=None, help="splat allowlist (TOML)")
@@ -147,8 +150,10 @@ class GuestSession:
         src.check()
         run.check()
         objects = profile.DEFAULT_OBJECTS if opt("--rwp-coverage") else ()
-        return Request(src, KernelRequest(profiles=tuple(opt("--rwp-profile")),
-                                          coverage_objects=objects), run)
+        kernel = KernelRequest(profiles=tuple(opt("--rwp-profile")), coverage_objects=objects,
+                               arch=arch.get(opt("--rwp-arch")))
+        check_accel(kernel, run)
+        return Request(src, kernel, run)
 
     def kernel(self):
         """The kernel the items run on, built (or found in the cache) once."""

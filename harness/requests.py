@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import arch as arch_
+from harness.arch import X86_64, Arch
 from harness.coverage import profile
 from harness.errors import BadInput
 from harness.report.kcidb import DEFAULT_ORIGIN as KCIDB_ORIGIN
@@ -65,6 +67,8 @@ class KernelRequest:
     # path to the user's image; the kernel is then run as it is, not built.
     image: str | None = None
     image_modules: Path | None = None
+    # The kernel's architecture; the run follows the kernel it boots.
+    arch: Arch = X86_64
 
     @property
     def coverage(self) -> bool:
@@ -155,6 +159,12 @@ class Request:
     report: ReportRequest = ReportRequest()
 
 
+def check_accel(kernel: KernelRequest, run: RunRequest) -> None:
+    if run.accel == "kvm" and not kernel.arch.native:
+        raise BadInput(f"KVM cannot run an {kernel.arch.name} guest on this host; "
+                       "it runs under TCG (accel auto or tcg)")
+
+
 def _get(args, name, default=None):
     value = getattr(args, name, None)
     return default if value is None else value
@@ -173,7 +183,10 @@ def from_args(args) -> Request:
             if _get(args, "coverage_objects") else profile.DEFAULT_OBJECTS
     kernel = KernelRequest(tuple(_get(args, "profile", ())), tuple(_get(args, "fragment", ())),
                            _get(args, "jobs", os.cpu_count() or 1), objects,
-                           _get(args, "kernel_image"), _get(args, "kernel_modules"))
+                           _get(args, "kernel_image"), _get(args, "kernel_modules"),
+                           arch_.get(_get(args, "arch", arch_.DEFAULT)))
+    if kernel.image and kernel.arch != X86_64:
+        raise BadInput("--kernel-image runs an x86_64 kernel; another --arch needs a build")
     if kernel.image and (kernel.coverage or kernel.profiles or kernel.fragments
                          or source.patches or source.kernel_src or source.kernel_tarball):
         raise BadInput("--kernel-image runs a kernel as it was built: it takes no --patches, "
@@ -203,6 +216,7 @@ def from_args(args) -> Request:
         raise BadInput(f"--jobs must be at least 1, got {kernel.jobs}")
     report = ReportRequest(_get(args, "baseline"), _get(args, "kcidb"),
                            _get(args, "kcidb_origin", KCIDB_ORIGIN))
+    check_accel(kernel, run)
     source.check()
     run.check()
     report.check()

@@ -31,8 +31,15 @@ PACKAGE_OF = {
     "cpio": "cpio",
     "depmod": "kmod",
     "qemu-system-x86_64": "qemu-system-x86",
+    "qemu-system-aarch64": "qemu-system-arm",
+    "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
     "file": "file",
     "vng": "virtme-ng (pip, installed by 'make setup')",
+}
+# What another architecture needs is not in 'make setup': its own target.
+SETUP_TARGET = {
+    "qemu-system-aarch64": "setup-arm64",
+    "aarch64-linux-gnu-gcc": "setup-arm64",
 }
 
 
@@ -40,7 +47,8 @@ def require(*programs: str) -> None:
     for prog in programs:
         if shutil.which(prog) is None:
             pkg = PACKAGE_OF.get(prog, prog)
-            raise MissingTool(f"'{prog}' not found; install it ({pkg}) or run 'make setup'")
+            raise MissingTool(f"'{prog}' not found; install it ({pkg}) or run "
+                              f"'make {SETUP_TARGET.get(prog, 'setup')}'")
 
 
 def run_group(argv: Sequence, cwd: Path | None = None, env: dict | None = None,

@@ -27,9 +27,15 @@ def test_markdown_has_every_row_and_says_tcg_ratios_only():
         "warm": {"seconds": 120.0, "tests": 190, "guest_test_seconds": 90.0,
                  "boot_seconds": 5.0, "ratio": 1.26, "timings": {}},
         "micro": {"accel": "tcg", "figures": FIGURES, "ratios": bench.micro_ratios(FIGURES)},
+        "arm64": {"seconds": 500.0, "objects": 814, "boot_seconds": 19.0,
+                  "baseline_seconds": 400.0, "baseline_objects": 1276,
+                  "baseline_boot_seconds": 9.5, "ratio": 1.25, "boot_ratio": 2.0},
     }}
     text = bench.markdown(doc)
     assert "| cold | 250.0 s, 1100 objects | 1080.0 s, 5000 objects | 4.32x |" in text
+    assert "| arm64 cold build | 500.0 s, 814 objects | x86_64: 400.0 s, 1276 objects | 1.25x |" \
+        in text
+    assert "| arm64 boot | 19.0 s | x86_64: 9.5 s | 2.0x |" in text
     assert "| warm | 120.0 s (190 tests) | 90.0 s guest + 5.0 s boot | 1.26x |" in text
     assert "only the ratios mean anything" in text
     assert "| fault_round_trip_median | uffd_wp | 30.0 | us | 1.5 |" in text

@@ -219,7 +219,7 @@ def test_the_pytest_plugin_asks_for_a_coverage_kernel():
                            "--rwp-transport": "auto", "--rwp-accel": "auto",
                            "--rwp-allowlist": None, "--rwp-one-by-one": False,
                            "--rwp-test-timeout": None, "--rwp-profile": [],
-                           "--rwp-coverage": coverage}
+                           "--rwp-coverage": coverage, "--rwp-arch": "x86_64"}
 
         def getoption(self, name):
             return self.values[name]

@@ -25,7 +25,8 @@ class Config:
                        "--rwp-allowlist": None, "--rwp-one-by-one": False,
                        "--rwp-test-timeout": None, "--rwp-profile": [],
                        "--rwp-coverage": False, "--rwp-results-dir": None,
-                       "--rwp-kcidb": kcidb_file, "--rwp-kcidb-origin": "lab"}
+                       "--rwp-kcidb": kcidb_file, "--rwp-kcidb-origin": "lab",
+                       "--rwp-arch": "x86_64"}
 
     def getoption(self, name):
         return self.values[name]

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Prints the userfaultfd ABI as the target kernel's headers define it, one
- * "name value" per line, for the host to compare with guest/py/uffd.py.
- * Built on the host against the headers_install output; never run as a test.
+ * "name value" per line, to compare with what uffd_abi.py prints of
+ * guest/py/uffd.py on the same architecture. Built against the
+ * headers_install output; never run as a test.
  */
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <asm/unistd.h>
 #include <linux/userfaultfd.h>
 
 #define P(name) printf("%s %llu\n", #name, (unsigned long long)(name))
@@ -44,6 +46,8 @@ int main(void)
 	P(UFFD_PAGEFAULT_FLAG_MINOR);
 	P(UFFD_PAGEFAULT_FLAG_RWP);
 	P(_UFFDIO_RWPROTECT);
+	P(__NR_userfaultfd);
+	P(__NR_move_pages);
 	SZ(uffdio_api);
 	SZ(uffdio_register);
 	SZ(uffdio_range);

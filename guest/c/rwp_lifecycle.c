@@ -376,7 +376,7 @@ RWP_TEST(fork_event_abandoned_leaves_child_clean)
 		 !!(WEXITSTATUS(status) & 2));
 	FINDING("I5: userfaultfd_event_wait_completion() hands the child's new ctx to "
 		"userfaultfd_release_new(), which only resets the VMAs' ctx; the PTEs copied "
-		"as PAGE_NONE plus _PAGE_UFFD (memory.c copy_present_ptes) keep the uffd bit "
+		"as PAGE_NONE plus the uffd bit (memory.c copy_present_ptes) keep it "
 		"in a VMA that is no longer registered",
 		!(WEXITSTATUS(status) & 1), "the child's unregistered copy carries the uffd bit");
 	CHECK(!(WEXITSTATUS(status) & 2), "the uffd bit survived the child's access");

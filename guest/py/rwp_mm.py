@@ -20,7 +20,6 @@ from memtypes import page_out, pagemap, pattern, registered, require_rwp, requir
 from memtypes import MADV_PAGEOUT, aligned_memfd, uffd_bit, vmstat, wait_until
 
 MADV_COLLAPSE = 25
-NR_MOVE_PAGES = 279         # x86_64
 MPOL_MF_MOVE = 1 << 1
 SPLIT_CTL = "/sys/kernel/debug/split_huge_pages"
 
@@ -160,11 +159,11 @@ def migration_keeps_protection():
     u.rwprotect(m.addr, m.length, uffd.RWPROTECT_MODE_RWP)
     pages = (ctypes.c_void_p * 2)(m.addr, m.at(1))
     status = (ctypes.c_int * 2)()
-    assert _libc.syscall(NR_MOVE_PAGES, 0, 2, pages, None, status, 0) == 0, "move_pages query"
+    assert _libc.syscall(uffd.NR_MOVE_PAGES, 0, 2, pages, None, status, 0) == 0, "move_pages query"
     assert min(status) >= 0, f"node query: {list(status)}"
     nodes = (ctypes.c_int * 2)(*[int(not s) for s in status])
     mig0 = vmstat("pgmigrate_success")
-    r = _libc.syscall(NR_MOVE_PAGES, 0, 2, pages, nodes, status, MPOL_MF_MOVE)
+    r = _libc.syscall(uffd.NR_MOVE_PAGES, 0, 2, pages, nodes, status, MPOL_MF_MOVE)
     assert r == 0, f"move_pages returned {r} ({uffd.errno_name(ctypes.get_errno())})"
     assert list(status) == list(nodes), f"nodes after the move {list(status)}, want {list(nodes)}"
     assert grew("pgmigrate_success", mig0), "pgmigrate_success did not grow"

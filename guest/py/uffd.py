@@ -9,6 +9,7 @@ import errno
 import fcntl
 import mmap
 import os
+import platform
 import select
 import struct
 import threading
@@ -69,7 +70,12 @@ PAGEFAULT_FLAG_WP = 1 << 1
 PAGEFAULT_FLAG_MINOR = 1 << 2
 PAGEFAULT_FLAG_RWP = 1 << 3
 
-NR_USERFAULTFD = 323        # x86_64
+# The syscalls Python's os module lacks, by guest architecture (uname -m):
+# x86_64 has its own table, arm64 the generic one (include/uapi/asm-generic/unistd.h).
+_SYSCALLS = {"x86_64": {"userfaultfd": 323, "move_pages": 279},
+             "aarch64": {"userfaultfd": 282, "move_pages": 239}}
+NR_USERFAULTFD = _SYSCALLS[platform.machine()]["userfaultfd"]
+NR_MOVE_PAGES = _SYSCALLS[platform.machine()]["move_pages"]
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long

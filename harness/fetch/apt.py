@@ -28,6 +28,9 @@ class PrivateApt:
     root: Path
     suites: tuple[str, ...] = DEFAULT_SUITES
     mirror: str = field(default_factory=lambda: os.environ.get(MIRROR_ENV) or MIRROR)
+    # Binary packages of another architecture (a guest root): apt then reads
+    # an empty status of its own, not the host's installed packages.
+    arch: str | None = None
 
     def _paths(self):
         return (self.root / "sources.list", self.root / "lists", self.root / "cache")
@@ -46,7 +49,11 @@ class PrivateApt:
             # Valid-Until date; the signatures are still verified.
             "-o", "Acquire::Check-Valid-Until=false",
             "-o", "Debug::NoLocking=1",
-        ]
+        ] + ([] if self.arch is None else [
+            "-o", f"APT::Architecture={self.arch}",
+            "-o", f"APT::Architectures={self.arch}",
+            "-o", f"Dir::State::status={self.root / 'status'}",
+        ])
 
     def prepare(self) -> None:
         if not _MIRROR_URL.fullmatch(self.mirror):
@@ -55,7 +62,11 @@ class PrivateApt:
         sources, lists, cache = self._paths()
         for d in (lists / "partial", cache / "archives" / "partial"):
             d.mkdir(parents=True, exist_ok=True)
-        signed = f" [signed-by={KEYRING}]" if Path(KEYRING).exists() else ""
+        if self.arch is not None:
+            (self.root / "status").touch()
+        opts = ([f"arch={self.arch}"] if self.arch else []) + \
+            ([f"signed-by={KEYRING}"] if Path(KEYRING).exists() else [])
+        signed = f" [{' '.join(opts)}]" if opts else ""
         text = "".join(f"deb{signed} {self.mirror} {s} main\n" for s in self.suites)
         if not sources.exists() or sources.read_text() != text:
             sources.write_text(text)

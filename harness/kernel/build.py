@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import cache, progress
+from harness.arch import X86_64, Arch
 from harness.errors import BuildError, ConfigError
 from harness.coverage import profile
 from harness.fetch.patches import Series
@@ -38,15 +39,18 @@ class BuildRequest:
     series: Series | None = field(default=None, compare=False)
     # --kernel-image: the kernel is run as shipped; nothing is configured or built.
     prebuilt: "Prebuilt | None" = field(default=None, compare=False)
+    arch: Arch = X86_64
 
     def requested_config(self) -> kconfig.Kconfig:
-        return kconfig.requested(list(self.profiles), list(self.fragments))
+        return kconfig.requested(list(self.profiles), list(self.fragments), self.arch.fragment)
 
     def build_dir(self) -> Path:
         if self.build_root is not None:
             return self.build_root
+        # x86_64's key is what it was before there was another architecture.
+        arch = [] if self.arch == X86_64 else [self.arch.name]
         key = "|".join([self.source.identity, self.series_hash,
-                        self.requested_config().digest(), *self.gcov_objects])
+                        self.requested_config().digest(), *self.gcov_objects, *arch])
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         return cache.subdir("builds") / f"{self.source.version}-{digest}"
 
@@ -61,9 +65,11 @@ class BuildResult:
     kernel_release: str
     rebuilt: bool
     boot_args: tuple[str, ...] = ()     # what this kernel needs on its command line
+    arch: Arch = X86_64
 
     def to_json(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+        return {k: (str(v) if isinstance(v, Path) else v.name if isinstance(v, Arch) else v)
+                for k, v in self.__dict__.items()}
 
 
 def _make_env(req: "BuildRequest") -> dict:
@@ -76,8 +82,10 @@ def _make_env(req: "BuildRequest") -> dict:
 
 def _make(req: BuildRequest, bdir: Path, log: Path, *targets: str) -> int:
     argv = ["make", "-C", req.tree, f"O={bdir}", f"-j{req.jobs}"]
+    if not req.arch.native:
+        argv += [f"ARCH={req.arch.kernel_arch}", f"CROSS_COMPILE={req.arch.prefix}"]
     if shutil.which("ccache"):
-        argv.append("CC=ccache gcc")
+        argv.append(f"CC=ccache {req.arch.gcc}")
     argv += profile.make_vars(req.gcov_objects)
     return run_logged([*argv, *targets], log, env=_make_env(req))
 
@@ -90,7 +98,7 @@ def configure(req: BuildRequest) -> Path:
 
 def _configure(req: BuildRequest) -> tuple[Path, bool]:
     """The build directory's .config for req, and whether it was (re)made now."""
-    require(*BUILD_TOOLS)
+    require(*BUILD_TOOLS, req.arch.gcc)
     cache.require_space()
     want = req.requested_config()
     bdir = req.build_dir()
@@ -122,13 +130,13 @@ def build(req: BuildRequest) -> BuildResult:
         return _build(req)
 
 
-def _outputs(bdir: Path) -> tuple[Path, Path]:
+def _outputs(bdir: Path, arch: Arch) -> tuple[Path, Path]:
     """The image and the UAPI headers a build directory holds once built."""
-    return bdir / "arch/x86/boot/bzImage", bdir / "hdr/include"
+    return bdir / arch.image, bdir / "hdr/include"
 
 
-def _complete(bdir: Path) -> bool:
-    bzimage, headers = _outputs(bdir)
+def _complete(bdir: Path, arch: Arch) -> bool:
+    bzimage, headers = _outputs(bdir, arch)
     return cache.read_marker(bdir / "build.ok") == "ok\n" and bzimage.exists() and headers.is_dir()
 
 
@@ -138,20 +146,20 @@ def _release(bdir: Path) -> str:
 
 def _finished(req: BuildRequest) -> BuildResult | None:
     bdir = req.build_dir()
-    if not req.source.immutable or not _complete(bdir) or not _release(bdir) or \
+    if not req.source.immutable or not _complete(bdir, req.arch) or not _release(bdir) or \
             (cache.read_marker(bdir / "config.ok") or "").strip() != req.requested_config().digest():
         return None
-    bzimage, headers = _outputs(bdir)
+    bzimage, headers = _outputs(bdir, req.arch)
     return BuildResult(bdir, bzimage, headers, bdir / ".config", bdir / "build.log",
-                       _release(bdir), False)
+                       _release(bdir), False, arch=req.arch)
 
 
 def _build(req: BuildRequest) -> BuildResult:
     dotconfig, configured = _configure(req)
     bdir = dotconfig.parent
     log, stamp = bdir / "build.log", bdir / "build.ok"
-    bzimage, headers = _outputs(bdir)
-    done = _complete(bdir)
+    bzimage, headers = _outputs(bdir, req.arch)
+    done = _complete(bdir, req.arch)
     # A tree someone may edit is always handed to make, which rebuilds only
     # what changed; a package or tarball build that finished once is final.
     rebuilt = not (done and req.source.immutable)
@@ -171,15 +179,15 @@ def _build(req: BuildRequest) -> BuildResult:
         stamp.unlink(missing_ok=True)
         raise BuildError(f"the build in {bdir} has no include/config/kernel.release; "
                          "it is incomplete and will be rebuilt by the next build")
-    return BuildResult(bdir, bzimage, headers, dotconfig, log, release, rebuilt)
+    return BuildResult(bdir, bzimage, headers, dotconfig, log, release, rebuilt, arch=req.arch)
 
 
 # Kbuild prints one line per object it compiles or assembles.
 _OBJECT_LINES = ("  CC ", "  AS ")
-# A cold build of the default x86_64 config of 7.3.4 (with ACPI) compiles
-# about this many (counted in its build.log): the estimate of a machine that
-# has built nothing yet.
-DEFAULT_OBJECTS = 1276
+# What a cold build of the default config of 7.3.4 compiles (counted in its
+# build.log; x86_64 with ACPI): the estimate of a machine that has built
+# nothing yet.
+DEFAULT_OBJECTS = {"x86_64": 1276, "arm64": 814}
 
 
 def _objects_file(req: BuildRequest) -> Path:
@@ -192,7 +200,7 @@ def _expected_objects(req: BuildRequest) -> int:
     try:
         return int((cache.read_marker(_objects_file(req)) or "").strip())
     except ValueError:
-        return DEFAULT_OBJECTS
+        return DEFAULT_OBJECTS[req.arch.name]
 
 
 def builds_all(bdir: Path, configured: bool) -> bool:
@@ -203,12 +211,12 @@ def builds_all(bdir: Path, configured: bool) -> bool:
 
 
 def _make_counted(req: BuildRequest, bdir: Path, log: Path, cold: bool) -> int:
-    """make bzImage with a live count of the objects compiled. A build of
+    """make the image with a live count of the objects compiled. A build of
     every object has a known total; an incremental one only counts."""
     counter = progress.LogCounter(log, _OBJECT_LINES)
     total = _expected_objects(req) if cold else None
     with progress.watch("build", lambda: progress.Snapshot.of(counter.poll(), total, "objects")):
-        status = _make(req, bdir, log, "bzImage")
+        status = _make(req, bdir, log, req.arch.image_target)
     if status == 0 and cold:
         cache.write_atomic(_objects_file(req), f"{counter.poll()}\n")
     return status

@@ -22,6 +22,7 @@ OPTIONAL_MARK = "# rwp-harness: optional"
 NEEDED_BY_MARK = "# rwp-harness: needed-by "
 
 FRAGMENT_DIR = Path(__file__).resolve().parents[2] / "kernel-config"
+# Each build also takes its architecture's fragment (arch.py), after base.
 BASE_FRAGMENTS = ("base", "rwp", "selftest", "coverage")
 
 
@@ -118,9 +119,10 @@ def fragment_path(name: str) -> Path:
     return FRAGMENT_DIR / f"{name}.config"
 
 
-def requested(profiles: list[str], extra_fragments: list[Path] = ()) -> Kconfig:
+def requested(profiles: list[str], extra_fragments: list[Path] = (),
+              arch_fragment: str = "x86_64") -> Kconfig:
     cfg = Kconfig()
-    for name in [*BASE_FRAGMENTS, *profiles]:
+    for name in [BASE_FRAGMENTS[0], arch_fragment, *BASE_FRAGMENTS[1:], *profiles]:
         path = fragment_path(name)
         if not path.exists():
             raise BadInput(f"unknown config profile or fragment '{name}' (no {path})")

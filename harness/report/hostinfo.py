@@ -3,10 +3,11 @@
 import platform
 from importlib import metadata
 
+from harness.arch import X86_64, Arch
 from harness.tools import capture
 
 
-def _first_line(argv: list[str]) -> str:
+def first_line(argv: list[str]) -> str:
     try:
         res = capture(argv)
     except OSError:
@@ -14,7 +15,7 @@ def _first_line(argv: list[str]) -> str:
     return (res.stdout.strip().splitlines() or ["?"])[0]
 
 
-def describe() -> dict:
+def describe(arch: Arch = X86_64) -> dict:
     try:
         vng = metadata.version("virtme-ng")
     except metadata.PackageNotFoundError:
@@ -22,7 +23,7 @@ def describe() -> dict:
     return {
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "compiler": _first_line(["gcc", "--version"]),
-        "qemu": _first_line(["qemu-system-x86_64", "--version"]),
+        "compiler": first_line([arch.gcc, "--version"]),
+        "qemu": first_line([arch.qemu, "--version"]),
         "virtme_ng": vng,
     }

@@ -68,10 +68,14 @@ class Outcome:
 class Guest:
     """The VM the tests run in; rebooted after a panic, a hang or a death."""
 
-    def __init__(self, boot: Callable[[], "object"], staged: Staged, transport: str):
+    def __init__(self, boot: Callable[[], "object"], staged: Staged, transport: str,
+                 shared_at: Path | None = None):
         self._boot = boot
         self.local = staged
         self.transport = transport
+        # Where the guest sees the staged programs when not at their host path
+        # (a guest with a root of its own).
+        self.shared_at = shared_at
         self.machine = None
         self.staged: Staged | None = None
         self.reboots = 0
@@ -86,7 +90,8 @@ class Guest:
         if self.machine is None:
             self.machine = self._boot()
             self.boot_seconds.append(round(self.machine.boot_seconds, 2))
-            self.staged = deliver(self.machine.console, self.local, self.transport)
+            self.staged = deliver(self.machine.console, self.local, self.transport,
+                                  self.shared_at)
             prepare(self.machine.console, self.staged)
             self.capabilities = probe_capabilities(self.machine.console, self.staged)
         return self.machine.console
@@ -169,12 +174,16 @@ class Guest:
             return e.output
 
 
-def deliver(console: GuestConsole, staged: Staged, transport: str) -> Staged:
+def deliver(console: GuestConsole, staged: Staged, transport: str,
+            shared_at: Path | None = None) -> Staged:
     """Make the staged programs visible in the guest; returns where they are there."""
     if transport in ("auto", "shared"):
-        probe = console.run(f"test -r {shlex.quote(str(staged.root / '.complete'))}", timeout=30)
-        if probe.status == 0:
-            return staged
+        for there in (staged.root, shared_at):
+            if there is None:
+                continue
+            probe = console.run(f"test -r {shlex.quote(str(there / '.complete'))}", timeout=30)
+            if probe.status == 0:
+                return Staged(there)
         if transport == "shared":
             raise InfraError(f"{staged.root} is not visible in the guest's shared filesystem")
     for f in staged.files():

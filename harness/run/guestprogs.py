@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import cache
+from harness.arch import X86_64, Arch
 from harness.errors import BuildError
 from harness.parse.verdicts import selected_by, test_id
 from harness.tools import require, run_group
@@ -168,8 +169,10 @@ def select(progs: list[GuestProgram], patterns: list[str]) -> list[GuestProgram]
     return chosen
 
 
-def _digest(paths: list[Path], headers: Path) -> str:
+def _digest(paths: list[Path], headers: Path, arch: Arch = X86_64) -> str:
     h = hashlib.sha256()
+    if arch != X86_64:
+        h.update(arch.name.encode())
     for p in sorted(paths):
         h.update(p.name.encode() + p.read_bytes())
     version_h = headers / "linux/userfaultfd.h"
@@ -236,7 +239,7 @@ def sources_digest() -> str:
 
 
 def stage(headers: Path, tree: Path | None = None,
-          programs: list[GuestProgram] | None = None) -> Staged:
+          programs: list[GuestProgram] | None = None, arch: Arch = X86_64) -> Staged:
     """Compile the C programs (and the tree's uffd-unit-tests), copy the Python ones.
 
     programs narrows the C programs compiled to those a run selected (default:
@@ -248,53 +251,53 @@ def stage(headers: Path, tree: Path | None = None,
     peer = _peer_sources(tree)
     peer_headers = sorted((tree / PEER_DIR).glob("*.h")) if peer else []
     sources = _own_sources(progs) + peer + peer_headers
-    root = cache.subdir("guest") / _digest(sources, headers)
+    root = cache.subdir("guest") / _digest(sources, headers, arch)
     with cache.lock("stage"):
         if cache.read_marker(root / ".complete") != "ok\n":
-            _stage_into(root, progs, copied, headers, tree if peer else None)
+            _stage_into(root, progs, copied, headers, tree if peer else None, arch.gcc)
     return Staged(root)
 
 
 def _stage_into(root: Path, progs: list[GuestProgram], copied: list[Path], headers: Path,
-                peer_tree: Path | None) -> None:
+                peer_tree: Path | None, cc: str) -> None:
     (root / "bin").mkdir(parents=True, exist_ok=True)
     for prog in progs:
         if prog.lang == "c":
-            _compile(prog, headers, Staged(root).binary(prog))
+            _compile(prog, headers, Staged(root).binary(prog), cc)
     for path in copied:
         dest = root / path.parent.name / path.name
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest)
     if peer_tree is not None:
-        _compile_peer(peer_tree, headers, root / PEER_BINARY)
+        _compile_peer(peer_tree, headers, root / PEER_BINARY, cc)
     cache.write_atomic(root / ".complete", "ok\n")
 
 
-def _compile_peer(tree: Path, headers: Path, out: Path) -> None:
+def _compile_peer(tree: Path, headers: Path, out: Path, cc: str) -> None:
     """uffd-unit-tests, built the way its Makefile would, but static and out of tree."""
     out.parent.mkdir(parents=True, exist_ok=True)
     src = tree / PEER_DIR
     res = run_group(gcc_argv([src / n for n in PEER_SOURCES], out, headers,
                              [src.parent, tree / "tools/include"], strict=False,
-                             extra=("-U_FORTIFY_SOURCE", "-no-pie", "-lrt", "-lm")))
+                             extra=("-U_FORTIFY_SOURCE", "-no-pie", "-lrt", "-lm"), cc=cc))
     if res.returncode != 0:
         # The peer suite is the tree's, not ours: note why, and report it as skipped.
         (out.parent / "build-error.txt").write_text(res.stderr[-4000:])
 
 
 def gcc_argv(sources: list[Path], out: Path, headers: Path, includes: list[Path] | None = None,
-             strict: bool = True, extra: tuple[str, ...] = ()) -> list[str]:
+             strict: bool = True, extra: tuple[str, ...] = (), cc: str = "gcc") -> list[str]:
     """The one compiler line for guest programs: static, against the target's
     UAPI headers (first on the path), our shared headers; strict for ours."""
     warn = ["-Wall", "-Wextra", "-Werror"] if strict else ["-Wall"]
     incs = [a for d in (includes if includes is not None else [GUEST_DIR / "include"])
             for a in ("-I", str(d))]
-    return ["gcc", "-static", "-O2", "-g", *warn, "-pthread", "-isystem", str(headers), *incs,
+    return [cc, "-static", "-O2", "-g", *warn, "-pthread", "-isystem", str(headers), *incs,
             "-o", str(out), *[str(s) for s in sources], *extra]
 
 
-def _compile(prog: GuestProgram, headers: Path, out: Path) -> None:
-    require("gcc")
-    res = run_group(gcc_argv([prog.source], out, headers))
+def _compile(prog: GuestProgram, headers: Path, out: Path, cc: str) -> None:
+    require(cc)
+    res = run_group(gcc_argv([prog.source], out, headers, cc=cc))
     if res.returncode != 0:
         raise BuildError(f"compiling {prog.source.name} failed:\n{res.stderr.strip()[-2000:]}")

@@ -19,6 +19,7 @@ from pathlib import Path
 import pexpect
 
 from harness import cache
+from harness.arch import X86_64, Arch
 from harness.errors import InfraError, MissingTool
 from harness.tools import require
 from harness.vm.console import BootPanic, GuestConsole
@@ -36,6 +37,11 @@ class VMRequest:
     append: tuple[str, ...] = ()
     boot_timeout: float = BOOT_DEADLINE_S
     console_log: Path | None = None
+    arch: Arch = X86_64
+    # The guest's root filesystem: None for the host's own (a native guest).
+    root: Path | None = None
+    # (guest path, host directory) shared read-only with the guest.
+    rodirs: tuple[tuple[str, Path], ...] = ()
 
 
 @dataclass
@@ -84,16 +90,27 @@ def vng_argv(req: VMRequest, accel: str) -> list[str]:
     # -no-reboot: a panicking guest (panic=-1) makes QEMU exit instead of
     # booting again behind our back. /bin/sh: the user's own shell start-up
     # files have no business in the guest, and cost seconds under TCG.
-    argv = [vng_path(), "--run", str(req.bzimage), "--disable-microvm", "--force-9p",
+    argv = [vng_path(), "--run", str(req.bzimage), "--force-9p",
             "--user", "root", "--shell", "/bin/sh", "--qemu-opts=-no-reboot",
             "--cpus", str(req.cpus), "--memory", req.memory]
+    if req.arch.native:
+        argv.append("--disable-microvm")
+    else:
+        argv += ["--arch", req.arch.name]
+        if req.arch.qemu_cpu:
+            # After vng's own -cpu: QEMU takes the last one.
+            argv.append(f"--qemu-opts=-cpu {req.arch.qemu_cpu}")
+    if req.root is not None:
+        argv += ["--root", str(req.root)]
+    for guest, host in req.rodirs:
+        argv.append(f"--rodir={guest}={host}")
     if accel == "tcg":
         argv.append("--disable-kvm")
     # root=/dev/root: without CONFIG_BLOCK the kernel only mounts a 9p root
     # when it is named; panic=-1 turns a panic into a QEMU exit, not a hang.
     # log_buf_len: a batch's kernel log is read back once at its end, and the
     # trimmed config's 128 KiB would lose its start behind one task dump.
-    extra = tcg_clock_args() if accel == "tcg" else []
+    extra = tcg_clock_args() if accel == "tcg" and req.arch == X86_64 else []
     # numa=fake=2: two NUMA nodes for the migration and NUMA-balancing tests
     # (ignored by a kernel without CONFIG_NUMA_EMU).
     for a in ("root=/dev/root", "panic=-1", "log_buf_len=4M", "numa=fake=2", *extra,
@@ -240,6 +257,8 @@ def _accel(req: VMRequest) -> tuple[str, bool]:
     in a way that may have been the kernel's fault."""
     if req.accel in ("kvm", "tcg"):
         return req.accel, False
+    if not req.arch.native:
+        return "tcg", False
     ok, clear = _probe_kvm(req)
     return ("kvm" if ok else "tcg"), not clear
 
@@ -251,7 +270,7 @@ def choose_accel(req: VMRequest) -> str:
 def boot(req: VMRequest) -> VM:
     # virtme-ng runs file(1) on the kernel image and the init it copies; without
     # it, a kernel it did not see built (Debian's vmlinuz) fails with a traceback.
-    require("qemu-system-x86_64", "file")
+    require(req.arch.qemu, "file")
     if not req.bzimage.exists():
         raise InfraError(f"no kernel image at {req.bzimage}; run the build phase first")
     accel, unclear = _accel(req)

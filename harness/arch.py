@@ -1,0 +1,70 @@
+"""The architectures the harness builds, boots and tests: one record each.
+
+Everything that differs between them lives here (the kernel's ARCH and image,
+the cross compiler, QEMU, the Debian architecture of a guest root); the
+phases ask the record and never test an architecture's name themselves.
+"""
+
+import platform
+from dataclasses import dataclass
+
+from harness.errors import BadInput
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str                 # what --arch takes: the kernel's and Debian's name
+    kernel_arch: str          # make ARCH=
+    machine: str              # uname -m in the guest
+    debian: str               # the Debian architecture of its packages
+    image: str                # the bootable image, relative to the build directory
+    image_target: str         # the make target that builds it
+    cross_prefix: str         # CROSS_COMPILE= on a host of another architecture
+    cross_package: str        # the Debian package of that compiler
+    qemu: str                 # the QEMU system emulator vng runs
+    qemu_package: str
+    qemu_machine: str         # what the guest runs on, for the manifest
+    # A QEMU CPU model instead of vng's default for a foreign guest.
+    qemu_cpu: str | None = None
+
+    @property
+    def native(self) -> bool:
+        """Whether the host runs this architecture: its own compiler, its own
+        root filesystem for the guest, and KVM if the host has it."""
+        return platform.machine() == self.machine
+
+    @property
+    def prefix(self) -> str:
+        return "" if self.native else self.cross_prefix
+
+    @property
+    def gcc(self) -> str:
+        return f"{self.prefix}gcc"
+
+    @property
+    def fragment(self) -> str:
+        """kernel-config/<name>.config: what this architecture needs to boot."""
+        return self.name
+
+
+X86_64 = Arch("x86_64", "x86", "x86_64", "amd64", "arch/x86/boot/bzImage", "bzImage",
+              "x86_64-linux-gnu-", "gcc-x86-64-linux-gnu", "qemu-system-x86_64",
+              "qemu-system-x86", "pc")
+# vng starts a foreign arm64 guest as -M virt -cpu cortex-a57 under TCG. The
+# A57 (ARMv8.0) has no hardware access flag: every first access to an old PTE
+# (all of a fork child's) takes a fault, which the RWP tests that count
+# faults cannot tell from a spurious one. The A76 (ARMv8.2) updates the access
+# and dirty bits in hardware (FEAT_HAFDBS), as x86 does.
+ARM64 = Arch("arm64", "arm64", "aarch64", "arm64", "arch/arm64/boot/Image", "Image",
+             "aarch64-linux-gnu-", "gcc-aarch64-linux-gnu", "qemu-system-aarch64",
+             "qemu-system-arm", "virt, cortex-a76", qemu_cpu="cortex-a76")
+
+ARCHES = {a.name: a for a in (X86_64, ARM64)}
+DEFAULT = X86_64.name
+
+
+def get(name: str) -> Arch:
+    try:
+        return ARCHES[name]
+    except KeyError:
+        raise BadInput(f"--arch must be one of {', '.join(ARCHES)}, got '{name}'") from None
