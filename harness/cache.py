@@ -94,6 +94,21 @@ def lock(name: str, notice_after: float = LOCK_NOTICE_S):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@contextmanager
+def replacing(dest: Path, prefix: str):
+    """A new directory beside dest, filled by the block, that becomes dest
+    when the block ends without an error: a reader sees the old dest or the
+    whole new one. A killed run leaves prefix* behind, for sweep()."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def sweep(parent: Path, pattern: str) -> list[Path]:
     """Remove what a killed run left behind under parent (call with the lock
     that guards parent held, so nothing matched is still being written)."""

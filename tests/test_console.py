@@ -91,30 +91,25 @@ def test_a_shell_that_loses_the_first_lines_is_asked_again(monkeypatch):
     # was starting: the first two lines (set-up and a framed command) vanish.
     from harness.vm import console as console_mod
     monkeypatch.setattr(console_mod, "SHELL_ANSWER_S", 2.0)
-    env = dict(os.environ, PS1="# ", TERM="dumb")
-    child = pexpect.spawn("bash", ["--norc", "--noprofile", "-c",
-                                   "printf '# '; read -r a; read -r b; exec bash --norc -i"],
-                          env=env, encoding="utf-8", timeout=20)
-    try:
-        c = GuestConsole(child)
-        c.wait_for_shell(timeout=20)
-        assert c.run("echo answered", timeout=10).output.strip() == "answered"
-    finally:
-        child.close(force=True)
+    _answers_after_boot("printf '# '; read -r a; read -r b; exec bash --norc -i", PS1="# ")
 
 
 def test_a_prompt_that_arrives_with_dashs_ndelay_line_is_seen():
     # A slow guest hands the prompt and dash's complaint over in one read, so
     # the prompt is not the last thing received, and no more output follows.
     # A shell without a prompt of its own: a second prompt would hide the bug.
-    env = dict(os.environ, TERM="dumb")
-    child = pexpect.spawn("bash", ["--norc", "--noprofile", "-c",
-                                   "printf '# sh: turning off NDELAY mode\\r\\n'; "
-                                   "while IFS= read -r line; do eval \"$line\"; done"],
-                          env=env, encoding="utf-8", timeout=20)
+    _answers_after_boot("printf '# sh: turning off NDELAY mode\\r\\n'; "
+                        "while IFS= read -r line; do eval \"$line\"; done")
+
+
+def _answers_after_boot(script: str, **env) -> None:
+    """A stand-in guest that starts with script: the console must find its
+    shell and get an answer from it."""
+    child = pexpect.spawn("bash", ["--norc", "--noprofile", "-c", script],
+                          env=dict(os.environ, TERM="dumb", **env), encoding="utf-8", timeout=20)
     try:
         c = GuestConsole(child)
-        c.wait_for_shell(timeout=5)
+        c.wait_for_shell(timeout=20)
         assert c.run("echo answered", timeout=10).output.strip() == "answered"
     finally:
         child.close(force=True)

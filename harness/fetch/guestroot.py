@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,8 +104,7 @@ def _make(arch: Arch, dest: Path) -> GuestRoot:
     stanza_of = functools.lru_cache(maxsize=None)(lambda name: _stanza(apt, name))
     chosen = resolve(SEEDS, stanza_of, lambda name: _providers(apt, name))
     debs = _download(apt, chosen, cache.subdir(f"debs-{arch.debian}"))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with cache.replacing(dest, f".{dest.name}.") as tmp:
         for d in ("usr/bin", "usr/sbin", "usr/lib"):
             (tmp / d).mkdir(parents=True)
         for link in ("bin", "sbin", "lib"):
@@ -117,11 +115,6 @@ def _make(arch: Arch, dest: Path) -> GuestRoot:
         _check(tmp, arch)
         (tmp / MANIFEST).write_text(json.dumps(chosen, indent=1, sort_keys=True) + "\n")
         (tmp / MARKER).write_text("ok\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     for deb in debs:
         deb.unlink(missing_ok=True)
     print(f"[root] {len(chosen)} packages in {dest}", file=sys.stderr, flush=True)

@@ -11,9 +11,7 @@ ones the guest needs from its initramfs.
 """
 
 import re
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,19 +50,13 @@ def _abi(apt: PrivateApt, version: str) -> str:
 
 
 def _unpack(debs: list[Path], dest: Path) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
-    try:
+    with cache.replacing(dest, ".unpack-") as tmp:
         for deb in debs:
             res = run_group(["dpkg-deb", "-x", str(deb), str(tmp)])
             if res.returncode != 0:
                 raise InfraError(f"dpkg-deb -x {deb.name} failed: {res.stderr.strip()[-200:]}")
         _uapi_tree(tmp)
         (tmp / MARKER).write_text("ok\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _uapi_tree(root: Path) -> None:
