@@ -223,3 +223,9 @@ def test_a_baseline_from_before_a_test_moved_compares_under_its_new_id(tmp_path)
     assert [(r.test, r.before, r.after) for r in c.regressions] == [
         ("c/rwp_contract::zero_page_is_protected", "pass", "fail")]
     assert not c.vanished and not c.added
+
+
+def test_the_kcidb_build_names_the_runs_architecture(tmp_path):
+    arm = kcidb._build({"arch": {"name": "arm64", "cross_compiler": True}}, tmp_path, "rwp", "c1")
+    old = kcidb._build({}, tmp_path, "rwp", "c1")       # a run from before --arch
+    assert (arm["architecture"], old["architecture"]) == ("arm64", "x86_64")

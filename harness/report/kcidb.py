@@ -82,9 +82,11 @@ def _checkout(m: dict, origin: str) -> dict:
 def _build(m: dict, run_dir: Path, origin: str, checkout_id: str) -> dict:
     host = m.get("host") or {}
     profiles = m.get("profiles") or []
+    arch = m.get("arch") or {}
     b = {"id": f"{origin}:{_key(checkout_id, m.get('config_sha256', ''))}",
          "origin": origin, "checkout_id": checkout_id,
-         "architecture": m.get("arch", "x86_64"),
+         # Runs from before --arch have no record of it: they were x86_64.
+         "architecture": arch.get("name", "x86_64") if isinstance(arch, dict) else arch,
          "compiler": host.get("compiler", ""),
          "config_name": "+".join(["rwp-harness", *profiles]),
          "status": "PASS",       # a run exists only for a kernel that built
