@@ -58,7 +58,7 @@ test: setup setup-arm64
 # Figures, not pass/fail: cold and warm loops beside their baselines, and the
 # RWP micro-benchmarks. The virtme-ng baseline build alone takes ~18 min on
 # 2 cores; ARGS=--skip-baseline leaves it out.
-bench: setup $(VENV)/.bench-installed
+bench: setup setup-arm64 $(VENV)/.bench-installed
 	$(BIN)/python -m harness.bench $(ARGS)
 
 $(VENV)/.bench-installed: pyproject.toml

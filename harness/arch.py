@@ -7,8 +7,10 @@ phases ask the record and never test an architecture's name themselves.
 
 import platform
 from dataclasses import dataclass
+from pathlib import Path
 
-from harness.errors import BadInput
+from harness.errors import BadInput, MissingTool
+from harness.tools import SETUP_TARGET, require
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,10 @@ class Arch:
     qemu_machine: str         # what the guest runs on, for the manifest
     # A QEMU CPU model instead of vng's default for a foreign guest.
     qemu_cpu: str | None = None
+    # The cross compiler's static libc (its own package): the guest programs
+    # are static, and without it every one fails to link.
+    cross_libc: str = ""
+    cross_libc_package: str = ""
 
     @property
     def native(self) -> bool:
@@ -41,6 +47,13 @@ class Arch:
     def gcc(self) -> str:
         return f"{self.prefix}gcc"
 
+    def require_compiler(self) -> None:
+        """MissingTool unless this architecture's guest programs can be built."""
+        require(self.gcc)
+        if not self.native and self.cross_libc and not Path(self.cross_libc).exists():
+            raise MissingTool(f"{self.cross_libc} not found; install {self.cross_libc_package} "
+                              f"or run 'make {SETUP_TARGET.get(self.gcc, 'setup')}'")
+
     @property
     def fragment(self) -> str:
         """kernel-config/<name>.config: what this architecture needs to boot."""
@@ -49,7 +62,7 @@ class Arch:
 
 X86_64 = Arch("x86_64", "x86", "x86_64", "amd64", "arch/x86/boot/bzImage", "bzImage",
               "x86_64-linux-gnu-", "gcc-x86-64-linux-gnu", "qemu-system-x86_64",
-              "qemu-system-x86", "pc")
+              "qemu-system-x86", "q35 -cpu max under TCG, pc -cpu host under KVM")
 # vng starts a foreign arm64 guest as -M virt -cpu cortex-a57 under TCG. The
 # A57 (ARMv8.0) has no hardware access flag: every first access to an old PTE
 # (all of a fork child's) takes a fault, which the RWP tests that count
@@ -57,7 +70,9 @@ X86_64 = Arch("x86_64", "x86", "x86_64", "amd64", "arch/x86/boot/bzImage", "bzIm
 # and dirty bits in hardware (FEAT_HAFDBS), as x86 does.
 ARM64 = Arch("arm64", "arm64", "aarch64", "arm64", "arch/arm64/boot/Image", "Image",
              "aarch64-linux-gnu-", "gcc-aarch64-linux-gnu", "qemu-system-aarch64",
-             "qemu-system-arm", "virt, cortex-a76", qemu_cpu="cortex-a76")
+             "qemu-system-arm", "virt, cortex-a76", qemu_cpu="cortex-a76",
+             cross_libc="/usr/aarch64-linux-gnu/lib/libc.a",
+             cross_libc_package="libc6-dev-arm64-cross")
 
 ARCHES = {a.name: a for a in (X86_64, ARM64)}
 DEFAULT = X86_64.name

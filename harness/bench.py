@@ -89,7 +89,7 @@ def _fresh_clone(repo: Path, name: str) -> Path:
 # ---- rows ----
 
 def _cold_build(args, src: source.KernelSource, profiles: tuple[str, ...] = (),
-                a: arch.Arch = arch.X86_64) -> dict:
+                a: arch.Arch = arch.X86_64, boot: bool = False) -> dict:
     """A build from nothing, with an empty ccache of its own. It goes into the
     cache's own build directory when that is missing (so that a run after it
     reuses it), else into a scratch one that is removed."""
@@ -104,16 +104,17 @@ def _cold_build(args, src: source.KernelSource, profiles: tuple[str, ...] = (),
         res = build.build(req)
         took = time.monotonic() - began
     bdir = req.build_dir()
-    row = {"seconds": round(took, 1), "objects": _objects(bdir),
-           "boot_seconds": _boot_seconds(res, a)}
+    row = {"seconds": round(took, 1), "objects": _objects(bdir)}
+    if boot:
+        row["boot_seconds"] = _boot_seconds(res, a, args.offline)
     if not keep:
         shutil.rmtree(bdir, ignore_errors=True)
     return row
 
 
-def _boot_seconds(res: build.BuildResult, a: arch.Arch) -> float:
+def _boot_seconds(res: build.BuildResult, a: arch.Arch, offline: bool) -> float:
     """Seconds from starting vng to the guest's first shell prompt."""
-    root = None if a.native else guestroot.ensure(a).path
+    root = None if a.native else guestroot.ensure(a, offline=offline).path
     machine = qemu.boot(qemu.VMRequest(res.bzimage, arch=a, root=root))
     try:
         return round(machine.boot_seconds, 1)
@@ -123,9 +124,9 @@ def _boot_seconds(res: build.BuildResult, a: arch.Arch) -> float:
 
 def row_arm64(args) -> dict:
     src = _package(args)
-    row = _cold_build(args, src, a=arch.ARM64)
+    row = _cold_build(args, src, a=arch.ARM64, boot=True)
     print(f"[bench] cold arm64 build: {row}", file=sys.stderr, flush=True)
-    base = _cold_build(args, src)
+    base = _cold_build(args, src, boot=True)
     row.update(baseline_seconds=base["seconds"], baseline_objects=base["objects"],
                baseline_boot_seconds=base["boot_seconds"],
                ratio=round(row["seconds"] / base["seconds"], 2),

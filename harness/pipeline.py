@@ -129,18 +129,24 @@ def finished_build(req: build.BuildRequest) -> build.BuildResult:
     return build.build(req)
 
 
+def guest_root(run: RunRequest, bres: build.BuildResult) -> guestroot.GuestRoot | None:
+    """A guest of the host's architecture runs on the host's root (None); another
+    gets its own (fetch/guestroot.py), made on first use."""
+    return None if bres.arch.native else guestroot.ensure(bres.arch, offline=run.offline)
+
+
 def vm_request(run: RunRequest, bres: build.BuildResult, console_log: Path | None,
-               staged: guestprogs.Staged | None = None) -> qemu.VMRequest:
-    """A guest of the host's architecture runs on the host's root; another
-    gets its own (fetch/guestroot.py), with the staged programs shared in."""
-    root, rodirs = None, ()
-    if not bres.arch.native:
-        root = guestroot.ensure(bres.arch).path
-        if staged is not None:
-            rodirs = ((guestroot.PROGRAMS_MOUNT, staged.root),)
+               staged: guestprogs.Staged | None = None,
+               root: "guestroot.GuestRoot | None" = None) -> qemu.VMRequest:
+    """The VM of a run; a guest on a root of its own gets the staged programs
+    shared in at guestroot.PROGRAMS_MOUNT."""
+    root = root or guest_root(run, bres)
+    rodirs = ()
+    if root is not None and staged is not None:
+        rodirs = ((guestroot.PROGRAMS_MOUNT, staged.root),)
     return qemu.VMRequest(bres.bzimage, cpus=run.cpus, memory=run.memory, accel=run.accel,
                           append=(*bres.boot_args, *run.append), console_log=console_log,
-                          arch=bres.arch, root=root, rodirs=rodirs)
+                          arch=bres.arch, root=root.path if root else None, rodirs=rodirs)
 
 
 def check_inputs(run: RunRequest) -> None:
@@ -170,7 +176,8 @@ class Session:
         self.counters = counters
         self.allow = splats.Allowlist.load(run.allowlist)
         self.staged = guestprogs.stage(bres.headers, peer_tree, programs, bres.arch)
-        vmreq = vm_request(run, bres, console_log, self.staged)
+        self.guest_root = guest_root(run, bres)
+        vmreq = vm_request(run, bres, console_log, self.staged, self.guest_root)
         self.guest = Guest(lambda: qemu.boot(vmreq), self.staged, run.transport,
                            shared_at=Path(vmreq.rodirs[0][0]) if vmreq.rodirs else None)
 
@@ -270,17 +277,14 @@ def run_manifest(run: RunRequest, req: build.BuildRequest, bres: build.BuildResu
 def _arch_manifest(bres: build.BuildResult) -> dict:
     """The architecture, and what builds and emulates it when it is not the host's."""
     a = bres.arch
-    out = dict(name=a.name, qemu_machine=a.qemu_machine, cross_compiler=not a.native)
-    if not a.native:
-        root = guestroot.ensure(a)
-        out["guest_root"] = root.describe()
-    return out
+    return dict(name=a.name, qemu_machine=a.qemu_machine, cross_compiler=not a.native)
 
 
 def guest_manifest(session: "Session") -> dict:
     """What a run directory records of the booted guest."""
     guest, scale = session.guest, session.deadline_scale()
-    return dict(accel=guest.machine.accel, vng=guest.machine.argv,
+    root = {"guest_root": session.guest_root.describe()} if session.guest_root else {}
+    return dict(**root, accel=guest.machine.accel, vng=guest.machine.argv,
                 cpus_online=cpus_online(guest.capabilities),
                 guest_cmdline=guest.machine.cmdline(), guest_capabilities=guest.capabilities,
                 deadline_scale=scale, test_timeout_effective=session.run.test_timeout * scale,

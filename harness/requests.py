@@ -95,6 +95,8 @@ class RunRequest:
     memory: str = "2G"
     accel: str = "auto"
     append: tuple[str, ...] = ()
+    # --offline: nothing of the run reaches the network either (a guest root).
+    offline: bool = False
 
     def check(self) -> None:
         if self.repeat < 1:
@@ -202,7 +204,8 @@ def from_args(args) -> Request:
         allowlist=_get(args, "allowlist"),
         results_dir=_get(args, "results_dir"), json=_get(args, "json", False),
         cpus=_get(args, "cpus", 2), memory=_get(args, "memory", "2G"),
-        accel=_get(args, "accel", "auto"), append=tuple(_get(args, "append", ())))
+        accel=_get(args, "accel", "auto"), append=tuple(_get(args, "append", ())),
+        offline=_get(args, "offline", False))
     bis = BisectRequest(_get(args, "good"), _get(args, "bad"), _get(args, "boot_panic", "skip"),
                         _get(args, "failure", "any"))
     mut = MutateRequest(tuple(_get(args, "mutations", ())), tuple(_get(args, "only", ())),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness import arch, bisect, cli, requests
-from harness.errors import BadInput, ExitStatus, MissingTool
+from harness.errors import BadInput, ExitStatus, InfraError, MissingTool
 from harness.fetch import guestroot
 from harness.fetch.apt import PrivateApt
 from harness.kernel import build, kconfig
@@ -49,15 +49,39 @@ def test_an_arm64_build_is_cross_compiled_into_its_own_directory(tmp_path, cache
     seen = []
     monkeypatch.setattr(build, "run_logged",
                         lambda argv, log, env=None: seen.append([str(a) for a in argv]) or 0)
+    monkeypatch.setattr(build.shutil, "which", lambda prog: f"/usr/bin/{prog}")
     arm, x86 = _breq(tmp_path, arch.ARM64), _breq(tmp_path, arch.X86_64)
-    assert arm.build_dir() != x86.build_dir()
     build._make(arm, tmp_path, tmp_path / "log", "Image")
     build._make(x86, tmp_path, tmp_path / "log", "bzImage")
     assert "ARCH=arm64" in seen[0] and "CROSS_COMPILE=aarch64-linux-gnu-" in seen[0]
+    assert "CC=ccache aarch64-linux-gnu-gcc" in seen[0] and "CC=ccache gcc" in seen[1]
     assert not any(a.startswith(("ARCH=", "CROSS_COMPILE=")) for a in seen[1])
-    if any(a.startswith("CC=") for a in seen[0]):
-        assert "CC=ccache aarch64-linux-gnu-gcc" in seen[0]
     assert build._outputs(tmp_path, arch.ARM64)[0] == tmp_path / "arch/arm64/boot/Image"
+
+
+def test_the_architecture_is_part_of_the_build_directory_key(tmp_path, cache_dir, monkeypatch):
+    # The same requested config on both: only the architecture tells them apart.
+    same = kconfig.requested([])
+    monkeypatch.setattr(build.BuildRequest, "requested_config", lambda self: same)
+    arm, x86 = _breq(tmp_path, arch.ARM64), _breq(tmp_path, arch.X86_64)
+    assert arm.build_dir() != x86.build_dir()
+    assert x86.build_dir() == _breq(tmp_path, arch.X86_64).build_dir()
+
+
+def test_a_missing_cross_libc_is_a_missing_tool(monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda prog: f"/usr/bin/{prog}")
+    fake = arch.Arch(**{**arch.ARM64.__dict__, "cross_libc": "/nonexistent/libc.a"})
+    with pytest.raises(MissingTool, match="libc6-dev-arm64-cross.*'make setup-arm64'"):
+        fake.require_compiler()
+
+
+def test_an_offline_run_never_fetches_a_guest_root(cache_dir):
+    from harness import pipeline
+    from harness.kernel.build import BuildResult
+    bres = BuildResult(Path("b"), Path("b/Image"), Path("h"), Path("c"), Path("l"), "7.3.4",
+                       False, arch=arch.ARM64)
+    with pytest.raises(BadInput, match="no arm64 guest root in the cache"):
+        pipeline.vm_request(requests.RunRequest(offline=True), bres, None)
 
 
 def test_a_bisection_keeps_one_build_directory_per_architecture(tmp_path):
@@ -139,7 +163,7 @@ def test_the_root_is_the_dependency_closure_of_its_seeds():
 
 
 def test_a_dependency_nobody_provides_is_an_infrastructure_error():
-    with pytest.raises(Exception, match="no package nosuch"):
+    with pytest.raises(InfraError, match="no package nosuch"):
         guestroot.resolve(["nosuch"], _stanza, lambda n: [])
 
 
@@ -168,10 +192,10 @@ def test_a_root_is_checked_for_every_command_and_its_architecture(tmp_path):
     (root / "usr/bin/sh").symlink_to("/bin/bash")      # absolute: inside the root
     guestroot._check(root, arch.ARM64)
     (root / "usr/bin/su").unlink()
-    with pytest.raises(Exception, match="lacks su"):
+    with pytest.raises(InfraError, match="lacks su"):
         guestroot._check(root, arch.ARM64)
     x86 = _fake_root(tmp_path / "x86", machine=0x3E)
-    with pytest.raises(Exception, match="not an aarch64 program"):
+    with pytest.raises(InfraError, match="not an aarch64 program"):
         guestroot._check(x86, arch.ARM64)
 
 

@@ -9,6 +9,7 @@ The whole suite on arm64 is `make check ARGS="--arch arm64"`, not CI's.
 
 import json
 import shlex
+import shutil
 import subprocess
 
 import pytest
@@ -24,7 +25,10 @@ from harness.tools import run_group
 from helpers import harness_argv
 
 pytestmark = [pytest.mark.vm,
-              pytest.mark.skipif(arch.ARM64.native, reason="the host is arm64: not a cross run")]
+              pytest.mark.skipif(arch.ARM64.native, reason="the host is arm64: not a cross run"),
+              pytest.mark.skipif(not (shutil.which(arch.ARM64.gcc) and shutil.which(arch.ARM64.qemu)),
+                                 reason="no arm64 cross compiler or QEMU: make setup-arm64 "
+                                        "(make test runs it)")]
 
 SELECTION = ["c/rwp_basic", "py/rwp_basic", "lkdtm_faults::healthy_before",
              "lkdtm_faults::warning", "lkdtm_faults::healthy_after_warning"]
@@ -49,8 +53,9 @@ def test_the_run_is_an_arm64_kernel_on_an_arm64_root(arm64_run):
     man = doc["manifest"]
     assert doc["complete"]
     assert man["arch"]["name"] == "arm64" and man["arch"]["cross_compiler"] is True
-    assert man["arch"]["guest_root"]["suite"] == guestroot.SUITE
-    assert "python3" in man["arch"]["guest_root"]["packages"]
+    assert man["guest_root"]["suite"] == guestroot.SUITE
+    assert "python3" in man["guest_root"]["packages"]
+    assert man["host"]["compiler"].startswith("aarch64-linux-gnu-gcc")
     assert man["accel"] == "tcg" and "--arch" in man["vng"]
     assert man["guest_capabilities"]["rwp"] is True
     assert man["cpus_online"] == 2 and man["transport"] == "shared"

@@ -201,11 +201,13 @@ def _download(apt: PrivateApt, chosen: dict[str, str], dest: Path) -> list[Path]
         raise InfraError("apt-get download of the guest root's packages failed: "
                          + _last_line(res.stderr or res.stdout))
     debs = []
-    for name in sorted(chosen):
-        hits = sorted(dest.glob(f"{name}_*.deb"))
-        if not hits:
-            raise InfraError(f"apt-get download left no .deb of {name} in {dest}")
-        debs.append(hits[-1])
+    for name, version in sorted(chosen.items()):
+        # apt names a .deb name_version_arch.deb, with an epoch's colon as %3a.
+        hits = sorted(dest.glob(f"{name}_{version.replace(':', '%3a')}_*.deb"))
+        if len(hits) != 1:
+            raise InfraError(f"apt-get download left {len(hits)} .deb files of {name} "
+                             f"{version} in {dest}")
+        debs.append(hits[0])
     return debs
 
 

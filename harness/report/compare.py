@@ -75,6 +75,9 @@ def _flat_manifest(m: dict) -> dict[str, str]:
     src = m.get("source") or {}
     if src.get("identity"):
         flat["source"] = str(src["identity"])
+    # A run from before --arch names none: it was x86_64.
+    arch = m.get("arch")
+    flat["arch"] = str(arch.get("name", "x86_64")) if isinstance(arch, dict) else "x86_64"
     for k, v in sorted((m.get("guest_capabilities") or {}).items()):
         if k != "calibration_s":        # a timing, not a capability
             flat[f"guest.{k}"] = str(v)

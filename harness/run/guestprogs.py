@@ -19,7 +19,7 @@ from harness import cache
 from harness.arch import X86_64, Arch
 from harness.errors import BuildError
 from harness.parse.verdicts import selected_by, test_id
-from harness.tools import require, run_group
+from harness.tools import run_group
 
 GUEST_DIR = Path(__file__).resolve().parents[2] / "guest"
 _C_TEST = re.compile(r"^RWP_TEST(_MEM)?\((\w+)\)", re.M)
@@ -254,6 +254,7 @@ def stage(headers: Path, tree: Path | None = None,
     root = cache.subdir("guest") / _digest(sources, headers, arch)
     with cache.lock("stage"):
         if cache.read_marker(root / ".complete") != "ok\n":
+            arch.require_compiler()
             _stage_into(root, progs, copied, headers, tree if peer else None, arch.gcc)
     return Staged(root)
 
@@ -297,7 +298,6 @@ def gcc_argv(sources: list[Path], out: Path, headers: Path, includes: list[Path]
 
 
 def _compile(prog: GuestProgram, headers: Path, out: Path, cc: str) -> None:
-    require(cc)
     res = run_group(gcc_argv([prog.source], out, headers, cc=cc))
     if res.returncode != 0:
         raise BuildError(f"compiling {prog.source.name} failed:\n{res.stderr.strip()[-2000:]}")
