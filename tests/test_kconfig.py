@@ -49,6 +49,13 @@ def test_unknown_profile_is_bad_input():
         kconfig.requested(["no-such-profile"])
 
 
+def test_an_architectures_fragment_is_not_a_profile():
+    # On an x86_64 build, arm64.config's options would all be dropped.
+    with pytest.raises(BadInput, match="use --arch arm64"):
+        kconfig.requested(["arm64"])
+    assert "arm64" not in kconfig.profile_names() and "x86_64" not in kconfig.profile_names()
+
+
 def test_check_names_every_dropped_option(tmp_path):
     tree = make_fake_tree(tmp_path / "src")
     req = kconfig.parse("CONFIG_USERFAULTFD=y\nCONFIG_KASAN=y\nCONFIG_X=m\n", "rwp.config")

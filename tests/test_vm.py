@@ -111,8 +111,7 @@ def test_tcg_guest_is_told_the_tsc_rate():
     assert qemu.host_tsc_khz("processor\t: 0\n") is None
 
 
-@pytest.mark.parametrize("profile", sorted(
-    p.stem for p in kconfig.FRAGMENT_DIR.glob("*.config") if p.stem not in kconfig.BASE_FRAGMENTS))
+@pytest.mark.parametrize("profile", kconfig.profile_names())
 def test_every_profile_keeps_its_options_on_the_default_kernel(profile, guest_session):
     """A profile whose options olddefconfig drops would stop its first real use
     (the debug profile did: tinyconfig's SLUB_TINY rules out KASAN)."""

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.arch import ARCHES
 from harness.errors import BadInput, ConfigError
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
@@ -119,8 +120,19 @@ def fragment_path(name: str) -> Path:
     return FRAGMENT_DIR / f"{name}.config"
 
 
+def profile_names() -> list[str]:
+    """The --profile names kernel-config/ offers: not the base fragments, not an
+    architecture's own (--arch chooses that)."""
+    return sorted(p.stem for p in FRAGMENT_DIR.glob("*.config")
+                  if p.stem not in BASE_FRAGMENTS and p.stem not in ARCHES)
+
+
 def requested(profiles: list[str], extra_fragments: list[Path] = (),
               arch_fragment: str = "x86_64") -> Kconfig:
+    arch_named = [p for p in profiles if p in ARCHES]
+    if arch_named:
+        raise BadInput(f"'{arch_named[0]}' is an architecture's fragment, not a profile: "
+                       f"use --arch {arch_named[0]}")
     cfg = Kconfig()
     for name in [BASE_FRAGMENTS[0], arch_fragment, *BASE_FRAGMENTS[1:], *profiles]:
         path = fragment_path(name)
