@@ -22,10 +22,10 @@ class Arch:
     image: str                # the bootable image, relative to the build directory
     image_target: str         # the make target that builds it
     cross_prefix: str         # CROSS_COMPILE= on a host of another architecture
-    cross_package: str        # the Debian package of that compiler
-    qemu: str                 # the QEMU system emulator vng runs
-    qemu_package: str
+    qemu: str                 # the QEMU system emulator vng runs (its package: tools.PACKAGE_OF)
     qemu_machine: str         # what the guest runs on, for the manifest
+    # Under TCG the guest is told the host's TSC rate (qemu.tcg_clock_args).
+    tsc_hint: bool = False
     # A QEMU CPU model instead of vng's default for a foreign guest.
     qemu_cpu: str | None = None
     # The cross compiler's static libc (its own package): the guest programs
@@ -61,16 +61,16 @@ class Arch:
 
 
 X86_64 = Arch("x86_64", "x86", "x86_64", "amd64", "arch/x86/boot/bzImage", "bzImage",
-              "x86_64-linux-gnu-", "gcc-x86-64-linux-gnu", "qemu-system-x86_64",
-              "qemu-system-x86", "q35 -cpu max under TCG, pc -cpu host under KVM")
+              "x86_64-linux-gnu-", "qemu-system-x86_64",
+              "q35 -cpu max under TCG, pc -cpu host under KVM", tsc_hint=True)
 # vng starts a foreign arm64 guest as -M virt -cpu cortex-a57 under TCG. The
 # A57 (ARMv8.0) has no hardware access flag: every first access to an old PTE
 # (all of a fork child's) takes a fault, which the RWP tests that count
 # faults cannot tell from a spurious one. The A76 (ARMv8.2) updates the access
 # and dirty bits in hardware (FEAT_HAFDBS), as x86 does.
 ARM64 = Arch("arm64", "arm64", "aarch64", "arm64", "arch/arm64/boot/Image", "Image",
-             "aarch64-linux-gnu-", "gcc-aarch64-linux-gnu", "qemu-system-aarch64",
-             "qemu-system-arm", "virt, cortex-a76", qemu_cpu="cortex-a76",
+             "aarch64-linux-gnu-", "qemu-system-aarch64", "virt, cortex-a76",
+             qemu_cpu="cortex-a76",
              cross_libc="/usr/aarch64-linux-gnu/lib/libc.a",
              cross_libc_package="libc6-dev-arm64-cross")
 

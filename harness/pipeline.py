@@ -179,7 +179,7 @@ class Session:
         self.guest_root = guest_root(run, bres)
         vmreq = vm_request(run, bres, console_log, self.staged, self.guest_root)
         self.guest = Guest(lambda: qemu.boot(vmreq), self.staged, run.transport,
-                           shared_at=Path(vmreq.rodirs[0][0]) if vmreq.rodirs else None)
+                           shared_at=Path(guestroot.PROGRAMS_MOUNT) if self.guest_root else None)
 
     def cpu_shortfall(self) -> str | None:
         """Why the guest has fewer CPUs than asked for, if it has: its race tests

@@ -7,7 +7,7 @@ from harness.arch import X86_64, Arch
 from harness.tools import capture
 
 
-def first_line(argv: list[str]) -> str:
+def _first_line(argv: list[str]) -> str:
     try:
         res = capture(argv)
     except OSError:
@@ -23,7 +23,7 @@ def describe(arch: Arch = X86_64) -> dict:
     return {
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "compiler": first_line([arch.gcc, "--version"]),
-        "qemu": first_line([arch.qemu, "--version"]),
+        "compiler": _first_line([arch.gcc, "--version"]),
+        "qemu": _first_line([arch.qemu, "--version"]),
         "virtme_ng": vng,
     }

@@ -110,7 +110,7 @@ def vng_argv(req: VMRequest, accel: str) -> list[str]:
     # when it is named; panic=-1 turns a panic into a QEMU exit, not a hang.
     # log_buf_len: a batch's kernel log is read back once at its end, and the
     # trimmed config's 128 KiB would lose its start behind one task dump.
-    extra = tcg_clock_args() if accel == "tcg" and req.arch == X86_64 else []
+    extra = tcg_clock_args() if accel == "tcg" and req.arch.tsc_hint else []
     # numa=fake=2: two NUMA nodes for the migration and NUMA-balancing tests
     # (ignored by a kernel without CONFIG_NUMA_EMU).
     for a in ("root=/dev/root", "panic=-1", "log_buf_len=4M", "numa=fake=2", *extra,
